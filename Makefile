@@ -1,0 +1,70 @@
+# The platform's stable entry points. Everything runs inside .venv, created on demand from
+# the pinned requirements.lock. Variables can be overridden: `make data DATA_DIR=/kaggle`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# One thread per LightGBM/SHAP call: default threading is 5-300x slower on a busy 2-core box.
+export OMP_NUM_THREADS ?= 1
+# Nothing phones home.
+export MLFLOW_DISABLE_TELEMETRY := true
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export DO_NOT_TRACK := 1
+# Real Kaggle folder (empty: the synthetic set) and synthetic size, read by `credit`.
+DATA_DIR ?=
+ifneq ($(strip $(DATA_DIR)),)
+export DATA_DIR
+endif
+export SYNTHETIC_CLIENTS ?= 20000
+
+.PHONY: help venv services up down data train materialize test lint bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "python venv module missing: installing python3-venv"; \
+	  bash scripts/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+venv: $(STAMP) ## Create .venv from requirements.lock (only when missing or stale)
+
+services: ## Install and start the local services the platform needs (Redis)
+	@bash scripts/ensure-services.sh
+
+up: venv services data ## Set everything up: environment, data (later: model, services)
+	@echo "Typed tables ready in data/tables (summary in data/tables/quality.json)."
+
+down: ## Stop what `make up` started
+	@echo "Nothing running yet: services arrive with the scoring/gateway issues."
+
+data: venv ## Typed tables in data/tables: synthetic by default, or DATA_DIR=/path/to/kaggle
+	$(BIN)/credit data prepare
+
+train: venv ## Build features and train (not implemented yet)
+	@echo "make train: not implemented yet (features and model issue)" >&2; exit 2
+
+materialize: venv ## Load features into the online store (not implemented yet)
+	@echo "make materialize: not implemented yet (feature store issue)" >&2; exit 2
+
+test: venv services ## Run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: venv ## Lint with ruff
+	$(BIN)/ruff check .
+
+bench: venv ## Measure speed and memory -> artifacts/bench.{json,md}
+	$(BIN)/credit bench
+
+clean: ## Remove generated data and artefacts (keeps .venv)
+	rm -rf data artifacts

@@ -1,0 +1,1 @@
+"""Platform-wide glue: settings, logging and the ``credit`` command line."""

@@ -1,0 +1,131 @@
+"""``make bench``: speed and memory of the platform's heavy steps, measured for real.
+
+Each benchmark runs its step as a separate process (``credit ...``) so the peak resident
+memory reported is that step's own (``wait4`` rusage), not the harness's. Results are
+merged into ``artifacts/bench.json`` (a later run of one benchmark keeps the others) and
+rendered to ``artifacts/bench.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import structlog
+
+from credit.settings import KAGGLE_CLIENTS, PlatformSettings
+
+log = structlog.get_logger(__name__)
+Benchmark = Callable[[PlatformSettings, Path, int], dict[str, Any]]
+
+
+def run_measured(args: list[str]) -> dict[str, float]:
+    """Run ``credit <args>`` in a child process; its wall time and peak RSS."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "credit.cli", *args],
+        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"benchmark step failed: credit {' '.join(args)}")
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def bench_synthetic_data(settings: PlatformSettings, work: Path, clients: int) -> dict[str, Any]:
+    """Full-scale synthetic generation, then its conversion to typed Parquet."""
+    raw, tables = work / "raw", work / "tables"
+    generation = run_measured(
+        ["data", "generate", "--out", str(raw), "--clients", str(clients), "--seed", "1"]
+    )
+    csv_bytes = sum(p.stat().st_size for p in raw.glob("*.csv"))
+    conversion = run_measured(["data", "convert", str(raw), "--out", str(tables)])
+    rows = {
+        p.stem: pq.ParquetFile(p).metadata.num_rows
+        for p in sorted(tables.glob("*.parquet"))
+        if p.stem != "column_descriptions"
+    }
+    return {
+        "clients": clients,
+        "generation": generation,
+        "conversion": conversion,
+        "csv_gb": round(csv_bytes / 1e9, 2),
+        "rows": rows,
+    }
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "synthetic_data": bench_synthetic_data,
+}
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = ["# Benchmarks", "", f"Machine: {report['machine']}", ""]
+    for name, result in report["results"].items():
+        lines += [f"## {name}", "", f"Measured {result.get('measured_at', '?')}", ""]
+        lines += ["| measure | value |", "|---|---|"]
+        for key, value in _flatten(result).items():
+            if key != "measured_at":
+                lines.append(f"| {key} | {value} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = f"{value:,}" if isinstance(value, int) else value
+    return flat
+
+
+def run_benchmarks(
+    settings: PlatformSettings, *, only: list[str] | None = None, clients: int | None = None
+) -> dict[str, Any]:
+    unknown = set(only or ()) - set(BENCHMARKS)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {sorted(unknown)}; known: {sorted(BENCHMARKS)}")
+    artifacts = Path(settings.artifacts_dir)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    json_path = artifacts / "bench.json"
+    report = json.loads(json_path.read_text()) if json_path.is_file() else {"results": {}}
+    report["machine"] = _machine()
+    for name, benchmark in BENCHMARKS.items():
+        if only and name not in only:
+            continue
+        work = artifacts / "bench-work" / name
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        log.info("benchmark_started", benchmark=name)
+        try:
+            result = benchmark(settings, work, clients or KAGGLE_CLIENTS)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # full-scale inputs are several GB
+        result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        report["results"][name] = result
+        log.info("benchmark_done", benchmark=name, result=result)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        (artifacts / "bench.md").write_text(render_markdown(report))
+    return report

@@ -1,0 +1,117 @@
+"""``credit``: the platform's one command line (data, benchmarks; later train, serve...)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from credit.logging import configure_logging
+from credit.settings import PlatformSettings
+
+# Every job here may load LightGBM/SHAP: one thread each unless told otherwise (2-core box).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+app = typer.Typer(
+    help="Credit-scoring platform on the Home Credit Default Risk data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Home Credit data: generate, convert, summarise.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def main() -> None:
+    configure_logging(PlatformSettings().log_format)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path | None, typer.Option(help="Output folder for the CSVs.")] = None,
+    clients: Annotated[int | None, typer.Option(help="Applications (train + test).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Generate a synthetic data set in the exact Kaggle schema (8 CSV files)."""
+    from training.synthetic import generate
+
+    settings = PlatformSettings()
+    rows = generate(
+        out or settings.raw_dir,
+        n_clients=clients or settings.synthetic_clients,
+        seed=settings.seed if seed is None else seed,
+    )
+    for table, count in rows.items():
+        typer.echo(f"{table:>24}: {count:>12,} rows")
+
+
+@data_app.command("convert")
+def data_convert(
+    source: Annotated[Path, typer.Argument(help="Folder with the Kaggle CSV (.csv/.csv.gz).")],
+    out: Annotated[Path | None, typer.Option(help="Folder for the typed Parquet tables.")] = None,
+) -> None:
+    """Check Kaggle CSVs against the schema and convert them to typed Parquet."""
+    from training.loader import DataValidationError, convert
+    from training.quality import print_summary, summarize
+
+    tables_dir = out or PlatformSettings().tables_dir
+    try:
+        report = convert(source, tables_dir)
+    except DataValidationError as exc:
+        raise _fail(str(exc)) from None
+    for warning in report.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    print_summary(summarize(tables_dir))
+
+
+@data_app.command("summary")
+def data_summary(
+    tables: Annotated[Path | None, typer.Option(help="Folder of typed tables.")] = None,
+) -> None:
+    """Print the data-quality summary of the typed tables."""
+    from training.quality import print_summary, summarize
+
+    tables_dir = tables or PlatformSettings().tables_dir
+    if not (tables_dir / "application_train.parquet").is_file():
+        raise _fail(f"no typed tables in {tables_dir}: run `make data` first")
+    print_summary(summarize(tables_dir))
+
+
+@data_app.command("prepare")
+def data_prepare(
+    force: Annotated[bool, typer.Option(help="Rebuild even if the tables are current.")] = False,
+) -> None:
+    """Real data if DATA_DIR is set, else the synthetic set -> typed tables -> summary."""
+    from training.loader import DataValidationError
+    from training.prepare import prepare_tables
+    from training.quality import print_summary
+
+    try:
+        summary = prepare_tables(PlatformSettings(), force=force)
+    except DataValidationError as exc:
+        raise _fail(str(exc)) from None
+    print_summary(summary)
+
+
+@app.command("bench")
+def bench(
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only these benchmarks (repeatable).")
+    ] = None,
+    clients: Annotated[int | None, typer.Option(help="Clients for full-scale runs.")] = None,
+) -> None:
+    """Measure speed and memory; writes artifacts/bench.json and artifacts/bench.md."""
+    from credit.bench import run_benchmarks
+
+    run_benchmarks(PlatformSettings(), only=only, clients=clients)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real Kaggle sample (when present) and tiny schema-valid CSV sets."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from training.schema import TABLE_NAMES, kaggle_schema
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_SAMPLE = Path(
+    os.environ.get("HOME_CREDIT_SAMPLE", REPO.parent / "shared" / "data" / "home-credit")
+)
+
+
+@pytest.fixture(scope="session")
+def real_sample() -> Path:
+    """The real linked Kaggle subset; tests using it skip when it is not on this machine."""
+    if not (REAL_SAMPLE / "application_train.csv.gz").is_file():
+        pytest.skip(f"real Home Credit sample not found at {REAL_SAMPLE} (set HOME_CREDIT_SAMPLE)")
+    return REAL_SAMPLE
+
+
+def _value(table: str, column: str, kind: str, categories: tuple[str, ...]) -> str:
+    keys = {"SK_ID_CURR": "100001", "SK_ID_BUREAU": "5000001", "SK_ID_PREV": "2000001"}
+    if column in keys:
+        return keys[column]
+    if kind == "int":
+        return "0"
+    if kind == "float":
+        return "1.5"
+    return categories[0]
+
+
+def write_minimal_tables(folder: Path) -> Path:
+    """One linked, schema-valid row per Kaggle table, as plain CSV files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in kaggle_schema().items():
+        if name not in TABLE_NAMES:
+            continue
+        row = [_value(name, c.name, c.kind, c.categories) for c in table.columns]
+        if name == "application_test":
+            row[0] = "100002"
+        with (folder / f"{name}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(table.column_names)
+            writer.writerow(row)
+    return folder
+
+
+@pytest.fixture
+def minimal_tables(tmp_path: Path) -> Path:
+    return write_minimal_tables(tmp_path / "source")

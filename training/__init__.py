@@ -1,0 +1,1 @@
+"""Offline side of the platform: Home Credit data layer, features, training."""

@@ -1,0 +1,1 @@
+"""Compact facts about the Kaggle data shipped with the repo (schema, synthetic statistics)."""

@@ -1,0 +1,28 @@
+"""Turn Kaggle's in-band "no value" codes into real missing values (see training.schema)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from training.schema import CATEGORY_MISSING, DAYS_SENTINEL, DAYS_SENTINEL_COLUMNS, kaggle_schema
+
+
+def mask_sentinels(frame: pl.LazyFrame, table: str) -> pl.LazyFrame:
+    """365243 day offsets and the XNA category become null; XAP stays (it is meaningful)."""
+    present = set(frame.collect_schema().names())
+    days = [c for c in DAYS_SENTINEL_COLUMNS.get(table, ()) if c in present]
+    categories = [
+        c.name
+        for c in kaggle_schema()[table].columns
+        if c.kind == "category" and c.name in present
+    ]
+    return frame.with_columns(
+        *[
+            pl.when(pl.col(c) == DAYS_SENTINEL).then(None).otherwise(pl.col(c)).alias(c)
+            for c in days
+        ],
+        *[
+            pl.when(pl.col(c) == CATEGORY_MISSING).then(None).otherwise(pl.col(c)).alias(c)
+            for c in categories
+        ],
+    )
