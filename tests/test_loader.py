@@ -36,12 +36,9 @@ def _replace_in_header(path: Path, old: str, new: str) -> None:
 
 
 def _set_value(path: Path, column: str, value: str) -> None:
-    header, row = path.read_text().splitlines()
-    names = header.split(",")
-    cells = next(iter(pd.read_csv(path, dtype=str, keep_default_na=False).itertuples(index=False)))
-    cells = list(cells)
-    cells[names.index(column)] = value
-    frame = pd.DataFrame([cells], columns=names)
+    """Rewrite the single-row CSV at ``path`` with ``column`` set to the raw text ``value``."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame[column] = value
     frame.to_csv(path, index=False)
 
 
