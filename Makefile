@@ -22,7 +22,7 @@ export DATA_DIR
 endif
 export SYNTHETIC_CLIENTS ?= 20000
 
-.PHONY: help venv services up down data train materialize test lint bench clean
+.PHONY: help venv services up down data features train materialize test lint bench clean mlflow
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,14 +41,17 @@ venv: $(STAMP) ## Create .venv from requirements.lock (only when missing or stal
 services: ## Install and start the local services the platform needs (Redis)
 	@bash scripts/ensure-services.sh
 
-up: venv services data ## Set everything up: environment, data (later: model, services)
-	@echo "Typed tables ready in data/tables (summary in data/tables/quality.json)."
+up: venv services data features ## Set everything up: environment, data, features (later: model, services)
+	@echo "Typed tables in data/tables (summary: data/tables/quality.json); features in artifacts/features."
 
 down: ## Stop what `make up` started
 	@echo "Nothing running yet: services arrive with the scoring/gateway issues."
 
 data: venv ## Typed tables in data/tables: synthetic by default, or DATA_DIR=/path/to/kaggle
 	$(BIN)/credit data prepare
+
+features: venv ## Features per client -> artifacts/features
+	$(BIN)/credit features build
 
 train: venv ## Build features and train (not implemented yet)
 	@echo "make train: not implemented yet (features and model issue)" >&2; exit 2

@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Home Credit data: generate, convert, summarise.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+features_app = typer.Typer(help="Feature engineering (one row per client).", no_args_is_help=True)
+app.add_typer(features_app, name="features")
 
 
 @app.callback()
@@ -98,6 +100,22 @@ def data_prepare(
     except DataValidationError as exc:
         raise _fail(str(exc)) from None
     print_summary(summary)
+
+
+@features_app.command("build")
+def features_build(
+    tables: Annotated[Path | None, typer.Option(help="Folder of typed tables.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+) -> None:
+    """Typed tables -> features.parquet (one row per client) + feature_schema.json."""
+    from training.features import build_features
+
+    settings = PlatformSettings()
+    tables_dir = tables or settings.tables_dir
+    if not (tables_dir / "application_train.parquet").is_file():
+        raise _fail(f"no typed tables in {tables_dir}: run `make data` first")
+    path = build_features(tables_dir, out or settings.features_dir)
+    typer.echo(f"features written to {path}")
 
 
 @app.command("bench")

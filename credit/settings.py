@@ -27,6 +27,9 @@ class PlatformSettings(BaseSettings):
         default=Path("data/tables"), description="The typed Parquet tables every job reads."
     )
     artifacts_dir: Path = Field(default=Path("artifacts"), description="Training outputs.")
+    features_dir: Path = Field(
+        default=Path("artifacts/features"), description="features.parquet + feature_schema.json."
+    )
     synthetic_clients: int = Field(default=20_000, ge=100, description="Synthetic set size.")
     seed: int = Field(default=42, description="Seed of the synthetic generator.")
     log_format: str = Field(default="auto", description="auto, json or console.")
