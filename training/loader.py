@@ -54,7 +54,9 @@ KIND_WORDS: dict[Kind, str] = {
     "category": "a text category",
 }
 BLOCK_SIZE = 32 << 20  # bytes of CSV per streamed batch: bounds memory on 27 M-row tables
-_ARROW_COLUMN_ERROR = re.compile(r"CSV column #(\d+): CSV conversion error to (\w+): (.*)")
+_ARROW_COLUMN_ERROR = re.compile(
+    r"CSV column #(\d+):(?: Row #(\d+):)? CSV conversion error to (\w+): (.*)"
+)
 
 
 class DataValidationError(ValueError):
@@ -142,10 +144,11 @@ def _explain_arrow_error(
     if not match:
         return DataValidationError(path, f"is not a valid CSV file ({exc})")
     name = header[int(match.group(1))]
-    value = match.group(3)
+    row = f" (line {match.group(2)})" if match.group(2) else ""
+    value = match.group(4)
     kind = table.column(name).kind if name in table.by_name else "float"
     return DataValidationError(
-        path, f"expected {KIND_WORDS[kind]} in every row, found {value}", column=name
+        path, f"expected {KIND_WORDS[kind]} in every row, found {value}{row}", column=name
     )
 
 
