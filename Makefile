@@ -22,7 +22,7 @@ export DATA_DIR
 endif
 export SYNTHETIC_CLIENTS ?= 20000
 
-.PHONY: help venv services up down data features train materialize test lint bench clean mlflow
+.PHONY: help protos venv services up down data features train materialize test lint bench clean mlflow
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,7 +36,16 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-venv: $(STAMP) ## Create .venv from requirements.lock (only when missing or stale)
+# gRPC stubs are build products (git-ignored): generated from protos/ whenever they change.
+PROTOS := $(wildcard protos/credit/v1/*.proto)
+STUBS := $(patsubst protos/%.proto,%_pb2.py,$(PROTOS))
+$(STUBS) &: $(PROTOS) $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. \
+	  --grpc_python_out=. $(PROTOS)
+
+protos: $(STUBS) ## Generate the gRPC stubs (credit/v1/*_pb2*.py) from protos/
+
+venv: $(STAMP) $(STUBS) ## Create .venv from requirements.lock (only when missing or stale)
 
 services: ## Install and start the local services the platform needs (Redis)
 	@bash scripts/ensure-services.sh
