@@ -1,0 +1,1 @@
+"""What the gRPC services share: typed errors, the server bootstrap, metrics, settings."""

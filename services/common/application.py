@@ -1,0 +1,111 @@
+"""A new application from the wire (credit.v1.Application) -> raw Kaggle fields, validated.
+
+Both gRPC services receive new applications; this is the one place that decides what a
+valid application is, and every rejection names the offending field (INVALID_ARGUMENT).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from credit.v1 import common_pb2
+from services.common.errors import InvalidArgument
+from training.schema import CATEGORY_MISSING, kaggle_schema
+
+# Typed proto field -> Kaggle column.
+TYPED_FIELDS: dict[str, str] = {
+    "contract_type": "NAME_CONTRACT_TYPE",
+    "amt_income_total": "AMT_INCOME_TOTAL",
+    "amt_credit": "AMT_CREDIT",
+    "amt_annuity": "AMT_ANNUITY",
+    "amt_goods_price": "AMT_GOODS_PRICE",
+    "days_birth": "DAYS_BIRTH",
+    "days_employed": "DAYS_EMPLOYED",
+    "cnt_children": "CNT_CHILDREN",
+    "cnt_fam_members": "CNT_FAM_MEMBERS",
+    "code_gender": "CODE_GENDER",
+    "flag_own_car": "FLAG_OWN_CAR",
+    "flag_own_realty": "FLAG_OWN_REALTY",
+    "name_income_type": "NAME_INCOME_TYPE",
+    "name_education_type": "NAME_EDUCATION_TYPE",
+    "name_family_status": "NAME_FAMILY_STATUS",
+    "name_housing_type": "NAME_HOUSING_TYPE",
+    "occupation_type": "OCCUPATION_TYPE",
+    "organization_type": "ORGANIZATION_TYPE",
+    "ext_source_1": "EXT_SOURCE_1",
+    "ext_source_2": "EXT_SOURCE_2",
+    "ext_source_3": "EXT_SOURCE_3",
+}
+REQUIRED = ("contract_type", "amt_income_total", "amt_credit", "amt_annuity", "days_birth")
+# Plausible ranges (inclusive); outside them the input is a typo, not an applicant.
+RANGES: dict[str, tuple[float, float]] = {
+    "AMT_INCOME_TOTAL": (1.0, 1e9),
+    "AMT_CREDIT": (1.0, 1e9),
+    "AMT_ANNUITY": (1.0, 1e8),
+    "AMT_GOODS_PRICE": (0.0, 1e9),
+    "DAYS_BIRTH": (-36_500, -6_570),  # 18 to 100 years old
+    "DAYS_EMPLOYED": (-36_500, 0),
+    "CNT_CHILDREN": (0, 30),
+    "CNT_FAM_MEMBERS": (1, 40),
+    "EXT_SOURCE_1": (0.0, 1.0),
+    "EXT_SOURCE_2": (0.0, 1.0),
+    "EXT_SOURCE_3": (0.0, 1.0),
+}
+
+
+def _check_number(field: str, column: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise InvalidArgument(field, "must be a finite number")
+    low, high = RANGES.get(column, (-math.inf, math.inf))
+    if not low <= value <= high:
+        raise InvalidArgument(field, f"must be between {low:g} and {high:g}, got {value:g}")
+    return float(value)
+
+
+def _check_category(field: str, column: str, value: str, categories: tuple[str, ...]) -> str:
+    allowed = [c for c in categories if c != CATEGORY_MISSING]
+    if value not in allowed:
+        raise InvalidArgument(field, f"unknown value {value!r}; expected one of {allowed}")
+    return value
+
+
+def application_to_raw(application: common_pb2.Application) -> dict[str, Any]:
+    """Validated Kaggle application fields (SK_ID_CURR included when a client id is given)."""
+    table = kaggle_schema()["application_test"]
+    for field in REQUIRED:
+        if not getattr(application, field):  # proto3 scalars: "" or 0 mean "not sent"
+            raise InvalidArgument(field, "is required")
+    raw: dict[str, Any] = {}
+    for field, column in TYPED_FIELDS.items():
+        optional = application.DESCRIPTOR.fields_by_name[field].has_presence
+        if optional and not application.HasField(field):
+            continue
+        value = getattr(application, field)
+        spec = table.column(column)
+        raw[column] = (
+            _check_category(field, column, value, spec.categories)
+            if spec.kind == "category"
+            else _check_number(field, column, float(value))
+        )
+    if raw["AMT_ANNUITY"] > raw["AMT_CREDIT"]:
+        raise InvalidArgument("amt_annuity", "cannot exceed the credit amount")
+    for name, value in application.numeric_fields.items():
+        field = f"numeric_fields[{name}]"
+        if name not in table.by_name or table.column(name).kind not in ("int", "float"):
+            raise InvalidArgument(field, "not a numeric Kaggle application field")
+        if name in raw or name in ("SK_ID_CURR",):
+            raise InvalidArgument(field, "given twice (it is a typed field)")
+        raw[name] = _check_number(field, name, value)
+    for name, value in application.category_fields.items():
+        field = f"category_fields[{name}]"
+        if name not in table.by_name or table.column(name).kind != "category":
+            raise InvalidArgument(field, "not a categorical Kaggle application field")
+        if name in raw:
+            raise InvalidArgument(field, "given twice (it is a typed field)")
+        raw[name] = _check_category(field, name, value, table.column(name).categories)
+    if application.HasField("client_id"):
+        if application.client_id <= 0:
+            raise InvalidArgument("client_id", "must be a positive SK_ID_CURR")
+        raw["SK_ID_CURR"] = application.client_id
+    return raw

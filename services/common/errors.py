@@ -1,0 +1,41 @@
+"""Typed errors of the service layer, mapped to gRPC status codes in this one place.
+
+Handlers raise these; the server interceptor turns them into statuses. Nothing else in a
+service decides a status code, and no stack trace ever reaches a caller.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ServiceError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ServiceError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class InvalidArgument(ServiceError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class Unavailable(ServiceError):
+    """A dependency (feature store, registry) cannot be reached; the caller may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class NotReady(ServiceError):
+    """The service is up but has nothing to serve yet (no champion model registered)."""
+
+    code = grpc.StatusCode.UNAVAILABLE

@@ -1,0 +1,35 @@
+"""Prometheus metrics shared by the gRPC services (RED per method, model, feature store)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
+                   0.512, 1.0, 2.0, 5.0)
+
+GRPC_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed, by service, method and status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+GRPC_LATENCY = Histogram(
+    "grpc_server_handling_seconds",
+    "Time to handle an RPC, by service and method.",
+    ["grpc_service", "grpc_method"],
+    buckets=LATENCY_BUCKETS,
+)
+MODEL_INFO = Info("credit_model", "The model version being served.")
+MODEL_LOADED_AT = Gauge(
+    "credit_model_loaded_timestamp_seconds", "When the served model was loaded (Unix time)."
+)
+MODEL_RELOADS = Counter(
+    "credit_model_reloads_total", "Model (re)loads by outcome.", ["outcome"]
+)
+FEATURE_READ_LATENCY = Histogram(
+    "credit_feature_store_read_seconds",
+    "Online feature-store read latency for one client.",
+    buckets=LATENCY_BUCKETS,
+)
+FEATURE_READ_ERRORS = Counter(
+    "credit_feature_store_errors_total", "Feature-store reads that failed.", ["reason"]
+)
