@@ -1,0 +1,219 @@
+"""Pure modelling functions: threshold, calibration, ECE, CV leakage, baselines, fairness."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from training import modeling
+from training.bundle import Calibrator
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+FAST = {"num_boost_round": 200, "early_stopping_rounds": 20}
+
+
+def _frame(n: int = 1200, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    X, y = make_classification(
+        n_samples=n,
+        n_features=6,
+        n_informative=3,
+        n_redundant=0,
+        weights=[0.85],
+        random_state=seed,
+    )
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame["cat"] = pd.Categorical(np.where(X[:, 0] > 0, "a", "b"), categories=["a", "b", "c"])
+    return frame, y
+
+
+# --- threshold ---------------------------------------------------------------------------
+
+
+def test_threshold_exact_small_case() -> None:
+    y = np.array([0, 0, 0, 1, 0, 1, 1])
+    p = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.9])
+    result = modeling.choose_threshold(y, p, cost_fn=10, cost_fp=1)
+    # Refusing from 0.3 up catches every defaulter at the price of one good client (0.4).
+    assert result.threshold == pytest.approx(0.3)
+    assert result.cost == 1
+    assert result.cost_per_client == pytest.approx(1 / 7)
+    # Granting everyone costs 3 missed defaulters.
+    assert result.costs[np.isinf(result.thresholds)][0] == 30
+
+
+def test_threshold_matches_bayes_optimum_on_calibrated_scores() -> None:
+    # With calibrated p, refusing costs cost_fp*(1-p) and granting costs cost_fn*p, so the
+    # optimum is p = cost_fp / (cost_fp + cost_fn) = 1/11.
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0, 0.4, 200_000)
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    result = modeling.choose_threshold(y, p, cost_fn=10, cost_fp=1)
+    assert result.threshold == pytest.approx(1 / 11, abs=0.01)
+    assert result.cost == result.costs.min()
+
+
+def test_decision_metrics_hand_case() -> None:
+    y = np.array([1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.1, 0.8, 0.2, 0.1])
+    m = modeling.decision_metrics(y, p, threshold=0.5, cost_fn=10, cost_fp=1)
+    assert m["approval_rate"] == pytest.approx(3 / 5)
+    assert m["recall"] == pytest.approx(0.5)
+    assert m["precision"] == pytest.approx(0.5)
+    assert m["fpr"] == pytest.approx(1 / 3)
+    assert m["default_rate_approved"] == pytest.approx(1 / 3)
+    assert m["business_cost"] == 11
+
+
+# --- calibration -------------------------------------------------------------------------
+
+
+def test_ece_hand_case() -> None:
+    y = np.array([0, 1, 1, 1])
+    p = np.array([0.1, 0.1, 0.9, 0.9])
+    # Bin 0.1: observed 0.5 -> 0.4 off; bin 0.9: observed 1.0 -> 0.1 off; each half the rows.
+    assert modeling.expected_calibration_error(y, p, strategy="uniform") == pytest.approx(0.25)
+    assert modeling.expected_calibration_error(y, p, strategy="quantile") == pytest.approx(0.25)
+    assert modeling.expected_calibration_error(np.array([0, 1]), np.array([0.5, 0.5])) == 0
+
+
+def test_calibration_improves_brier_on_miscalibrated_scores() -> None:
+    rng = np.random.default_rng(0)
+    p_true = rng.uniform(0, 0.3, 6000)
+    y = (rng.uniform(size=p_true.size) < p_true).astype(int)
+    p_raw = p_true**0.4  # same ranking, far too high
+    folds = modeling.make_folds(y, 5, seed=0)
+    result = modeling.fit_calibration(y, p_raw, folds)
+    assert result.brier_by_method[result.method] == min(result.brier_by_method.values())
+    assert brier_score_loss(y, result.crossfit) < 0.8 * result.brier_raw
+    assert modeling.expected_calibration_error(y, result.crossfit) < 0.02
+    assert modeling.expected_calibration_error(y, p_raw) > 0.2
+
+
+def test_isotonic_json_calibrator_reproduces_sklearn() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=500)
+    y = (rng.uniform(size=500) < p**2).astype(int)
+    calibrator = modeling._fit_one("isotonic", y, p)
+    restored = Calibrator.from_dict(calibrator.to_dict())
+    grid = np.linspace(-0.1, 1.1, 301)
+    expected = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y).predict(grid)
+    np.testing.assert_allclose(restored.predict(grid), expected, atol=1e-12)
+
+
+# --- cross-validation --------------------------------------------------------------------
+
+
+def test_shuffled_target_gives_chance_auc() -> None:
+    X, y = _frame(1500, seed=1)
+    y = np.random.default_rng(0).permutation(y)
+    folds = modeling.make_folds(y, 3, seed=0)
+    cv = modeling.cross_validate_lgbm(
+        X, y, folds, modeling.lgb_params(seed=0, quick=True), refit=False, **FAST
+    )
+    assert 0.4 < roc_auc_score(y, cv.oof) < 0.6
+
+
+def test_oof_predictions_come_from_models_that_did_not_see_the_row() -> None:
+    # A unique row key lets an overfitting model memorise labels: in-sample it ranks them
+    # almost perfectly, while a genuine out-of-fold prediction can only guess.
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.integers(0, 2, n)
+    X = pd.DataFrame({"key": rng.permutation(n).astype(float), "noise": rng.normal(size=n)})
+    params = modeling.lgb_params(
+        seed=0, num_leaves=64, min_child_samples=1, min_data_in_bin=1, lambda_l2=0.0,
+        feature_fraction=1.0, bagging_freq=0, learning_rate=0.3,
+    )  # fmt: skip
+    folds = modeling.make_folds(y, 4, seed=0)
+    cv = modeling.cross_validate_lgbm(X, y, folds, params, num_boost_round=300,
+                                      early_stopping_rounds=300)  # fmt: skip
+    assert not np.isnan(cv.oof).any()
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(n))
+    assert roc_auc_score(y, cv.oof) < 0.6
+    in_sample = modeling.fit_booster(X, y, params, 300).predict(X, num_threads=1)
+    assert roc_auc_score(y, in_sample) > 0.95
+
+
+def test_cv_result_fields_and_refit() -> None:
+    X, y = _frame()
+    folds = modeling.make_folds(y, 3, seed=0)
+    cv = modeling.cross_validate_lgbm(X, y, folds, modeling.lgb_params(seed=0, quick=True), **FAST)
+    assert len(cv.fold_auc) == len(cv.best_iterations) == 3
+    assert cv.auc_mean > 0.8
+    assert cv.booster is not None
+    assert cv.booster.current_iteration() == cv.refit_rounds
+    again = modeling.cross_validate_lgbm(
+        X, y, folds, modeling.lgb_params(seed=0, quick=True), refit=False, **FAST
+    )
+    np.testing.assert_array_equal(cv.oof, again.oof)  # deterministic
+
+
+def test_compare_imbalance_records_both_and_a_reason() -> None:
+    X, y = _frame()
+    folds = modeling.make_folds(y, 3, seed=0)
+    choice = modeling.compare_imbalance(X, y, folds, seed=0, quick=True, **FAST)
+    assert set(choice.auc) == {"none", "scale_pos_weight"}
+    assert choice.chosen in choice.auc
+    assert choice.reason
+    weighted = choice.results["scale_pos_weight"].params["scale_pos_weight"]
+    assert weighted == pytest.approx((y == 0).sum() / (y == 1).sum())
+    fold_gap = np.mean(
+        np.subtract(choice.results["scale_pos_weight"].fold_auc, choice.results["none"].fold_auc)
+    )
+    assert choice.fold_auc_gap == pytest.approx(fold_gap)
+    if abs(choice.fold_auc_gap) > choice.tolerance:
+        better = "scale_pos_weight" if fold_gap > 0 else "none"
+        assert choice.chosen == better
+    else:
+        assert choice.cost_per_client[choice.chosen] == min(choice.cost_per_client.values())
+
+
+def test_baselines_use_the_same_folds() -> None:
+    X, y = _frame()
+    folds = modeling.make_folds(y, 3, seed=0)
+    scores = modeling.baseline_scores(
+        X, y, folds, application_features=["f0", "f1", "f2", "cat"], seed=0, quick=True, **FAST
+    )
+    assert scores["dummy_prior"]["auc_mean"] == pytest.approx(0.5)
+    assert scores["logreg_application"]["auc_mean"] > 0.7
+    assert scores["lgbm_application"]["auc_mean"] > 0.7
+
+
+# --- fairness and importance -------------------------------------------------------------
+
+
+def test_age_band_edges() -> None:
+    days = pd.Series([-29.9 * 365.25, -30 * 365.25, -45 * 365.25, -60 * 365.25, np.nan])
+    assert modeling.age_band(days).tolist() == ["<30", "30-40", "40-50", "60+", "unknown"]
+
+
+def test_fairness_report_per_group() -> None:
+    y = np.array([1, 0, 0, 1, 0, 0])
+    p = np.array([0.9, 0.6, 0.1, 0.2, 0.1, 0.1])
+    gender = pd.Series(["F", "F", "F", "M", "M", None])
+    report = modeling.fairness_report(y, p, 0.5, {"CODE_GENDER": gender})
+    assert set(report) == {"CODE_GENDER=F", "CODE_GENDER=M", "CODE_GENDER=missing"}
+    f, m = report["CODE_GENDER=F"], report["CODE_GENDER=M"]
+    assert f["approval_rate"] == pytest.approx(1 / 3)
+    assert f["tpr"] == 1 and f["fpr"] == pytest.approx(0.5)
+    assert m["approval_rate"] == 1 and m["tpr"] == 0
+    assert m["default_rate_approved"] == pytest.approx(0.5)
+
+
+def test_global_importance_ranks_the_signal_first() -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    X = pd.DataFrame({"signal": rng.normal(size=n), "noise": rng.normal(size=n)})
+    y = (X["signal"] + 0.3 * rng.normal(size=n) > 1).astype(int).to_numpy()
+    booster = modeling.fit_booster(X, y, modeling.lgb_params(seed=0, quick=True), 50)
+    table = modeling.global_importance(booster, X, sample=500)
+    assert table["feature"].iloc[0] == "signal"
+    assert table["mean_abs_shap"].iloc[0] > 5 * table["mean_abs_shap"].iloc[1]
+    assert table["gain_share"].sum() == pytest.approx(1.0)

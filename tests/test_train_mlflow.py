@@ -1,0 +1,156 @@
+"""run_training end to end on a small in-test feature set with a local SQLite MLflow store."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from training.bundle import ScoringModel
+from training.train import CHAMPION, REQUIRED_METRICS, run_training
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+MODEL = "credit-default"
+N_TRAIN, N_TEST = 900, 100
+
+
+def _feature(name: str, dtype: str, source: str, **extra: Any) -> dict[str, Any]:
+    text = {"en": name, "fr": name}
+    return {"name": name, "dtype": dtype, "source": source, "label": text, "description": text,
+            **extra}  # fmt: skip
+
+
+def write_features(folder: Path, *, seed: int, informative: bool) -> Path:
+    """Feature rows + schema in the pipeline's format; TARGET depends on x1, x2 and region."""
+    rng = np.random.default_rng(seed)
+    n = N_TRAIN + N_TEST
+    x1, x2, x3 = rng.normal(size=(3, n))
+    region = rng.choice(["north", "south", "east"], n)
+    logit = -2.6 + 1.4 * x1 - 1.0 * x2 + np.where(region == "south", 0.8, 0.0)
+    target = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(float)
+    if not informative:
+        target = rng.permutation(target)
+    frame = pd.DataFrame(
+        {
+            "SK_ID_CURR": np.arange(100_000, 100_000 + n, dtype=np.int64),
+            "TARGET": target,
+            "split": ["train"] * N_TRAIN + ["test"] * N_TEST,
+            "EXT_SOURCE_2": x1,
+            "AMT_CREDIT": x2 * 1e5 + 5e5,
+            "DAYS_BIRTH": -rng.uniform(20, 70, n) * 365.25,
+            "BUREAU_DEBT": np.where(rng.uniform(size=n) < 0.3, np.nan, x3),
+            "REGION": region,
+            "CODE_GENDER": rng.choice(["F", "M"], n).astype(object),
+        }
+    )
+    frame.loc[frame["split"] == "test", "TARGET"] = np.nan
+    frame.loc[::37, "REGION"] = None
+    schema = {
+        "version": 1,
+        "entity": "SK_ID_CURR",
+        "features": [
+            _feature("EXT_SOURCE_2", "float", "application"),
+            _feature("AMT_CREDIT", "float", "application"),
+            _feature("DAYS_BIRTH", "float", "application"),
+            _feature("BUREAU_DEBT", "float", "bureau"),
+            _feature("REGION", "category", "application", categories=["east", "north", "south"]),
+            _feature("CODE_GENDER", "category", "application", categories=["F", "M"],
+                     protected=True),
+        ],
+    }  # fmt: skip
+    folder.mkdir(parents=True)
+    frame.to_parquet(folder / "features.parquet", index=False)
+    (folder / "feature_schema.json").write_text(json.dumps(schema))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("train")
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    good = run_training(
+        write_features(root / "good", seed=0, informative=True),
+        root / "artifacts_good",
+        tracking_uri=uri,
+        model_name=MODEL,
+        quick=True,
+        progress=False,
+    )
+    bad = run_training(
+        write_features(root / "bad", seed=1, informative=False),
+        root / "artifacts_bad",
+        tracking_uri=uri,
+        model_name=MODEL,
+        quick=True,
+        progress=False,
+    )
+    return {"root": root, "uri": uri, "good": good, "bad": bad}
+
+
+def test_metrics_json_has_required_keys(trained: dict[str, Any]) -> None:
+    artifacts = trained["root"] / "artifacts_good"
+    metrics = json.loads((artifacts / "metrics.json").read_text())
+    assert set(REQUIRED_METRICS) <= set(metrics)
+    assert metrics["n_train"] == N_TRAIN  # application_test rows never used
+    assert metrics["n_features"] == 5  # CODE_GENDER excluded
+    assert metrics["auc_mean"] > 0.75
+    assert set(metrics["baselines"]) == {"dummy_prior", "logreg_application", "lgbm_application"}
+    assert metrics["baselines"]["dummy_prior"] == pytest.approx(0.5)
+    assert {"CODE_GENDER=F", "CODE_GENDER=M"} <= set(metrics["fairness"])
+    assert any(k.startswith("age_band=") for k in metrics["fairness"])
+    assert 0 < metrics["threshold"] < 1
+    assert metrics["calibration_method"] in {"isotonic", "platt"}
+    for name in ("cost_curve.png", "reliability.png", "importance.png", "importance.csv",
+                 "model_card.md", "population_stats.json", "reference.parquet"):  # fmt: skip
+        assert (artifacts / name).stat().st_size > 0, name
+    stats = json.loads((artifacts / "population_stats.json").read_text())
+    assert set(stats["features"]["REGION"]["counts"]) == {"0", "1"}
+    assert len(stats["features"]["EXT_SOURCE_2"]["histogram"]["1"]) == 20
+    reference = pd.read_parquet(artifacts / "reference.parquet")
+    assert "prediction" in reference and "CODE_GENDER" not in reference
+    assert "v1" in (artifacts / "model_card.md").read_text()
+
+
+def test_first_model_registered_and_champion(trained: dict[str, Any]) -> None:
+    good = trained["good"]
+    assert good["model_version"] == "1" and good["promoted"] is True
+    client = MlflowClient(tracking_uri=trained["uri"], registry_uri=trained["uri"])
+    assert str(client.get_model_version_by_alias(MODEL, CHAMPION).version) == "1"
+    bundle = ScoringModel.load(trained["root"] / "artifacts_good" / "model")
+    assert bundle.model_version == "1"
+    assert "CODE_GENDER" not in bundle.feature_names
+
+
+def test_champion_pyfunc_matches_bundle(trained: dict[str, Any]) -> None:
+    mlflow.set_tracking_uri(trained["uri"])
+    mlflow.set_registry_uri(trained["uri"])
+    served = mlflow.pyfunc.load_model(f"models:/{MODEL}@{CHAMPION}")
+    frame = pd.read_parquet(trained["root"] / "good" / "features.parquet")
+    via_mlflow = np.asarray(served.predict(frame), dtype=np.float64)
+    bundle = ScoringModel.load(trained["root"] / "artifacts_good" / "model")
+    direct = bundle.predict_proba(frame)
+    np.testing.assert_allclose(via_mlflow, direct, rtol=0, atol=1e-12)
+    assert np.all((direct >= 0) & (direct <= 1)) and direct.std() > 0
+    decisions = bundle.decide(direct)
+    assert set(np.unique(decisions)) <= {"granted", "refused"}
+    assert bundle.decide(bundle.threshold) == "refused"
+
+
+def test_worse_model_does_not_take_the_alias(trained: dict[str, Any]) -> None:
+    bad = trained["bad"]
+    assert bad["model_version"] == "2"
+    assert bad["auc_mean"] < trained["good"]["auc_mean"]
+    assert bad["promoted"] is False
+    client = MlflowClient(tracking_uri=trained["uri"], registry_uri=trained["uri"])
+    assert str(client.get_model_version_by_alias(MODEL, CHAMPION).version) == "1"
+    assert str(client.get_model_version(MODEL, "2").version) == "2"

@@ -1,0 +1,170 @@
+"""The served scoring artefact: LightGBM booster + calibrator + threshold + feature schema.
+
+Everything inference needs is plain files (LightGBM text model, JSON), so the scoring
+service loads it without scikit-learn or pickles; calibration is a numpy-only function.
+
+Layout of a bundle directory::
+
+    model.txt         LightGBM text model (raw scores -> raw probability)
+    calibrator.json   {"method": "isotonic", "x": [...], "y": [...]} or {"method": "platt", ...}
+    bundle.json       threshold, feature schema, model_version, trained_at, metrics summary
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+MODEL_FILE = "model.txt"
+CALIBRATOR_FILE = "calibrator.json"
+META_FILE = "bundle.json"
+REFUSED = "refused"
+GRANTED = "granted"
+
+CalibrationMethod = Literal["isotonic", "platt", "identity"]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Monotone map raw probability -> calibrated probability, storable as JSON.
+
+    isotonic: piecewise-linear through (x, y), flat outside the range (what sklearn's
+    ``IsotonicRegression(out_of_bounds="clip")`` predicts), so ``numpy.interp`` reproduces it.
+    platt: ``sigmoid(coef * logit(p) + intercept)``.
+    """
+
+    method: CalibrationMethod
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    coef: float = 1.0
+    intercept: float = 0.0
+
+    def predict(self, p_raw: np.ndarray) -> np.ndarray:
+        p = np.asarray(p_raw, dtype=np.float64)
+        if self.method == "isotonic":
+            return np.interp(p, np.asarray(self.x), np.asarray(self.y))
+        if self.method == "platt":
+            return 1.0 / (1.0 + np.exp(-(self.coef * _logit(p) + self.intercept)))
+        return p
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.method == "isotonic":
+            return {"method": "isotonic", "x": list(self.x), "y": list(self.y)}
+        if self.method == "platt":
+            return {"method": "platt", "coef": self.coef, "intercept": self.intercept}
+        return {"method": "identity"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        return cls(
+            method=data["method"],
+            x=tuple(float(v) for v in data.get("x", ())),
+            y=tuple(float(v) for v in data.get("y", ())),
+            coef=float(data.get("coef", 1.0)),
+            intercept=float(data.get("intercept", 0.0)),
+        )
+
+
+def _model_matrix(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
+    # Imported late: the feature package is the single source of truth for model inputs, and
+    # importing it lazily keeps `load()` usable in tools that only read bundle metadata.
+    from training.features.frame import model_matrix
+
+    return model_matrix(frame, schema)
+
+
+@dataclass
+class ScoringModel:
+    booster: lgb.Booster
+    calibrator: Calibrator
+    threshold: float
+    schema: dict[str, Any]
+    model_version: str = "unregistered"
+    trained_at: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.schema["features"]]
+
+    def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return _model_matrix(frame, self.schema)
+
+    def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated LightGBM probability (frame: raw feature columns, any extra ignored)."""
+        matrix = self.model_input(frame)
+        return np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of default."""
+        return self.calibrator.predict(self.raw_score(frame))
+
+    def decide(self, p: float | np.ndarray) -> str | np.ndarray:
+        """Refuse when the calibrated probability reaches the cost-optimal threshold."""
+        if np.ndim(p) == 0:
+            return REFUSED if float(p) >= self.threshold else GRANTED  # type: ignore[arg-type]
+        return np.where(np.asarray(p) >= self.threshold, REFUSED, GRANTED)
+
+    def save(self, directory: Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(directory / MODEL_FILE))
+        (directory / CALIBRATOR_FILE).write_text(json.dumps(self.calibrator.to_dict()))
+        meta = {
+            "threshold": self.threshold,
+            "schema": self.schema,
+            "feature_names": self.feature_names,
+            "model_version": self.model_version,
+            "trained_at": self.trained_at,
+            "metrics": self.metrics,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> ScoringModel:
+        directory = Path(directory)
+        meta = json.loads((directory / META_FILE).read_text())
+        calibrator = Calibrator.from_dict(json.loads((directory / CALIBRATOR_FILE).read_text()))
+        # Threads are set per predict call (num_threads=1), not at load time.
+        booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
+        return cls(
+            booster=booster,
+            calibrator=calibrator,
+            threshold=float(meta["threshold"]),
+            schema=meta["schema"],
+            model_version=str(meta["model_version"]),
+            trained_at=meta["trained_at"],
+            metrics=meta.get("metrics", {}),
+        )
+
+
+class ScoringPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow wrapper: the bundle directory is the model's only artefact."""
+
+    BUNDLE_KEY = "bundle"
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.model = ScoringModel.load(Path(context.artifacts[self.BUNDLE_KEY]))
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> np.ndarray:
+        # A pd.DataFrame hint gives MLflow no schema to coerce dtypes with: model_matrix,
+        # the single source of truth, must see the columns as the caller sent them.
+        return self.model.predict_proba(pd.DataFrame(model_input))

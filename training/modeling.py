@@ -1,0 +1,503 @@
+"""Model fitting and evaluation as pure functions: CV LightGBM, calibration, threshold, metrics.
+
+Conventions: ``y`` is a 0/1 numpy array (1 = default), ``p`` a probability of default, and a
+client is *refused* when ``p >= threshold``. Business cost = ``cost_fn * FN + cost_fp * FP``,
+where FN is a defaulter granted a loan and FP a good client refused.
+
+LightGBM always runs with ``num_threads=1`` and ``deterministic=True``: on a small shared
+machine extra threads are much slower, and one thread makes results reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.dummy import DummyClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from training.bundle import Calibrator, _logit
+
+Fold = tuple[np.ndarray, np.ndarray]
+Weighting = Literal["none", "scale_pos_weight"]
+ProgressFn = Callable[[str], None]
+
+PROTECTED_FEATURES: tuple[str, ...] = ("CODE_GENDER",)
+AGE_BANDS: tuple[str, ...] = ("<30", "30-40", "40-50", "50-60", "60+")
+# Smallest AUC difference ever treated as real when comparing options on the same folds.
+AUC_TIE = 0.002
+
+
+def make_folds(y: np.ndarray, n_folds: int, seed: int) -> list[Fold]:
+    """Stratified folds, shared by the model, the imbalance comparison and all baselines."""
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def lgb_params(
+    *,
+    seed: int,
+    weighting: Weighting = "none",
+    y: np.ndarray | None = None,
+    quick: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "objective": "binary",
+        "metric": "auc",
+        "learning_rate": 0.1 if quick else 0.03,
+        "num_leaves": 15 if quick else 31,
+        "min_child_samples": 40,
+        "feature_fraction": 0.6,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 5.0,
+        "num_threads": 1,
+        "deterministic": True,
+        "force_row_wise": True,
+        "seed": seed,
+        "verbose": -1,
+    }
+    if weighting == "scale_pos_weight":
+        if y is None:
+            raise ValueError("scale_pos_weight needs y to compute the negative/positive ratio")
+        params["scale_pos_weight"] = float((y == 0).sum() / max((y == 1).sum(), 1))
+    params.update(overrides)
+    return params
+
+
+@dataclass
+class CVResult:
+    oof: np.ndarray
+    fold_auc: list[float]
+    best_iterations: list[int]
+    params: dict[str, Any]
+    booster: lgb.Booster | None = None
+
+    @property
+    def auc_mean(self) -> float:
+        return float(np.mean(self.fold_auc))
+
+    @property
+    def auc_std(self) -> float:
+        return float(np.std(self.fold_auc))
+
+    @property
+    def refit_rounds(self) -> int:
+        return max(1, round(float(np.mean(self.best_iterations))))
+
+
+def cross_validate_lgbm(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: Sequence[Fold],
+    params: dict[str, Any],
+    *,
+    num_boost_round: int = 2000,
+    early_stopping_rounds: int = 100,
+    refit: bool = True,
+    progress: ProgressFn | None = None,
+) -> CVResult:
+    """Stratified-CV LightGBM: out-of-fold predictions, fold AUCs, best iterations.
+
+    Each fold stops early on its own validation rows (so the OOF AUC is slightly optimistic,
+    as usual for early stopping); with ``refit`` a final booster is trained on all rows for
+    the mean best iteration.
+    """
+    y = np.asarray(y)
+    oof = np.full(len(y), np.nan)
+    fold_auc: list[float] = []
+    best: list[int] = []
+    for k, (train_idx, valid_idx) in enumerate(folds):
+        train_set = lgb.Dataset(X.iloc[train_idx], y[train_idx], free_raw_data=False)
+        valid_set = lgb.Dataset(X.iloc[valid_idx], y[valid_idx], reference=train_set)
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=num_boost_round,
+            valid_sets=[valid_set],
+            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+        )
+        iteration = booster.best_iteration or booster.current_iteration()
+        oof[valid_idx] = booster.predict(X.iloc[valid_idx], num_iteration=iteration, num_threads=1)
+        fold_auc.append(float(roc_auc_score(y[valid_idx], oof[valid_idx])))
+        best.append(int(iteration))
+        if progress:
+            progress(f"fold {k + 1}/{len(folds)}: AUC {fold_auc[-1]:.4f} at {iteration} trees")
+    result = CVResult(oof=oof, fold_auc=fold_auc, best_iterations=best, params=dict(params))
+    if refit:
+        result.booster = fit_booster(X, y, params, result.refit_rounds)
+    return result
+
+
+def fit_booster(
+    X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], num_boost_round: int
+) -> lgb.Booster:
+    return lgb.train(params, lgb.Dataset(X, np.asarray(y)), num_boost_round=num_boost_round)
+
+
+# --- business decision -------------------------------------------------------------------
+
+
+@dataclass
+class ThresholdResult:
+    threshold: float
+    cost: float
+    cost_per_client: float
+    thresholds: np.ndarray
+    costs: np.ndarray
+
+
+def choose_threshold(
+    y: np.ndarray, p: np.ndarray, cost_fn: float = 10, cost_fp: float = 1
+) -> ThresholdResult:
+    """Threshold minimising ``cost_fn * FN + cost_fp * FP`` when refusing ``p >= threshold``.
+
+    Candidates are every distinct predicted value (all other thresholds give one of these
+    decisions) plus ``+inf`` (grant everyone). Ties go to the highest threshold: fewer refusals.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    p_sorted, y_sorted = p[order], y[order]
+    candidates = np.append(np.unique(p_sorted), np.inf)
+    # Rows below the threshold are granted: count defaulters (FN) and good clients among them.
+    granted = np.searchsorted(p_sorted, candidates, side="left")
+    pos_below = np.concatenate([[0], np.cumsum(y_sorted)])[granted]
+    neg_below = granted - pos_below
+    fp = (len(y) - y.sum()) - neg_below
+    costs = cost_fn * pos_below + cost_fp * fp
+    best = int(np.flatnonzero(costs == costs.min())[-1])
+    return ThresholdResult(
+        threshold=float(candidates[best]),
+        cost=float(costs[best]),
+        cost_per_client=float(costs[best] / len(y)),
+        thresholds=candidates,
+        costs=costs.astype(np.float64),
+    )
+
+
+def decision_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float, cost_fn: float = 10, cost_fp: float = 1
+) -> dict[str, float]:
+    y = np.asarray(y, dtype=np.int64)
+    refused = np.asarray(p) >= threshold
+    tp = int((refused & (y == 1)).sum())
+    fp = int((refused & (y == 0)).sum())
+    fn = int((~refused & (y == 1)).sum())
+    tn = int((~refused & (y == 0)).sum())
+    approved = tn + fn
+    cost = cost_fn * fn + cost_fp * fp
+    return {
+        "n": len(y),
+        "approval_rate": approved / len(y) if len(y) else float("nan"),
+        "default_rate_approved": fn / approved if approved else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "tpr": tp / (tp + fn) if tp + fn else float("nan"),
+        "fpr": fp / (fp + tn) if fp + tn else float("nan"),
+        "business_cost": float(cost),
+        "business_cost_per_client": cost / len(y) if len(y) else float("nan"),
+    }
+
+
+# --- calibration -------------------------------------------------------------------------
+
+
+def expected_calibration_error(
+    y: np.ndarray, p: np.ndarray, n_bins: int = 10, strategy: str = "quantile"
+) -> float:
+    """ECE = sum over bins of (bin share) * |observed default rate - mean predicted|.
+
+    ``quantile`` (default) uses equal-frequency bins: with an 8 % base rate, equal-width bins
+    would put almost every client in the first one or two bins. ``uniform``: equal width.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if strategy == "quantile":
+        edges = np.quantile(p, np.linspace(0, 1, n_bins + 1))
+    elif strategy == "uniform":
+        edges = np.linspace(0, 1, n_bins + 1)
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}")
+    bins = np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        mask = bins == b
+        ece += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(ece)
+
+
+def _fit_one(method: str, y: np.ndarray, p: np.ndarray) -> Calibrator:
+    if method == "isotonic":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+        return Calibrator(
+            method="isotonic",
+            x=tuple(float(v) for v in iso.X_thresholds_),
+            y=tuple(float(v) for v in iso.y_thresholds_),
+        )
+    if method == "platt":
+        lr = LogisticRegression(C=1e6).fit(_logit(p).reshape(-1, 1), y)
+        return Calibrator(
+            method="platt", coef=float(lr.coef_[0, 0]), intercept=float(lr.intercept_[0])
+        )
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+@dataclass
+class CalibrationResult:
+    calibrator: Calibrator
+    method: str
+    brier_raw: float
+    brier_by_method: dict[str, float]
+    # Calibrated probabilities where each row's calibrator never saw that row.
+    crossfit: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+
+def fit_calibration(
+    y: np.ndarray,
+    p_raw: np.ndarray,
+    folds: Sequence[Fold],
+    methods: Sequence[str] = (
+        "isotonic",
+        "platt",
+    ),
+) -> CalibrationResult:
+    """Calibrate OOF probabilities; pick the method with the lower *cross-fitted* Brier.
+
+    Comparing on the rows a calibrator was fitted on would always favour isotonic (it can
+    memorise), so each method is scored on folds it did not see, then refitted on all rows.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    crossfit: dict[str, np.ndarray] = {}
+    for method in methods:
+        pred = np.empty(len(y))
+        for train_idx, valid_idx in folds:
+            pred[valid_idx] = _fit_one(method, y[train_idx], p_raw[train_idx]).predict(
+                p_raw[valid_idx]
+            )
+        crossfit[method] = pred
+    briers = {m: float(brier_score_loss(y, crossfit[m])) for m in methods}
+    best = min(briers, key=lambda m: briers[m])
+    return CalibrationResult(
+        calibrator=_fit_one(best, y, p_raw),
+        method=best,
+        brier_raw=float(brier_score_loss(y, p_raw)),
+        brier_by_method=briers,
+        crossfit=crossfit[best],
+    )
+
+
+# --- class imbalance ---------------------------------------------------------------------
+
+
+@dataclass
+class ImbalanceChoice:
+    chosen: Weighting
+    results: dict[str, CVResult]
+    auc: dict[str, float]
+    cost_per_client: dict[str, float]
+    reason: str
+    fold_auc_gap: float  # mean per-fold AUC, weighted minus unweighted
+    tolerance: float  # gaps within this are treated as noise
+
+
+def compare_imbalance(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: Sequence[Fold],
+    *,
+    seed: int,
+    quick: bool = False,
+    cost_fn: float = 10,
+    cost_fp: float = 1,
+    num_boost_round: int = 2000,
+    early_stopping_rounds: int = 100,
+    progress: ProgressFn | None = None,
+) -> ImbalanceChoice:
+    """CV with and without ``scale_pos_weight``: better AUC wins, business cost if within noise.
+
+    Weighting only reshapes the scores; calibration maps both back to probabilities, so what
+    matters is ranking quality (AUC) and the minimum reachable business cost. The minimum
+    cost is measured on raw OOF scores: any monotone calibration leaves it unchanged.
+    """
+    results: dict[str, CVResult] = {}
+    for weighting in ("none", "scale_pos_weight"):
+        if progress:
+            progress(f"class weighting: {weighting}")
+        params = lgb_params(seed=seed, weighting=weighting, y=y, quick=quick)  # type: ignore[arg-type]
+        results[weighting] = cross_validate_lgbm(
+            X,
+            y,
+            folds,
+            params,
+            num_boost_round=num_boost_round,
+            early_stopping_rounds=early_stopping_rounds,
+            refit=False,
+            progress=progress,
+        )
+    auc = {w: float(roc_auc_score(y, r.oof)) for w, r in results.items()}
+    cost = {
+        w: choose_threshold(y, r.oof, cost_fn, cost_fp).cost_per_client for w, r in results.items()
+    }
+    # Paired fold differences (same folds): a gap within 2 standard errors is noise, and
+    # then the business objective itself decides.
+    diffs = np.subtract(results["scale_pos_weight"].fold_auc, results["none"].fold_auc)
+    gap = float(diffs.mean())
+    tolerance = max(AUC_TIE, 2 * float(diffs.std(ddof=1)) / np.sqrt(len(diffs)))
+    if abs(gap) > tolerance:
+        chosen: Weighting = "scale_pos_weight" if gap > 0 else "none"
+        reason = (
+            f"fold AUC higher by {abs(gap):.4f} (> 2 paired standard errors, {tolerance:.4f}); "
+            f"OOF AUC {auc[chosen]:.4f} vs {min(auc.values()):.4f}"
+        )
+    else:
+        chosen = "scale_pos_weight" if cost["scale_pos_weight"] < cost["none"] else "none"
+        reason = (
+            f"fold AUC gap {gap:+.4f} within noise ({tolerance:.4f}); lower or equal business "
+            f"cost per client ({cost[chosen]:.4f} vs {max(cost.values()):.4f})"
+        )
+        if chosen == "none":
+            reason += ": keep the simpler unweighted model"
+    return ImbalanceChoice(chosen, results, auc, cost, reason, gap, tolerance)
+
+
+# --- baselines ---------------------------------------------------------------------------
+
+
+def _fold_aucs(y: np.ndarray, oof: np.ndarray, folds: Sequence[Fold]) -> list[float]:
+    return [float(roc_auc_score(y[v], oof[v])) for _, v in folds]
+
+
+def baseline_scores(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: Sequence[Fold],
+    *,
+    application_features: Sequence[str],
+    seed: int,
+    quick: bool = False,
+    num_boost_round: int = 2000,
+    early_stopping_rounds: int = 100,
+    progress: ProgressFn | None = None,
+) -> dict[str, dict[str, float]]:
+    """Mean/std fold AUC of simple models on the same folds as the full model."""
+    y = np.asarray(y)
+    out: dict[str, dict[str, float]] = {}
+
+    def record(name: str, oof: np.ndarray) -> None:
+        aucs = _fold_aucs(y, oof, folds)
+        out[name] = {"auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs))}
+        if progress:
+            progress(f"baseline {name}: AUC {out[name]['auc_mean']:.4f}")
+
+    dummy = cross_val_predict(
+        DummyClassifier(strategy="prior"), X.iloc[:, :1], y, cv=folds, method="predict_proba"
+    )
+    record("dummy_prior", dummy[:, 1])
+
+    app_cols = [c for c in application_features if c in X.columns]
+    numeric = [c for c in app_cols if pd.api.types.is_float_dtype(X[c])]
+    if numeric:
+        # Stateless inf -> NaN before the pipeline; imputation/scaling are fitted per fold.
+        values = X[numeric].to_numpy(dtype=np.float64)
+        values[~np.isfinite(values)] = np.nan
+        logreg = make_pipeline(
+            SimpleImputer(strategy="median"),
+            StandardScaler(),
+            LogisticRegression(max_iter=2000),
+        )
+        proba = cross_val_predict(logreg, values, y, cv=folds, method="predict_proba")
+        record("logreg_application", proba[:, 1])
+    if app_cols:
+        cv = cross_validate_lgbm(
+            X[app_cols],
+            y,
+            folds,
+            lgb_params(seed=seed, quick=quick),
+            num_boost_round=num_boost_round,
+            early_stopping_rounds=early_stopping_rounds,
+            refit=False,
+        )
+        record("lgbm_application", cv.oof)
+    return out
+
+
+# --- fairness ----------------------------------------------------------------------------
+
+
+def age_band(days_birth: pd.Series) -> pd.Series:
+    """Age band from Kaggle's DAYS_BIRTH (negative days before the application)."""
+    years = -pd.to_numeric(days_birth, errors="coerce") / 365.25
+    bands = pd.cut(years, [-np.inf, 30, 40, 50, 60, np.inf], right=False, labels=AGE_BANDS)
+    return bands.astype(object).where(bands.notna(), "unknown")
+
+
+def fairness_report(
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    groups: dict[str, pd.Series],
+    cost_fn: float = 10,
+    cost_fp: float = 1,
+) -> dict[str, dict[str, float]]:
+    """Decision metrics per group, keyed ``"<attribute>=<value>"``."""
+    keys = ("n", "approval_rate", "default_rate_approved", "tpr", "fpr")
+    report: dict[str, dict[str, float]] = {}
+    for attribute, values in groups.items():
+        labels = pd.Series(values).astype(object).where(pd.Series(values).notna(), "missing")
+        labels = labels.to_numpy()
+        # Age bands in age order, then anything else alphabetically.
+        rank = {band: i for i, band in enumerate(AGE_BANDS)}
+        for value in sorted(set(labels), key=lambda v: (rank.get(v, len(rank)), str(v))):
+            mask = labels == value
+            m = decision_metrics(y[mask], p[mask], threshold, cost_fn, cost_fp)
+            report[f"{attribute}={value}"] = {k: m[k] for k in keys}
+    return report
+
+
+# --- importance --------------------------------------------------------------------------
+
+
+def global_importance(
+    booster: lgb.Booster, X: pd.DataFrame, *, sample: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """Mean |SHAP| (LightGBM's TreeSHAP via ``pred_contrib``) on a sample, plus total gain."""
+    rows = X.sample(min(sample, len(X)), random_state=seed) if len(X) > sample else X
+    contrib = np.asarray(booster.predict(rows, pred_contrib=True, num_threads=1))
+    mean_abs = np.abs(contrib[:, :-1]).mean(axis=0)  # last column is the expected value
+    gain = booster.feature_importance(importance_type="gain")
+    table = pd.DataFrame(
+        {
+            "feature": booster.feature_name(),
+            "mean_abs_shap": mean_abs,
+            "gain": gain,
+            "gain_share": gain / gain.sum() if gain.sum() else gain,
+        }
+    )
+    return table.sort_values("mean_abs_shap", ascending=False, ignore_index=True)
+
+
+def summary_metrics(
+    y: np.ndarray, p_raw: np.ndarray, p_cal: np.ndarray, fold_auc: Sequence[float]
+) -> dict[str, float]:
+    return {
+        "auc_mean": float(np.mean(fold_auc)),
+        "auc_std": float(np.std(fold_auc)),
+        "oof_auc": float(roc_auc_score(y, p_raw)),
+        "pr_auc": float(average_precision_score(y, p_raw)),
+        "brier_raw": float(brier_score_loss(y, p_raw)),
+        "brier": float(brier_score_loss(y, p_cal)),
+        "ece_raw": expected_calibration_error(y, p_raw),
+        "ece": expected_calibration_error(y, p_cal),
+    }
