@@ -21,6 +21,7 @@ ifneq ($(strip $(DATA_DIR)),)
 export DATA_DIR
 endif
 export SYNTHETIC_CLIENTS ?= 20000
+export MLFLOW_TRACKING_URI ?= sqlite:///mlruns/mlflow.db
 
 .PHONY: help protos venv services up down data features train materialize test lint bench clean mlflow
 
@@ -50,8 +51,10 @@ venv: $(STAMP) $(STUBS) ## Create .venv from requirements.lock (only when missin
 services: ## Install and start the local services the platform needs (Redis)
 	@bash scripts/ensure-services.sh
 
-up: venv services data features ## Set everything up: environment, data, features (later: model, services)
-	@echo "Typed tables in data/tables (summary: data/tables/quality.json); features in artifacts/features."
+up: venv services data features ## Set everything up: environment, data, features, model (later: services)
+	$(BIN)/credit train --quick --if-stale
+	@echo "Typed tables in data/tables (summary: data/tables/quality.json); features in artifacts/features;"
+	@echo "model card and metrics in artifacts/; runs and registry: make mlflow."
 
 down: ## Stop what `make up` started
 	@echo "Nothing running yet: services arrive with the scoring/gateway issues."
@@ -62,8 +65,11 @@ data: venv ## Typed tables in data/tables: synthetic by default, or DATA_DIR=/pa
 features: venv ## Features per client -> artifacts/features
 	$(BIN)/credit features build
 
-train: venv ## Build features and train (not implemented yet)
-	@echo "make train: not implemented yet (features and model issue)" >&2; exit 2
+train: features ## Features, then train, calibrate, evaluate and register (artifacts/, mlruns/)
+	$(BIN)/credit train
+
+mlflow: venv ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
 materialize: venv ## Load features into the online store (not implemented yet)
 	@echo "make materialize: not implemented yet (feature store issue)" >&2; exit 2
@@ -78,5 +84,5 @@ lint: venv ## Lint with ruff
 bench: venv ## Measure speed and memory -> artifacts/bench.{json,md}
 	$(BIN)/credit bench
 
-clean: ## Remove generated data and artefacts (keeps .venv)
-	rm -rf data artifacts
+clean: ## Remove generated data, artefacts and the local MLflow store (keeps .venv)
+	rm -rf data artifacts mlruns

@@ -118,6 +118,66 @@ def features_build(
     typer.echo(f"features written to {path}")
 
 
+@app.command("train")
+def train(
+    quick: Annotated[bool, typer.Option(help="Fewer folds and trees (for `make up`).")] = False,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    use_protected: Annotated[
+        bool, typer.Option(help="Also feed protected attributes (CODE_GENDER) to the model.")
+    ] = False,
+    if_stale: Annotated[
+        bool, typer.Option(help="Skip when the current features already trained a model.")
+    ] = False,
+) -> None:
+    """Train, calibrate, evaluate and register a model (artifacts/metrics.json, MLflow)."""
+    import json
+
+    from training.prepare import source_spec
+    from training.train import run_training
+
+    settings = PlatformSettings()
+    features = settings.features_dir / "features.parquet"
+    if not features.is_file():
+        raise _fail(f"no features in {settings.features_dir}: run `make features` first")
+    stamp = settings.artifacts_dir / "TRAINED_ON.json"
+    fingerprint = {"features_sha256": _sha256(features), "quick": quick, "folds": folds,
+                   "use_protected": use_protected, "tracking_uri": settings.mlflow_tracking_uri}
+    if if_stale and stamp.is_file() and json.loads(stamp.read_text()) == fingerprint:
+        typer.echo("model is current for these features: not retraining (make train forces it)")
+        return
+    metrics = run_training(
+        settings.features_dir,
+        settings.artifacts_dir,
+        tracking_uri=settings.mlflow_tracking_uri,
+        model_name=settings.model_name,
+        n_folds=folds,
+        quick=quick,
+        cost_fn=settings.cost_false_negative,
+        cost_fp=settings.cost_false_positive,
+        use_protected=use_protected,
+        seed=settings.seed,
+        data_source=json.dumps(source_spec(settings), sort_keys=True),
+    )
+    stamp.write_text(json.dumps(fingerprint) + "\n")
+    baselines = ", ".join(f"{k} {v:.4f}" for k, v in metrics["baselines"].items())
+    status = "champion" if metrics["promoted"] else "not promoted"
+    typer.echo(
+        f"model v{metrics['model_version']} ({status})"
+        f": AUC {metrics['auc_mean']:.4f} ± {metrics['auc_std']:.4f}, threshold "
+        f"{metrics['threshold']:.4f}, baselines: {baselines}"
+    )
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @app.command("bench")
 def bench(
     only: Annotated[

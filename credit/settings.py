@@ -30,6 +30,12 @@ class PlatformSettings(BaseSettings):
     features_dir: Path = Field(
         default=Path("artifacts/features"), description="features.parquet + feature_schema.json."
     )
+    mlflow_tracking_uri: str = Field(
+        default="sqlite:///mlruns/mlflow.db", description="MLflow tracking and registry store."
+    )
+    model_name: str = Field(default="credit-default", description="Registered model name.")
+    cost_false_negative: float = Field(default=10.0, gt=0, description="Cost of a missed default.")
+    cost_false_positive: float = Field(default=1.0, gt=0, description="Cost of a wrong refusal.")
     synthetic_clients: int = Field(default=20_000, ge=100, description="Synthetic set size.")
     seed: int = Field(default=42, description="Seed of the synthetic generator.")
     log_format: str = Field(default="auto", description="auto, json or console.")

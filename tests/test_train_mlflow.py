@@ -154,3 +154,22 @@ def test_worse_model_does_not_take_the_alias(trained: dict[str, Any]) -> None:
     client = MlflowClient(tracking_uri=trained["uri"], registry_uri=trained["uri"])
     assert str(client.get_model_version_by_alias(MODEL, CHAMPION).version) == "1"
     assert str(client.get_model_version(MODEL, "2").version) == "2"
+
+
+def test_model_trained_on_other_data_takes_the_alias(trained: dict[str, Any]) -> None:
+    """AUCs on different data sets do not compare: a model on new data is promoted."""
+    other = run_training(
+        write_features(trained["root"] / "other", seed=2, informative=False),
+        trained["root"] / "artifacts_other",
+        tracking_uri=trained["uri"],
+        model_name=MODEL,
+        quick=True,
+        progress=False,
+        data_source="kaggle:/elsewhere",
+    )
+    assert other["auc_mean"] < trained["good"]["auc_mean"]
+    assert other["promoted"] is True and "other data" in other["promotion_reason"]
+    client = MlflowClient(tracking_uri=trained["uri"], registry_uri=trained["uri"])
+    assert str(client.get_model_version_by_alias(MODEL, CHAMPION).version) == other[
+        "model_version"
+    ]

@@ -10,8 +10,10 @@ registers the bundle (pyfunc model predicting calibrated probabilities) under ``
 
 Promotion rule: the new version gets the ``champion`` alias when the model has no champion
 yet or when its cross-validated ``auc_mean`` is >= the champion run's ``auc_mean``
-(ties promote, so re-training on the same data refreshes the served model). Otherwise
-it stays registered without alias. ``metrics.json`` records ``promoted`` and why.
+(ties promote, so re-training on the same data refreshes the served model), or when the
+champion was trained on other data (the ``data_source`` run tag differs: AUCs measured on
+different data sets do not compare, and the newest data wins). Otherwise it stays
+registered without alias. ``metrics.json`` records ``promoted`` and why.
 """
 
 from __future__ import annotations
@@ -48,6 +50,18 @@ FEATURES_FILE = "features.parquet"
 SCHEMA_FILE = "feature_schema.json"
 EXPERIMENT = "credit-scoring"
 CHAMPION = "champion"
+DATA_SOURCE_TAG = "data_source"
+# What a run logs under reports/ (not the whole artifacts folder: features live there too).
+REPORT_FILES = (
+    "metrics.json",
+    "model_card.md",
+    "cost_curve.png",
+    "reliability.png",
+    "importance.png",
+    "importance.csv",
+    "population_stats.json",
+    "reference.parquet",
+)
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 REFERENCE_ROWS = 5000
 REQUIRED_METRICS = (
@@ -101,13 +115,19 @@ def _next_version(client: MlflowClient, name: str) -> str:
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-def _champion_auc(client: MlflowClient, name: str) -> tuple[str | None, float | None]:
+def _champion_auc(
+    client: MlflowClient, name: str, data_source: str
+) -> tuple[str | None, float | None]:
+    """The champion's version and AUC; its AUC is None (anything beats it) when it was
+    trained on other data, since AUCs on different data sets do not compare."""
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None, None
-    auc = client.get_run(champion.run_id).data.metrics.get("auc_mean")
-    return str(champion.version), auc
+    run = client.get_run(champion.run_id)
+    if run.data.tags.get(DATA_SOURCE_TAG, "") != data_source:
+        return str(champion.version), None
+    return str(champion.version), run.data.metrics.get("auc_mean")
 
 
 # --- reports -----------------------------------------------------------------------------
@@ -317,6 +337,7 @@ def run_training(
     use_protected: bool = False,
     seed: int = 42,
     progress: bool = True,
+    data_source: str = "",
 ) -> dict[str, Any]:
     """Train and register a model; returns the metrics written to ``metrics.json``."""
     started = time.perf_counter()
@@ -437,7 +458,7 @@ def run_training(
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment_id = _experiment_id(client, uri)
         version = _next_version(client, model_name)
-        champion_version, champion_auc = _champion_auc(client, model_name)
+        champion_version, champion_auc = _champion_auc(client, model_name, data_source)
 
         bundle = ScoringModel(
             booster=booster,
@@ -458,7 +479,11 @@ def run_training(
         )
         reference_out.to_parquet(artifacts_dir / "reference.parquet", index=False)
 
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{trained_at}") as run:
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"train-{trained_at}",
+            tags={DATA_SOURCE_TAG: data_source},
+        ) as run:
             mlflow.log_params(
                 {
                     **{k: v for k, v in cv.params.items() if k != "metric"},
@@ -500,6 +525,8 @@ def run_training(
                 client.set_registered_model_alias(model_name, CHAMPION, version)
                 reason = (
                     "no previous champion"
+                    if champion_version is None
+                    else f"champion v{champion_version} was trained on other data"
                     if champion_auc is None
                     else f"auc_mean {summary['auc_mean']:.4f} >= champion v{champion_version} "
                     f"{champion_auc:.4f}"
@@ -526,7 +553,8 @@ def run_training(
             (artifacts_dir / "model_card.md").write_text(
                 _model_card(metrics, model_schema, importance)
             )
-            mlflow.log_artifacts(str(artifacts_dir), artifact_path="reports")
+            for name in REPORT_FILES:
+                mlflow.log_artifact(str(artifacts_dir / name), artifact_path="reports")
         step("done", advance=True)
 
     log.info(

@@ -1,0 +1,32 @@
+"""Feast feature store: definitions, materialisation and the online read path."""
+
+from training.feature_store.bench import bench_feature_store
+from training.feature_store.materialize import apply_repo, export_offline, materialize, open_store
+from training.feature_store.reader import (
+    FeatureServiceMismatch,
+    FeatureStoreError,
+    OnlineFeatureReader,
+    StaleFeatures,
+    UnknownClient,
+    UnknownModelVersion,
+    register_model_features,
+    service_name,
+)
+from training.feature_store.settings import FeatureStoreSettings
+
+__all__ = [
+    "FeatureServiceMismatch",
+    "FeatureStoreError",
+    "FeatureStoreSettings",
+    "OnlineFeatureReader",
+    "StaleFeatures",
+    "UnknownClient",
+    "UnknownModelVersion",
+    "apply_repo",
+    "bench_feature_store",
+    "export_offline",
+    "materialize",
+    "open_store",
+    "register_model_features",
+    "service_name",
+]

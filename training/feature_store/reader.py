@@ -1,0 +1,312 @@
+"""Model feature services and the online read path.
+
+One FeatureService per registered model version (``credit_model_v{version}``) lists exactly
+that model's inputs; the scorer asks for the service of the version it serves, so a model is
+never fed another version's feature set. A client the store has never seen raises
+``UnknownClient`` rather than returning a vector of nulls that would be scored silently.
+
+Two read backends behind one interface (see feature_repo/README.md for the measurements):
+
+- ``sdk``: ``FeatureStore.get_online_features`` with the feature service (any online store).
+- ``direct``: the same storage read without the SDK's per-request bookkeeping. On Redis all
+  views of a client live in one hash (key = Feast's serialised entity key + project, fields =
+  murmur3 of ``view:feature``), so one HMGET fetches the whole vector; on SQLite it calls the
+  online store's ``online_read`` per view. Both decode Feast's ``Value`` protos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from feast import FeatureService, FeatureStore, FeatureView
+from feast.errors import FeatureServiceNotFoundException
+from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from training.feature_store.definitions import (
+    APPLICATION_VIEW,
+    HISTORY_VIEW,
+    JOIN_KEY,
+    ON_DEMAND_VIEW,
+    request_fields,
+)
+
+Backend = Literal["sdk", "direct", "auto"]
+SERVICE_PREFIX = "credit_model_v"
+MODEL_VERSION_TAG = "model_version"
+
+
+class FeatureStoreError(Exception):
+    """Base of the feature store's typed errors."""
+
+
+class UnknownClient(FeatureStoreError, KeyError):
+    def __init__(self, client_id: int) -> None:
+        super().__init__(f"client {client_id} is not in the online store")
+        self.client_id = client_id
+
+
+class StaleFeatures(FeatureStoreError):
+    """The client's features are older than their view's TTL (materialisation stopped?)."""
+
+
+class UnknownModelVersion(FeatureStoreError, KeyError):
+    def __init__(self, model_version: str) -> None:
+        super().__init__(
+            f"no feature service {service_name(model_version)!r}: model version "
+            f"{model_version} was never registered with register_model_features"
+        )
+        self.model_version = model_version
+
+
+class FeatureServiceMismatch(FeatureStoreError, ValueError):
+    def __init__(self, name: str, expected: Sequence[str], served: Sequence[str]) -> None:
+        missing = sorted(set(expected) - set(served))
+        extra = sorted(set(served) - set(expected))
+        super().__init__(
+            f"feature service {name!r} does not match the model's features: "
+            f"missing {missing[:10]}{'...' if len(missing) > 10 else ''}, "
+            f"unexpected {extra[:10]}{'...' if len(extra) > 10 else ''}"
+        )
+        self.missing, self.extra = missing, extra
+
+
+def service_name(model_version: str | int) -> str:
+    return f"{SERVICE_PREFIX}{model_version}"
+
+
+def service_features(service: FeatureService) -> list[str]:
+    return [f.name for p in service.feature_view_projections for f in p.features]
+
+
+def register_model_features(
+    store: FeatureStore, model_version: str | int, feature_names: Sequence[str]
+) -> FeatureService:
+    """Create ``credit_model_v{version}`` listing exactly ``feature_names``.
+
+    Versions are immutable: registering an existing version with other features raises
+    ``FeatureServiceMismatch`` instead of silently changing what a deployed model reads.
+    """
+    name = service_name(model_version)
+    views = {v.name: v for v in store.list_feature_views()}
+    owner = {f.name: view for view in views.values() for f in view.features}
+    unknown = [n for n in feature_names if n not in owner]
+    if unknown:
+        raise FeatureServiceMismatch(name, feature_names, [n for n in feature_names if n in owner])
+    try:
+        existing = store.get_feature_service(name, allow_cache=False)
+    except FeatureServiceNotFoundException:
+        existing = None
+    if existing is not None:
+        if set(service_features(existing)) != set(feature_names):
+            raise FeatureServiceMismatch(name, feature_names, service_features(existing))
+        return existing
+    wanted = set(feature_names)
+    projections = [
+        view[[f.name for f in view.features if f.name in wanted]]
+        for view in views.values()
+        if any(f.name in wanted for f in view.features)
+    ]
+    service = FeatureService(
+        name=name,
+        features=projections,
+        tags={MODEL_VERSION_TAG: str(model_version)},
+        description=f"Inputs of credit model version {model_version}.",
+    )
+    store.apply([service])
+    return service
+
+
+def _python(value: ValueProto) -> Any:
+    kind = value.WhichOneof("val")
+    return None if kind is None else getattr(value, kind)
+
+
+class OnlineFeatureReader:
+    """Reads one client's model features (or a new application's) from the online store."""
+
+    def __init__(self, store: FeatureStore, backend: Backend = "auto") -> None:
+        self.store = store
+        self.backend: Backend = "direct" if backend == "auto" else backend
+        self._online_store = store._get_provider().online_store
+        self._services: dict[str, tuple[FeatureService, list[str]]] = {}
+        # Per model version: [(view, [feature names], [redis hash fields])].
+        self._plans: dict[str, list[tuple[FeatureView, list[str], list[bytes]]]] = {}
+        self._request_fields = {f.name: f.dtype.to_value_type().name for f in request_fields()}
+
+    # -- feature services ------------------------------------------------------------
+    def feature_service(
+        self, model_version: str | int, feature_names: Sequence[str] | None = None
+    ) -> tuple[FeatureService, list[str]]:
+        """The version's service and its feature names; checked against the caller's model."""
+        key = str(model_version)
+        if key not in self._services:
+            try:
+                service = self.store.get_feature_service(service_name(key), allow_cache=False)
+            except FeatureServiceNotFoundException as error:
+                raise UnknownModelVersion(key) from error
+            # Versions are immutable (register_model_features), so caching is safe.
+            self._services[key] = (service, service_features(service))
+        service, names = self._services[key]
+        if feature_names is not None and set(feature_names) != set(names):
+            raise FeatureServiceMismatch(service.name, feature_names, names)
+        return service, names
+
+    def _plan(self, model_version: str) -> list[tuple[FeatureView, list[str], list[bytes]]]:
+        if model_version not in self._plans:
+            service, _ = self.feature_service(model_version)
+            plan = []
+            for projection in service.feature_view_projections:
+                view = self.store.get_feature_view(projection.name)
+                names = [f.name for f in projection.features]
+                fv_name = _versioned_fv_name(view, self.store.config)
+                fields = [_mmh3(f"{fv_name}:{n}") for n in names]
+                fields.append(f"_ts:{fv_name}".encode())
+                plan.append((view, names, fields))
+            self._plans[model_version] = plan
+        return self._plans[model_version]
+
+    # -- clients ---------------------------------------------------------------------
+    def get_client_features(
+        self,
+        client_id: int,
+        model_version: str | int,
+        feature_names: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """{feature: value} of a known client, None where the client has no value.
+
+        ``feature_names`` (the served model's inputs) must equal the version's service;
+        the result follows their order when given.
+        """
+        _, names = self.feature_service(model_version, feature_names)
+        if self.backend == "sdk":
+            values, stamps = self._read_sdk(int(client_id), str(model_version))
+        elif isinstance(self._online_store, RedisOnlineStore):
+            values, stamps = self._read_redis(int(client_id), str(model_version))
+        else:
+            values, stamps = self._read_store(int(client_id), str(model_version))
+        if all(stamp is None for stamp in stamps.values()):
+            raise UnknownClient(client_id)
+        self._check_fresh(client_id, stamps)
+        return {n: values.get(n) for n in (feature_names or names)}
+
+    def _check_fresh(self, client_id: int, stamps: dict[FeatureView, datetime | None]) -> None:
+        # Feast's online read ignores TTLs; the views' TTLs are enforced here so a stopped
+        # materialisation CronJob shows up as errors, not as scores on stale history.
+        now = datetime.now(tz=UTC)
+        for view, stamp in stamps.items():
+            if stamp is not None and view.ttl and now - stamp > view.ttl:
+                raise StaleFeatures(
+                    f"client {client_id}: {view.name} written {stamp:%Y-%m-%d}, "
+                    f"older than its TTL {view.ttl}"
+                )
+
+    def _entity_key(self, client_id: int) -> EntityKeyProto:
+        return EntityKeyProto(join_keys=[JOIN_KEY], entity_values=[ValueProto(int64_val=client_id)])
+
+    def _read_sdk(
+        self, client_id: int, model_version: str
+    ) -> tuple[dict[str, Any], dict[FeatureView, datetime | None]]:
+        service, _ = self.feature_service(model_version)
+        response = self.store.get_online_features(
+            features=service, entity_rows=[{JOIN_KEY: client_id}]
+        ).proto
+        names = list(response.metadata.feature_names.val)
+        values: dict[str, Any] = {}
+        found: dict[str, datetime | None] = {}
+        for name, vector in zip(names, response.results, strict=True):
+            if name == JOIN_KEY:
+                continue
+            values[name] = _python(vector.values[0])
+            present = vector.statuses[0] != FieldStatus.NOT_FOUND
+            found[name] = vector.event_timestamps[0].ToDatetime(UTC) if present else None
+        stamps = {
+            view: next((found[n] for n in view_names if found.get(n)), None)
+            for view, view_names, _ in self._plan(model_version)
+        }
+        return values, stamps
+
+    def _read_redis(
+        self, client_id: int, model_version: str
+    ) -> tuple[dict[str, Any], dict[FeatureView, datetime | None]]:
+        plan = self._plan(model_version)
+        config = self.store.config
+        client = self._online_store._get_client(config.online_store)
+        key = _redis_key(
+            config.project,
+            self._entity_key(client_id),
+            entity_key_serialization_version=config.entity_key_serialization_version,
+        )
+        # All views of one entity share its hash: one HMGET, one round trip.
+        raw = client.hmget(key, [f for _, _, fields in plan for f in fields])
+        values: dict[str, Any] = {}
+        stamps: dict[FeatureView, datetime | None] = {}
+        offset = 0
+        for view, names, fields in plan:
+            chunk = raw[offset : offset + len(fields)]
+            offset += len(fields)
+            for name, blob in zip(names, chunk, strict=False):
+                values[name] = None if blob is None else _python(ValueProto.FromString(blob))
+            ts_blob = chunk[-1]
+            if ts_blob is None:
+                stamps[view] = None
+            else:
+                stamp = Timestamp.FromString(ts_blob)
+                stamps[view] = stamp.ToDatetime(UTC)
+        return values, stamps
+
+    def _read_store(
+        self, client_id: int, model_version: str
+    ) -> tuple[dict[str, Any], dict[FeatureView, datetime | None]]:
+        values: dict[str, Any] = {}
+        stamps: dict[FeatureView, datetime | None] = {}
+        key = self._entity_key(client_id)
+        for view, names, _ in self._plan(model_version):
+            [(stamp, row)] = self._online_store.online_read(
+                self.store.config, view, [key], list(names)
+            )
+            stamps[view] = None if stamp is None else stamp.replace(tzinfo=stamp.tzinfo or UTC)
+            for name in names:
+                values[name] = None if not row or name not in row else _python(row[name])
+        return values, stamps
+
+    # -- new applications -------------------------------------------------------------
+    def application_features_for(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Application features of a posted application (raw Kaggle fields, any subset)
+        through the on-demand view, i.e. ``application_features`` itself."""
+        row: dict[str, Any] = {}
+        for name, kind in self._request_fields.items():
+            value = request.get(name)
+            if value is not None and kind == "DOUBLE":
+                value = float(value)
+            elif value is not None:
+                value = str(value)
+            row[name] = value
+        odfv = self.store.get_on_demand_feature_view(ON_DEMAND_VIEW)
+        refs = [f"{ON_DEMAND_VIEW}:{f.name}" for f in odfv.features]
+        response = self.store.get_online_features(features=refs, entity_rows=[row]).to_dict()
+        return {f.name: _clean(response[f.name][0]) for f in odfv.features}
+
+
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and value != value else value
+
+
+__all__ = [
+    "APPLICATION_VIEW",
+    "HISTORY_VIEW",
+    "FeatureServiceMismatch",
+    "FeatureStoreError",
+    "OnlineFeatureReader",
+    "StaleFeatures",
+    "UnknownClient",
+    "UnknownModelVersion",
+    "register_model_features",
+    "service_name",
+]
