@@ -29,12 +29,16 @@ log = structlog.get_logger(__name__)
 Benchmark = Callable[[PlatformSettings, Path, int], dict[str, Any]]
 
 
-def run_measured(args: list[str]) -> dict[str, float]:
+def run_measured(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Run ``credit <args>`` in a child process; its wall time and peak RSS."""
     started = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "credit.cli", *args],
-        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+        env={
+            **os.environ,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            **(env or {}),
+        },
     )
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
@@ -44,7 +48,7 @@ def run_measured(args: list[str]) -> dict[str, float]:
 
 
 def bench_full_scale(settings: PlatformSettings, work: Path, clients: int) -> dict[str, Any]:
-    """Full-scale synthetic generation, its conversion to typed Parquet, feature building."""
+    """Full-scale synthetic generation, conversion to typed Parquet, features, quick training."""
     raw, tables, features = work / "raw", work / "tables", work / "features"
     generation = run_measured(
         ["data", "generate", "--out", str(raw), "--clients", str(clients), "--seed", "1"]
@@ -55,6 +59,15 @@ def bench_full_scale(settings: PlatformSettings, work: Path, clients: int) -> di
     feature_building = run_measured(
         ["features", "build", "--tables", str(tables), "--out", str(features)]
     )
+    training = run_measured(
+        ["train", "--quick"],
+        env={
+            "FEATURES_DIR": str(features),
+            "ARTIFACTS_DIR": str(work / "artifacts"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
+        },
+    )
+    trained = json.loads((work / "artifacts" / "metrics.json").read_text())
     rows = {
         p.stem: pq.ParquetFile(p).metadata.num_rows
         for p in sorted(tables.glob("*.parquet"))
@@ -65,6 +78,14 @@ def bench_full_scale(settings: PlatformSettings, work: Path, clients: int) -> di
         "generation": generation,
         "conversion": conversion,
         "features": feature_building,
+        "training_quick": {
+            **training,
+            "folds": trained["n_folds"],
+            "n_train": trained["n_train"],
+            "n_features": trained["n_features"],
+            "auc_mean": round(trained["auc_mean"], 4),
+            "baselines": {k: round(v, 4) for k, v in trained["baselines"].items()},
+        },
         "csv_gb": round(csv_bytes / 1e9, 2),
         "rows": rows,
     }
