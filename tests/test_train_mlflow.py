@@ -173,3 +173,14 @@ def test_model_trained_on_other_data_takes_the_alias(trained: dict[str, Any]) ->
     assert str(client.get_model_version_by_alias(MODEL, CHAMPION).version) == other[
         "model_version"
     ]
+
+
+def test_single_row_path_equals_frame_path(trained: dict[str, Any]) -> None:
+    """The services' low-latency path (no pandas) gives the batch path's probabilities."""
+    bundle = ScoringModel.load(trained["root"] / "artifacts_good" / "model")
+    frame = pd.read_parquet(trained["root"] / "good" / "features.parquet")
+    frame.loc[3, "REGION"] = "west"  # unseen category: missing on both paths
+    batch = bundle.predict_proba(frame)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    single = np.array([bundle.predict_one(row)[1] for row in rows])
+    np.testing.assert_allclose(single, batch, rtol=0, atol=1e-12)

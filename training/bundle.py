@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,8 @@ import lightgbm as lgb
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+
+from training.features.frame import RowEncoder
 
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
@@ -98,6 +101,16 @@ class ScoringModel:
     @property
     def feature_names(self) -> list[str]:
         return [f["name"] for f in self.schema["features"]]
+
+    @cached_property
+    def encoder(self) -> RowEncoder:
+        return RowEncoder(self.schema)
+
+    def predict_one(self, features: dict[str, Any]) -> tuple[float, float]:
+        """(raw, calibrated) probability of default for one client's features: the
+        low-latency path of the services, equal to ``predict_proba`` on a one-row frame."""
+        raw = float(self.booster.predict(self.encoder.encode(features), num_threads=1)[0])
+        return raw, float(self.calibrator.predict(np.array([raw]))[0])
 
     def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         return _model_matrix(frame, self.schema)
