@@ -184,8 +184,6 @@ def test_feature_service_per_model_version(
 def test_on_demand_features_equal_training_pipeline(
     store_settings: FeatureStoreSettings, features_dir: Path
 ) -> None:
-    if store_settings.is_redis:
-        pytest.skip("on-demand features are computed, not stored: one store suffices")
     tables = Path((features_dir.parent / "tables_dir").read_text())
     raw = pl.read_parquet(tables / "application_train.parquet").drop("TARGET")
     template = raw.to_dicts()[0]

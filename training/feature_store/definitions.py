@@ -18,6 +18,7 @@ client; SQLite: one query per view) and the two halves change at different rhyth
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,10 @@ def _application_udf(inputs: pd.DataFrame) -> pd.DataFrame:
     return application_features(pl.from_pandas(inputs, nan_to_null=True)).to_pandas()
 
 
+@cache
 def application_on_demand() -> OnDemandFeatureView:
+    # Built once per process: Feast captures the UDF's source with dill.source, which fails
+    # on a second inspection once Feast has re-exec'd the UDF text from the registry.
     request = RequestSource(name=REQUEST_SOURCE, schema=request_fields())
     return on_demand_feature_view(
         name=ON_DEMAND_VIEW,

@@ -224,8 +224,10 @@ class OnlineFeatureReader:
             if name == JOIN_KEY:
                 continue
             values[name] = _python(vector.values[0])
-            present = vector.statuses[0] != FieldStatus.NOT_FOUND
-            found[name] = vector.event_timestamps[0].ToDatetime(UTC) if present else None
+            stamp = vector.event_timestamps[0]
+            # Redis reports an absent hash as PRESENT nulls with a zero timestamp.
+            present = vector.statuses[0] != FieldStatus.NOT_FOUND and stamp.seconds > 0
+            found[name] = stamp.ToDatetime(UTC) if present else None
         stamps = {
             view: next((found[n] for n in view_names if found.get(n)), None)
             for view, view_names, _ in self._plan(model_version)
