@@ -159,6 +159,7 @@ def train(
         data_source=json.dumps(source_spec(settings), sort_keys=True),
     )
     stamp.write_text(json.dumps(fingerprint) + "\n")
+    _register_feature_services(settings)
     baselines = ", ".join(f"{k} {v:.4f}" for k, v in metrics["baselines"].items())
     status = "champion" if metrics["promoted"] else "not promoted"
     typer.echo(
@@ -166,6 +167,29 @@ def train(
         f": AUC {metrics['auc_mean']:.4f} ± {metrics['auc_std']:.4f}, threshold "
         f"{metrics['threshold']:.4f}, baselines: {baselines}"
     )
+
+
+def _register_feature_services(settings: PlatformSettings) -> list[str]:
+    """One Feast feature service per registered model version (its exact inputs)."""
+    from mlflow import MlflowClient
+
+    from services.common.registry import ModelRegistry, RegistrySettings
+    from training.feature_store import FeatureStoreSettings, open_store, register_model_features
+
+    store_settings = FeatureStoreSettings()
+    if not store_settings.registry_path.is_file():
+        return []  # nothing materialised yet: `make materialize` registers them
+    registry = ModelRegistry(
+        RegistrySettings(tracking_uri=settings.mlflow_tracking_uri, model_name=settings.model_name)
+    )
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    store = open_store(store_settings)
+    registered = []
+    for version in client.search_model_versions(f"name='{settings.model_name}'"):
+        model = registry.load(str(version.version))
+        registered.append(register_model_features(store, model.model_version,
+                                                  model.feature_names).name)
+    return registered
 
 
 def _sha256(path: Path) -> str:
@@ -176,6 +200,38 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@app.command("materialize")
+def materialize_command() -> None:
+    """Apply the Feast repo, load every client's features into the online store
+    (ONLINE_STORE=sqlite|redis|redis-cluster) and register each model's feature service."""
+    from training.feature_store import FeatureStoreSettings, materialize
+
+    settings = PlatformSettings()
+    if not (settings.features_dir / "features.parquet").is_file():
+        raise _fail(f"no features in {settings.features_dir}: run `make features` first")
+    result = materialize(FeatureStoreSettings(), settings.features_dir)
+    services = _register_feature_services(settings)
+    typer.echo(
+        f"{result['clients']:,} clients ({result['values']:,} values) into "
+        f"{result['online_store']} at {result['values_per_s']:,.0f} values/s; "
+        f"feature services: {', '.join(services) or 'none (no model registered yet)'}"
+    )
+
+
+@app.command("serve")
+def serve(
+    service: Annotated[str, typer.Argument(help="scoring | explainer")],
+) -> None:
+    """Run one service in the foreground (what `make up` starts in the background)."""
+    if service == "scoring":
+        from services.scoring.server import serve as run
+    elif service == "explainer":
+        from services.explainer.server import serve as run
+    else:
+        raise _fail(f"unknown service {service!r}: scoring or explainer")
+    run()
 
 
 @app.command("bench")

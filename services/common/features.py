@@ -1,0 +1,73 @@
+"""The services' view of the feature store: a client's or a new application's model inputs.
+
+Wraps the Feast read path and turns its failures into the service layer's typed errors:
+an unknown client is NOT_FOUND; a store that cannot be reached is UNAVAILABLE (and the next
+request tries again, so serving resumes when the store is back, without a restart).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import polars as pl
+import redis
+import structlog
+
+from services.common.errors import NotFound, Unavailable
+from services.common.metrics import FEATURE_READ_ERRORS, FEATURE_READ_LATENCY
+from training.bundle import ScoringModel
+from training.feature_store import (
+    FeatureServiceMismatch,
+    OnlineFeatureReader,
+    StaleFeatures,
+    UnknownClient,
+    UnknownModelVersion,
+)
+from training.features.application import application_features
+
+log = structlog.get_logger(__name__)
+# What "the store is down" looks like from the SQLite and Redis clients.
+STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+              sqlite3.OperationalError, OSError)  # fmt: skip
+
+
+class FeatureSource:
+    def __init__(self, reader: OnlineFeatureReader) -> None:
+        self.reader = reader
+
+    def client(self, client_id: int, model: ScoringModel) -> dict[str, Any]:
+        """The stored features of a known client, for the model's own feature service."""
+        started = time.perf_counter()
+        try:
+            return self.reader.get_client_features(
+                client_id, model.model_version, model.feature_names
+            )
+        except UnknownClient as error:
+            raise NotFound(f"unknown client {client_id}") from error
+        except (UnknownModelVersion, FeatureServiceMismatch) as error:
+            FEATURE_READ_ERRORS.labels("feature_service").inc()
+            # The store was not materialised for this model: an operator must act.
+            raise Unavailable(f"feature store not ready for this model: {error}") from error
+        except StaleFeatures as error:
+            FEATURE_READ_ERRORS.labels("stale").inc()
+            raise Unavailable(str(error)) from error
+        except STORE_DOWN as error:
+            FEATURE_READ_ERRORS.labels("unreachable").inc()
+            log.warning("feature_store_unreachable", error=type(error).__name__)
+            raise Unavailable("feature store unreachable") from error
+        finally:
+            FEATURE_READ_LATENCY.observe(time.perf_counter() - started)
+
+    def application(self, raw: dict[str, Any], model: ScoringModel) -> dict[str, Any]:
+        """Features of a new application: computed by the training pipeline's own functions;
+        a known client's history comes from the store."""
+        features: dict[str, Any] = {}
+        if "SK_ID_CURR" in raw:
+            features.update(self.client(int(raw["SK_ID_CURR"]), model))
+        # The on-demand view's own function, called in-process: Feast's on-demand read path
+        # gives the same values (tested) but costs ~60 ms against ~2 ms.
+        frame = pl.DataFrame([raw], infer_schema_length=None)
+        features.update(application_features(frame).row(0, named=True))
+        return {name: features.get(name) for name in model.feature_names}

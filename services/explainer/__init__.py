@@ -1,0 +1,1 @@
+"""gRPC explainer service: exact TreeSHAP contributions, reasons and counterfactual hints."""

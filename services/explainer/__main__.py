@@ -1,0 +1,3 @@
+from services.explainer.server import serve
+
+serve()

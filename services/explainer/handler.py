@@ -1,0 +1,246 @@
+"""Explanations, independent of the transport: exact TreeSHAP for a named model version.
+
+LightGBM's ``pred_contrib`` is exact TreeSHAP (shap's TreeExplainer calls it for LightGBM
+models): contributions on the log-odds scale that, with the base value, sum to the model's
+raw score. Reasons are worded from the feature schema; the counterfactual hint searches
+the applicant's actionable levers (credit amount, term) for the smallest change that
+crosses the threshold, re-deriving the application features with the training code.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from services.common.errors import InvalidArgument
+from services.common.features import FeatureSource
+from services.common.registry import VersionCache
+from services.explainer import wording
+from training.bundle import ScoringModel
+from training.features.application import DERIVED, application_features, raw_columns
+
+CREDIT_FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)  # borrow less (same term)
+TERM_FACTORS = (1.0, 1.25, 1.5, 2.0)  # repay over longer (same amount)
+MAX_TERM_MONTHS = 360
+ACTIONABLE_RAW = ("AMT_CREDIT", "AMT_ANNUITY", "AMT_GOODS_PRICE")
+
+
+@dataclass(frozen=True)
+class Contribution:
+    feature: str
+    label: str
+    display_value: str
+    value: float | None
+    contribution: float
+
+
+@dataclass(frozen=True)
+class Change:
+    feature: str
+    label: str
+    from_value: float
+    to_value: float
+
+
+@dataclass
+class Counterfactual:
+    applicable: bool
+    found: bool = False
+    changes: list[Change] = field(default_factory=list)
+    new_probability: float = 0.0
+    text: str = ""
+
+
+@dataclass
+class Explained:
+    model_version: str
+    base_value: float
+    raw_score: float
+    probability: float
+    threshold: float
+    decision: str
+    contributions: list[Contribution]
+    raising: list[tuple[str, str, float]]  # (feature, sentence, contribution)
+    lowering: list[tuple[str, str, float]]
+    counterfactual: Counterfactual
+    other_contributions: float
+
+
+class ExplainerHandler:
+    def __init__(self, models: VersionCache, features: FeatureSource) -> None:
+        self.models = models
+        self.features = features
+
+    def model(self, version: str) -> ScoringModel:
+        if not version:
+            raise InvalidArgument("model_version", "is required (the version that scored)")
+        return self.models.get(version)
+
+    def explain_client(self, client_id: int, version: str, lang: str, top_k: int) -> Explained:
+        if client_id <= 0:
+            raise InvalidArgument("client_id", "must be a positive SK_ID_CURR")
+        model = self.model(version)
+        return self.explain(model, self.features.client(client_id, model), lang, top_k)
+
+    def explain_application(
+        self, raw: dict[str, Any], version: str, lang: str, top_k: int
+    ) -> Explained:
+        model = self.model(version)
+        return self.explain(model, self.features.application(raw, model), lang, top_k)
+
+    def explain(
+        self, model: ScoringModel, features: dict[str, Any], lang: str, top_k: int
+    ) -> Explained:
+        lang = _check_lang(lang)
+        top_k = top_k or 10
+        if top_k < 0:
+            raise InvalidArgument("top_k", "must be positive")
+        row = model.encoder.encode(features)
+        contributions = model.booster.predict(row, pred_contrib=True, num_threads=1)[0]
+        shap_values, base_value = contributions[:-1], float(contributions[-1])
+        raw_score = base_value + float(shap_values.sum())
+        probability = float(model.calibrator.predict(np.array([_sigmoid(raw_score)]))[0])
+        specs = {f["name"]: f for f in model.schema["features"]}
+        order = np.argsort(-np.abs(shap_values), kind="stable")
+        listed = [
+            Contribution(
+                feature=name,
+                label=wording.label(specs[name], lang),
+                display_value=wording.format_value(specs[name], features.get(name), lang),
+                value=_numeric(features.get(name)),
+                contribution=float(shap_values[i]),
+            )
+            for i in order[:top_k]
+            for name in [model.feature_names[i]]
+        ]
+        sentences = [
+            (c.feature, wording.reason(specs[c.feature], features.get(c.feature),
+                                        c.contribution, lang), c.contribution)
+            for c in listed
+            if c.contribution != 0
+        ]  # fmt: skip
+        decision = str(model.decide(probability))
+        return Explained(
+            model_version=model.model_version,
+            base_value=base_value,
+            raw_score=raw_score,
+            probability=probability,
+            threshold=model.threshold,
+            decision=decision,
+            contributions=listed,
+            raising=[s for s in sentences if s[2] > 0][:5],
+            lowering=[s for s in sentences if s[2] < 0][:5],
+            counterfactual=self.counterfactual(model, features, probability, decision, lang),
+            other_contributions=float(shap_values[order[top_k:]].sum()),
+        )
+
+    def counterfactual(
+        self,
+        model: ScoringModel,
+        features: dict[str, Any],
+        probability: float,
+        decision: str,
+        lang: str,
+    ) -> Counterfactual:
+        if decision != "refused":
+            return Counterfactual(applicable=False)
+        credit, annuity = features.get("AMT_CREDIT"), features.get("AMT_ANNUITY")
+        if not credit or not annuity:
+            return Counterfactual(applicable=True, text=NO_LEVER[lang])
+        term = credit / annuity
+        plans = [
+            (c, t)
+            for c in CREDIT_FACTORS
+            for t in TERM_FACTORS
+            if (c, t) != (1.0, 1.0) and term * t <= MAX_TERM_MONTHS
+        ]
+        # Smallest effort first: a 10% smaller loan ~ a 25% longer term.
+        plans.sort(key=lambda plan: (1 - plan[0]) + (plan[1] - 1) * 0.4)
+        candidates = []
+        base_raw = {name: features.get(name) for name in raw_columns()}
+        for c, t in plans:
+            raw = dict(base_raw)
+            raw["AMT_CREDIT"] = credit * c
+            raw["AMT_ANNUITY"] = annuity * c / t
+            if features.get("AMT_GOODS_PRICE"):
+                raw["AMT_GOODS_PRICE"] = features["AMT_GOODS_PRICE"] * c
+            candidates.append(raw)
+        derived = application_features(pl.DataFrame(candidates, infer_schema_length=None))
+        recomputed = [*ACTIONABLE_RAW, *(info.name for info, _ in DERIVED)]
+        rows = np.vstack([
+            model.encoder.encode({**features, **{k: new[k] for k in recomputed}})
+            for new in derived.select(recomputed).to_dicts()
+        ])  # fmt: skip
+        raw_probability = model.booster.predict(rows, num_threads=1)
+        probabilities = model.calibrator.predict(raw_probability)
+        for (c, t), raw, p in zip(plans, candidates, probabilities, strict=True):
+            if p < model.threshold:
+                specs = {f["name"]: f for f in model.schema["features"]}
+                changes = [
+                    Change(name, wording.label(specs[name], lang), float(features[name]),
+                           float(raw[name]))
+                    for name in ("AMT_CREDIT", "AMT_ANNUITY")
+                    if raw[name] != features[name]
+                ]  # fmt: skip
+                return Counterfactual(
+                    applicable=True,
+                    found=True,
+                    changes=changes,
+                    new_probability=float(p),
+                    text=_plan_text(c, t, credit, term, float(p), model.threshold, lang),
+                )
+        return Counterfactual(applicable=True, text=NOT_FOUND[lang])
+
+
+NO_LEVER = {
+    "en": "The credit amount or annuity is unknown: no change can be suggested.",
+    "fr": "Montant ou annuité inconnus : aucune modification ne peut être proposée.",
+}
+NOT_FOUND = {
+    "en": "No smaller amount (down to 40%) or longer term (up to twice, at most 30 years) "
+    "brings the risk under the threshold.",
+    "fr": "Aucun montant plus faible (jusqu'à 40 %) ni durée plus longue (jusqu'au double, "
+    "30 ans au plus) ne ramène le risque sous le seuil.",
+}
+
+
+def _plan_text(
+    c: float, t: float, credit: float, term: float, p: float, threshold: float, lang: str
+) -> str:
+    amount = wording.format_value({"unit": "money"}, credit * c, lang)
+    months = wording.format_value({"unit": "count"}, round(term * t), lang)
+    chance = wording.format_value({"unit": "share"}, p, lang)
+    limit = wording.format_value({"unit": "share"}, threshold, lang)
+    if lang == "fr":
+        return (f"Avec un crédit de {amount} sur {months} mois, la probabilité de défaut "
+                f"serait de {chance}, sous le seuil de {limit}.")
+    return (f"With a credit of {amount} over {months} months, the probability of default "
+            f"would be {chance}, under the {limit} threshold.")
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
+
+
+def _numeric(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _check_lang(lang: str) -> str:
+    lang = lang or "en"
+    if lang not in wording.WORDS:
+        raise InvalidArgument("lang", f"must be one of {sorted(wording.WORDS)}")
+    return lang
+
+
+def load_importance(path: Any) -> list[dict[str, Any]]:
+    with open(path, newline="") as handle:
+        return [
+            {"feature": row["feature"], "mean_abs_shap": float(row["mean_abs_shap"]),
+             "gain": float(row["gain"])}
+            for row in csv.DictReader(handle)
+        ]  # fmt: skip

@@ -1,0 +1,142 @@
+"""gRPC adapter of the explainer service: protos <-> ExplainerHandler, and the process main."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import grpc
+import structlog
+from prometheus_client import start_http_server
+
+from credit.logging import configure_logging
+from credit.v1 import common_pb2, explainer_pb2, explainer_pb2_grpc
+from services.common.application import application_to_raw
+from services.common.errors import InvalidArgument
+from services.common.features import FeatureSource
+from services.common.registry import ModelRegistry, RegistrySettings, VersionCache
+from services.common.server import build_server, set_serving
+from services.explainer import wording
+from services.explainer.handler import Explained, ExplainerHandler, load_importance
+from services.explainer.settings import ExplainerSettings
+
+log = structlog.get_logger(__name__)
+SERVICE = explainer_pb2.DESCRIPTOR.services_by_name["ExplainerService"].full_name
+DECISIONS = {"granted": common_pb2.DECISION_GRANTED, "refused": common_pb2.DECISION_REFUSED}
+
+
+def explanation(result: Explained) -> explainer_pb2.Explanation:
+    counterfactual = result.counterfactual
+    message = explainer_pb2.Explanation(
+        model_version=result.model_version,
+        base_value=result.base_value,
+        raw_score=result.raw_score,
+        probability=result.probability,
+        threshold=result.threshold,
+        decision=DECISIONS[result.decision],
+        other_contributions=result.other_contributions,
+        raising=[explainer_pb2.Reason(feature=f, text=t, contribution=c)
+                 for f, t, c in result.raising],
+        lowering=[explainer_pb2.Reason(feature=f, text=t, contribution=c)
+                  for f, t, c in result.lowering],
+        counterfactual=explainer_pb2.Counterfactual(
+            applicable=counterfactual.applicable,
+            found=counterfactual.found,
+            new_probability=counterfactual.new_probability,
+            text=counterfactual.text,
+            changes=[explainer_pb2.Change(feature=c.feature, label=c.label,
+                                          from_value=c.from_value, to_value=c.to_value)
+                     for c in counterfactual.changes],
+        ),
+    )  # fmt: skip
+    for c in result.contributions:
+        item = message.contributions.add(
+            feature=c.feature, label=c.label, display_value=c.display_value,
+            contribution=c.contribution,
+        )  # fmt: skip
+        if c.value is not None:
+            item.value = c.value
+    return message
+
+
+class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
+    def __init__(self, handler: ExplainerHandler, registry: ModelRegistry) -> None:
+        self.handler = handler
+        self.registry = registry
+
+    def Explain(self, request: explainer_pb2.ExplainRequest, context: grpc.ServicerContext) -> Any:
+        subject = request.WhichOneof("subject")
+        if subject == "client_id":
+            result = self.handler.explain_client(
+                request.client_id, request.model_version, request.lang, request.top_k
+            )
+        elif subject == "application":
+            raw = application_to_raw(request.application)
+            result = self.handler.explain_application(
+                raw, request.model_version, request.lang, request.top_k
+            )
+        else:
+            raise InvalidArgument("subject", "give client_id or application")
+        return explanation(result)
+
+    def GlobalImportance(
+        self, request: explainer_pb2.GlobalImportanceRequest, context: grpc.ServicerContext
+    ) -> Any:
+        model = self.handler.model(request.model_version)
+        lang = request.lang or "en"
+        if lang not in wording.WORDS:
+            raise InvalidArgument("lang", f"must be one of {sorted(wording.WORDS)}")
+        specs = {f["name"]: f for f in model.schema["features"]}
+        rows = load_importance(self.registry.reports(model.model_version) / "importance.csv")
+        top = rows[: request.top_k or 20]
+        return explainer_pb2.GlobalImportanceResponse(
+            model_version=model.model_version,
+            features=[
+                explainer_pb2.FeatureImportance(
+                    feature=row["feature"],
+                    label=wording.label(specs[row["feature"]], lang),
+                    mean_abs_shap=row["mean_abs_shap"],
+                    gain=row["gain"],
+                )
+                for row in top
+            ],
+        )
+
+
+def create_server(settings: ExplainerSettings, features: FeatureSource) -> tuple[
+    grpc.Server, Any, ModelRegistry
+]:
+    registry = ModelRegistry(
+        RegistrySettings(tracking_uri=settings.tracking_uri, model_name=settings.model_name)
+    )
+    handler = ExplainerHandler(VersionCache(registry, settings.cached_versions), features)
+    server, health = build_server(
+        address=f"{settings.host}:{settings.port}",
+        service_names=[SERVICE],
+        register=lambda s: explainer_pb2_grpc.add_ExplainerServiceServicer_to_server(
+            ExplainerServicer(handler, registry), s
+        ),
+        max_workers=settings.max_workers,
+    )
+    return server, health, registry
+
+
+def serve(settings: ExplainerSettings | None = None) -> None:
+    from training.feature_store import OnlineFeatureReader, open_store
+
+    settings = settings or ExplainerSettings()
+    configure_logging(settings.log_format)
+    features = FeatureSource(OnlineFeatureReader(open_store()))
+    server, health, _ = create_server(settings, features)
+    start_http_server(settings.metrics_port, addr=settings.host)
+    server.start()
+    # The explainer serves any registered version on demand: ready once it listens.
+    set_serving(health, [SERVICE], True)
+    log.info("explainer_started", port=settings.port, metrics_port=settings.metrics_port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    set_serving(health, [SERVICE], False)
+    server.stop(grace=5).wait()

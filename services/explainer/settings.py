@@ -1,0 +1,24 @@
+"""Settings of the explainer service (EXPLAINER_ prefix, plus MLFLOW_TRACKING_URI)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ExplainerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXPLAINER_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 50052
+    metrics_port: int = 9102
+    max_workers: int = 8
+    tracking_uri: str = Field(
+        "sqlite:///mlruns/mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "EXPLAINER_TRACKING_URI"),
+    )
+    model_name: str = Field(
+        "credit-default", validation_alias=AliasChoices("MODEL_NAME", "EXPLAINER_MODEL_NAME")
+    )
+    cached_versions: int = Field(3, gt=0, description="Model versions kept in memory.")
+    log_format: str = Field("json", validation_alias=AliasChoices("LOG_FORMAT"))

@@ -1,0 +1,1 @@
+"""gRPC scoring service: probability of default and decision for the champion model."""

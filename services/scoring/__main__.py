@@ -1,0 +1,3 @@
+from services.scoring.server import serve
+
+serve()

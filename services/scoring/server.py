@@ -1,0 +1,147 @@
+"""gRPC adapter of the scoring service: protos <-> ScoringHandler, and the process main."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from datetime import datetime
+from typing import Any
+
+import grpc
+import structlog
+from prometheus_client import start_http_server
+
+from credit.logging import configure_logging
+from credit.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
+from services.common.application import application_to_raw
+from services.common.errors import InvalidArgument
+from services.common.features import FeatureSource
+from services.common.registry import ChampionFollower, ModelRegistry, RegistrySettings
+from services.common.server import build_server, set_serving
+from services.scoring.handler import Scored, ScoringHandler
+from services.scoring.settings import ScoringSettings
+
+log = structlog.get_logger(__name__)
+SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
+DECISIONS = {"granted": common_pb2.DECISION_GRANTED, "refused": common_pb2.DECISION_REFUSED}
+
+
+def feature_vector(features: dict[str, Any]) -> common_pb2.FeatureVector:
+    vector = common_pb2.FeatureVector()
+    for name, value in features.items():
+        if isinstance(value, str):
+            vector.categorical[name] = value
+        elif value is not None and not (isinstance(value, float) and math.isnan(value)):
+            vector.numeric[name] = float(value)
+    return vector
+
+
+def score_response(scored: Scored) -> scoring_pb2.ScoreResponse:
+    response = scoring_pb2.ScoreResponse(
+        probability=scored.probability,
+        decision=DECISIONS[scored.decision],
+        threshold=scored.threshold,
+        distance_to_threshold=scored.distance_to_threshold,
+        model_version=scored.model_version,
+        features=feature_vector(scored.features),
+    )
+    if scored.client_id is not None:
+        response.client_id = int(scored.client_id)
+    return response
+
+
+class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
+    def __init__(self, handler: ScoringHandler) -> None:
+        self.handler = handler
+
+    def Score(self, request: scoring_pb2.ScoreRequest, context: grpc.ServicerContext) -> Any:
+        subject = request.WhichOneof("subject")
+        if subject == "client_id":
+            return score_response(self.handler.score_client(request.client_id))
+        if subject == "application":
+            raw = application_to_raw(request.application)
+            return score_response(self.handler.score_application(raw))
+        raise InvalidArgument("subject", "give client_id or application")
+
+    def ScoreBatch(
+        self, request: scoring_pb2.ScoreBatchRequest, context: grpc.ServicerContext
+    ) -> Any:
+        version, results = self.handler.score_batch(list(request.client_ids))
+        items = [
+            scoring_pb2.ScoreBatchItem(client_id=client_id, error=outcome)
+            if isinstance(outcome, str)
+            else scoring_pb2.ScoreBatchItem(client_id=client_id, score=score_response(outcome))
+            for client_id, outcome in results
+        ]
+        return scoring_pb2.ScoreBatchResponse(items=items, model_version=version)
+
+    def GetModel(self, request: scoring_pb2.GetModelRequest, context: grpc.ServicerContext) -> Any:
+        model = self.handler.model()
+        info = scoring_pb2.ModelInfo(
+            model_version=model.model_version,
+            model_name=self.handler.models.registry.settings.model_name,
+            threshold=model.threshold,
+            metrics={k: float(v) for k, v in model.metrics.items() if isinstance(v, int | float)},
+            feature_names=model.feature_names,
+            cost_false_negative=float(model.metrics.get("cost_fn", 10.0)),
+            cost_false_positive=float(model.metrics.get("cost_fp", 1.0)),
+        )
+        if model.trained_at:
+            info.trained_at.FromDatetime(datetime.fromisoformat(model.trained_at))
+        return info
+
+
+def create_server(settings: ScoringSettings, features: FeatureSource) -> tuple[
+    grpc.Server, ChampionFollower, Any
+]:
+    """The server, its model follower and its health servicer (not started)."""
+    registry = ModelRegistry(
+        RegistrySettings(
+            tracking_uri=settings.tracking_uri,
+            model_name=settings.model_name,
+            alias=settings.model_alias,
+        )
+    )
+    follower = ChampionFollower(registry, poll_seconds=settings.poll_seconds)
+    handler = ScoringHandler(follower, features, settings.max_batch)
+    server, health = build_server(
+        address=f"{settings.host}:{settings.port}",
+        service_names=[SERVICE],
+        register=lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(
+            ScoringServicer(handler), s
+        ),
+        max_workers=settings.max_workers,
+    )
+    return server, follower, health
+
+
+def serve(settings: ScoringSettings | None = None) -> None:
+    from training.feature_store import OnlineFeatureReader, open_store
+
+    settings = settings or ScoringSettings()
+    configure_logging(settings.log_format)
+    features = FeatureSource(OnlineFeatureReader(open_store()))
+    server, follower, health = create_server(settings, features)
+    start_http_server(settings.metrics_port, addr=settings.host)
+    server.start()
+    log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port)
+
+    def on_model_change() -> None:
+        set_serving(health, [SERVICE], follower.model is not None)
+
+    follower.on_change = on_model_change
+    try:
+        follower.refresh()
+    except Exception as error:  # registry unreachable at start: the poller keeps trying
+        log.error("registry_unreachable_at_start", error=str(error))
+    on_model_change()
+    follower.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("scoring_stopping")
+    set_serving(health, [SERVICE], False)
+    follower.stop()
+    server.stop(grace=5).wait()

@@ -1,0 +1,27 @@
+"""Settings of the scoring service (environment variables prefixed SCORING_, plus the
+shared MLFLOW_TRACKING_URI and the feature store's own settings)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ScoringSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    metrics_port: int = 9101
+    max_workers: int = 8
+    tracking_uri: str = Field(
+        "sqlite:///mlruns/mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "SCORING_TRACKING_URI"),
+    )
+    model_name: str = Field(
+        "credit-default", validation_alias=AliasChoices("MODEL_NAME", "SCORING_MODEL_NAME")
+    )
+    model_alias: str = "champion"
+    poll_seconds: float = Field(10.0, gt=0, description="How often the alias is checked.")
+    max_batch: int = Field(1000, gt=0, description="Clients in one ScoreBatch call.")
+    log_format: str = Field("json", validation_alias=AliasChoices("LOG_FORMAT"))
