@@ -54,3 +54,13 @@ def write_minimal_tables(folder: Path) -> Path:
 @pytest.fixture
 def minimal_tables(tmp_path: Path) -> Path:
     return write_minimal_tables(tmp_path / "source")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    """The real local stack (model, feature store, gRPC servers); built once per session."""
+    from tests.stack import build_stack
+
+    built = build_stack(tmp_path_factory.mktemp("stack"))
+    yield built
+    built.stop()

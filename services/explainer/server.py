@@ -108,7 +108,11 @@ def create_server(settings: ExplainerSettings, features: FeatureSource) -> tuple
     grpc.Server, Any, ModelRegistry
 ]:
     registry = ModelRegistry(
-        RegistrySettings(tracking_uri=settings.tracking_uri, model_name=settings.model_name)
+        RegistrySettings(
+            tracking_uri=settings.tracking_uri,
+            model_name=settings.model_name,
+            cache_dir=settings.cache_dir,
+        )
     )
     handler = ExplainerHandler(VersionCache(registry, settings.cached_versions), features)
     server, health = build_server(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ExplainerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXPLAINER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="EXPLAINER_", extra="ignore", populate_by_name=True
+    )
 
     host: str = "127.0.0.1"
     port: int = 50052
@@ -21,4 +26,8 @@ class ExplainerSettings(BaseSettings):
         "credit-default", validation_alias=AliasChoices("MODEL_NAME", "EXPLAINER_MODEL_NAME")
     )
     cached_versions: int = Field(3, gt=0, description="Model versions kept in memory.")
+    cache_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "credit-models",
+        description="Where registered model versions are downloaded.",
+    )
     log_format: str = Field("json", validation_alias=AliasChoices("LOG_FORMAT"))

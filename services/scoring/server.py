@@ -101,6 +101,7 @@ def create_server(settings: ScoringSettings, features: FeatureSource) -> tuple[
             tracking_uri=settings.tracking_uri,
             model_name=settings.model_name,
             alias=settings.model_alias,
+            cache_dir=settings.cache_dir,
         )
     )
     follower = ChampionFollower(registry, poll_seconds=settings.poll_seconds)

@@ -3,12 +3,15 @@ shared MLFLOW_TRACKING_URI and the feature store's own settings)."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ScoringSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = 50051
@@ -24,4 +27,8 @@ class ScoringSettings(BaseSettings):
     model_alias: str = "champion"
     poll_seconds: float = Field(10.0, gt=0, description="How often the alias is checked.")
     max_batch: int = Field(1000, gt=0, description="Clients in one ScoreBatch call.")
+    cache_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "credit-models",
+        description="Where registered model versions are downloaded.",
+    )
     log_format: str = Field("json", validation_alias=AliasChoices("LOG_FORMAT"))

@@ -1,0 +1,145 @@
+"""A real local stack for service tests: synthetic data -> features -> a trained, registered
+model -> a materialised feature store -> scoring and explainer gRPC servers on loopback.
+
+Nothing is mocked: real MLflow registry (SQLite), real Feast online store (SQLite, or Redis
+when asked), real gRPC servers on free ports. Building it takes ~30 s, so the suite builds
+it once per session (see conftest.stack).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pandas as pd
+
+from services.common.features import FeatureSource
+from services.common.registry import ChampionFollower
+from services.common.server import set_serving
+from services.explainer.server import SERVICE as EXPLAINER_SERVICE
+from services.explainer.server import create_server as create_explainer
+from services.explainer.settings import ExplainerSettings
+from services.scoring.server import SERVICE as SCORING_SERVICE
+from services.scoring.server import create_server as create_scoring
+from services.scoring.settings import ScoringSettings
+from training.bundle import ScoringModel
+from training.feature_store import (
+    FeatureStoreSettings,
+    OnlineFeatureReader,
+    materialize,
+    open_store,
+    register_model_features,
+)
+from training.features import build_features
+from training.loader import convert
+from training.synthetic import generate
+from training.train import run_training
+
+MODEL_NAME = "credit-default"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    root: Path
+    features_dir: Path
+    tracking_uri: str
+    store_settings: FeatureStoreSettings
+    metrics: dict[str, Any]
+    model: ScoringModel
+    features: pd.DataFrame
+    scoring_address: str = ""
+    explainer_address: str = ""
+    follower: ChampionFollower | None = None
+    servers: list[grpc.Server] = field(default_factory=list)
+
+    @property
+    def train_ids(self) -> list[int]:
+        return self.features.loc[self.features["split"] == "train", "SK_ID_CURR"].tolist()
+
+    def stop(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+        for server in self.servers:
+            server.stop(grace=None)
+
+
+def train_model(stack_root: Path, features_dir: Path, tracking_uri: str, **kwargs: Any) -> dict:
+    return run_training(
+        features_dir,
+        stack_root / f"artifacts-{len(list(stack_root.glob('artifacts-*')))}",
+        tracking_uri=tracking_uri,
+        model_name=MODEL_NAME,
+        quick=True,
+        progress=False,
+        **kwargs,
+    )
+
+
+def build_stack(root: Path, *, clients: int = 3_000, online_store: str = "sqlite") -> Stack:
+    """Data, model, feature store and both servers, started; ``stop()`` when done."""
+    raw, tables, features_dir = root / "raw", root / "tables", root / "features"
+    generate(raw, n_clients=clients, seed=7, progress=False)
+    convert(raw, tables, progress=False)
+    build_features(tables, features_dir, progress=False)
+    tracking_uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    metrics = train_model(root, features_dir, tracking_uri)
+    store_settings = FeatureStoreSettings(
+        online_store=online_store,
+        data_dir=root / "feature_store",
+        project=f"test_{root.name.replace('-', '_')}",
+        redis_connection="127.0.0.1:6379,db=13",
+    )
+    materialize(store_settings, features_dir, progress=False)
+    model = ScoringModel.load(root / "artifacts-0" / "model")
+    register_model_features(open_store(store_settings), model.model_version, model.feature_names)
+    stack = Stack(
+        root=root,
+        features_dir=features_dir,
+        tracking_uri=tracking_uri,
+        store_settings=store_settings,
+        metrics=metrics,
+        model=model,
+        features=pd.read_parquet(features_dir / "features.parquet"),
+    )
+    start_servers(stack)
+    return stack
+
+
+def start_servers(stack: Stack) -> None:
+    reader = OnlineFeatureReader(open_store(stack.store_settings))
+    scoring_port, explainer_port = free_port(), free_port()
+    scoring, follower, scoring_health = create_scoring(
+        ScoringSettings(
+            port=scoring_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,
+            poll_seconds=0.5, cache_dir=stack.root / "model-cache",
+        ),
+        FeatureSource(reader),
+    )  # fmt: skip
+    follower.on_change = lambda: set_serving(
+        scoring_health, [SCORING_SERVICE], follower.model is not None
+    )
+    explainer, explainer_health, _ = create_explainer(
+        ExplainerSettings(
+            port=explainer_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,
+            cache_dir=stack.root / "model-cache",
+        ),
+        FeatureSource(reader),
+    )  # fmt: skip
+    scoring.start()
+    explainer.start()
+    set_serving(explainer_health, [EXPLAINER_SERVICE], True)
+    follower.refresh()
+    follower.start()
+    stack.scoring_address = f"127.0.0.1:{scoring_port}"
+    stack.explainer_address = f"127.0.0.1:{explainer_port}"
+    stack.follower = follower
+    stack.servers = [scoring, explainer]
