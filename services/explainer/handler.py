@@ -20,6 +20,7 @@ from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import VersionCache
 from services.explainer import wording
+from services.explainer.population import Neighbour, Population
 from training.bundle import ScoringModel
 from training.features.application import DERIVED, application_features, raw_columns
 
@@ -74,6 +75,26 @@ class ExplainerHandler:
     def __init__(self, models: VersionCache, features: FeatureSource) -> None:
         self.models = models
         self.features = features
+        self._populations: dict[str, Population] = {}
+
+    def population(self, version: str) -> Population:
+        model = self.model(version)
+        if version not in self._populations:
+            reports = self.models.registry.reports(model.model_version)
+            self._populations[version] = Population(reports, model)
+        return self._populations[version]
+
+    def neighbours(
+        self, version: str, k: int, client_id: int | None = None,
+        raw: dict[str, Any] | None = None,
+    ) -> tuple[Population, list[Neighbour]]:
+        model = self.model(version)
+        if client_id is not None:
+            features = self.features.client(client_id, model)
+        else:
+            features = self.features.application(raw or {}, model)
+        population = self.population(version)
+        return population, population.neighbours(features, k, exclude=client_id)
 
     def model(self, version: str) -> ScoringModel:
         if not version:

@@ -80,13 +80,69 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
             raise InvalidArgument("subject", "give client_id or application")
         return explanation(result)
 
+    def GetPopulation(
+        self, request: explainer_pb2.PopulationRequest, context: grpc.ServicerContext
+    ) -> Any:
+        lang = _lang(request.lang)
+        if not request.feature:
+            raise InvalidArgument("feature", "is required")
+        population = self.handler.population(request.model_version)
+        model = self.handler.model(request.model_version)
+        specs = {f["name"]: f for f in model.schema["features"]}
+        stats = population.distribution(request.feature)
+        spec = specs[request.feature]
+        response = explainer_pb2.PopulationResponse(
+            model_version=model.model_version,
+            feature=request.feature,
+            label=wording.label(spec, lang),
+            dtype=spec["dtype"],
+            unit=spec.get("unit", ""),
+            n=population.n,
+            default_rate=population.default_rate,
+            missing_rate=float(stats.get("missing_rate", 0.0)),
+        )
+        if spec["dtype"] == "category":
+            counts = stats["counts"]
+            categories = sorted(set(counts.get("0", {})) | set(counts.get("1", {})))
+            response.categories.extend(categories)
+            response.repaid.extend(int(counts.get("0", {}).get(c, 0)) for c in categories)
+            response.defaulted.extend(int(counts.get("1", {}).get(c, 0)) for c in categories)
+        else:
+            response.bin_edges.extend(stats.get("bin_edges", []))
+            response.repaid.extend(int(v) for v in stats.get("histogram", {}).get("0", []))
+            response.defaulted.extend(int(v) for v in stats.get("histogram", {}).get("1", []))
+            response.quantiles.update({k: float(v) for k, v in stats.get("quantiles", {}).items()
+                                       if v is not None})
+        return response
+
+    def GetNeighbours(
+        self, request: explainer_pb2.NeighboursRequest, context: grpc.ServicerContext
+    ) -> Any:
+        subject = request.WhichOneof("subject")
+        if subject == "client_id":
+            population, found = self.handler.neighbours(
+                request.model_version, request.k, client_id=request.client_id
+            )
+        elif subject == "application":
+            population, found = self.handler.neighbours(
+                request.model_version, request.k, raw=application_to_raw(request.application)
+            )
+        else:
+            raise InvalidArgument("subject", "give client_id or application")
+        return explainer_pb2.NeighboursResponse(
+            model_version=request.model_version,
+            neighbours=[explainer_pb2.Neighbour(client_id=n.client_id, distance=n.distance,
+                                                defaulted=n.defaulted, probability=n.probability)
+                        for n in found],
+            features_used=population.neighbour_features,
+            default_rate=sum(n.defaulted for n in found) / len(found) if found else 0.0,
+        )  # fmt: skip
+
     def GlobalImportance(
         self, request: explainer_pb2.GlobalImportanceRequest, context: grpc.ServicerContext
     ) -> Any:
         model = self.handler.model(request.model_version)
-        lang = request.lang or "en"
-        if lang not in wording.WORDS:
-            raise InvalidArgument("lang", f"must be one of {sorted(wording.WORDS)}")
+        lang = _lang(request.lang)
         specs = {f["name"]: f for f in model.schema["features"]}
         rows = load_importance(self.registry.reports(model.model_version) / "importance.csv")
         top = rows[: request.top_k or 20]
@@ -102,6 +158,13 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
                 for row in top
             ],
         )
+
+
+def _lang(lang: str) -> str:
+    lang = lang or "en"
+    if lang not in wording.WORDS:
+        raise InvalidArgument("lang", f"must be one of {sorted(wording.WORDS)}")
+    return lang
 
 
 def create_server(settings: ExplainerSettings, features: FeatureSource) -> tuple[

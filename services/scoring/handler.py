@@ -64,6 +64,12 @@ class ScoringHandler:
         client_id = raw.get("SK_ID_CURR")
         return self._scored(model, self.features.application(raw, model), client_id)
 
+    def client_profile(self, client_id: int) -> tuple[str, dict[str, Any]]:
+        if client_id <= 0:
+            raise InvalidArgument("client_id", "must be a positive SK_ID_CURR")
+        model = self.model()
+        return model.model_version, self.features.client(client_id, model)
+
     def score_batch(self, client_ids: list[int]) -> tuple[str, list[tuple[int, Scored | str]]]:
         if not client_ids:
             raise InvalidArgument("client_ids", "is empty")

@@ -87,9 +87,25 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             cost_false_negative=float(model.metrics.get("cost_fn", 10.0)),
             cost_false_positive=float(model.metrics.get("cost_fp", 1.0)),
         )
+        for spec in model.schema["features"]:
+            info.features.add(
+                name=spec["name"], dtype=spec["dtype"], source=spec["source"],
+                unit=spec.get("unit", ""), label_en=spec["label"]["en"],
+                label_fr=spec["label"]["fr"], categories=spec.get("categories", []),
+                actionable=bool(spec.get("actionable", False)),
+            )  # fmt: skip
         if model.trained_at:
             info.trained_at.FromDatetime(datetime.fromisoformat(model.trained_at))
         return info
+
+    def GetClient(
+        self, request: scoring_pb2.GetClientRequest, context: grpc.ServicerContext
+    ) -> Any:
+        version, features = self.handler.client_profile(request.client_id)
+        return scoring_pb2.ClientProfile(
+            client_id=request.client_id, model_version=version,
+            features=feature_vector(features),
+        )  # fmt: skip
 
 
 def create_server(settings: ScoringSettings, features: FeatureSource) -> tuple[
