@@ -51,13 +51,16 @@ venv: $(STAMP) $(STUBS) ## Create .venv from requirements.lock (only when missin
 services: ## Install and start the local services the platform needs (Redis)
 	@bash scripts/ensure-services.sh
 
-up: venv services data features ## Set everything up: environment, data, features, model (later: services)
+up: venv services data ## Everything: environment, data, features, model, feature store, services
+	$(BIN)/credit features build --if-stale
 	$(BIN)/credit train --quick --if-stale
+	$(BIN)/credit materialize --if-stale
+	$(BIN)/credit services start
 	@echo "Typed tables in data/tables (summary: data/tables/quality.json); features in artifacts/features;"
-	@echo "model card and metrics in artifacts/; runs and registry: make mlflow."
+	@echo "model card and metrics in artifacts/; runs and registry: make mlflow; service logs in .run/."
 
-down: ## Stop what `make up` started
-	@echo "Nothing running yet: services arrive with the scoring/gateway issues."
+down: venv ## Stop what `make up` started
+	$(BIN)/credit services stop
 
 data: venv ## Typed tables in data/tables: synthetic by default, or DATA_DIR=/path/to/kaggle
 	$(BIN)/credit data prepare

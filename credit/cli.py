@@ -106,15 +106,33 @@ def data_prepare(
 def features_build(
     tables: Annotated[Path | None, typer.Option(help="Folder of typed tables.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+    if_stale: Annotated[
+        bool, typer.Option(help="Skip when the tables and the feature code are unchanged.")
+    ] = False,
 ) -> None:
     """Typed tables -> features.parquet (one row per client) + feature_schema.json."""
+    import json
+
+    import training.features
     from training.features import build_features
+    from training.prepare import current_stamp
 
     settings = PlatformSettings()
     tables_dir = tables or settings.tables_dir
+    out_dir = out or settings.features_dir
     if not (tables_dir / "application_train.parquet").is_file():
         raise _fail(f"no typed tables in {tables_dir}: run `make data` first")
-    path = build_features(tables_dir, out or settings.features_dir)
+    # Inputs, not outputs: parallel float sums make rebuilt files differ in the last bits.
+    code = sorted(Path(training.features.__file__).parent.glob("*.py"))
+    fingerprint = {"tables": current_stamp(tables_dir),
+                   "code": [_sha256(p) for p in code]}  # fmt: skip
+    stamp = out_dir / "BUILT_FROM.json"
+    if if_stale and stamp.is_file() and json.loads(stamp.read_text()) == fingerprint:
+        typer.echo(f"features in {out_dir} are current: not rebuilding")
+        return
+    stamp.unlink(missing_ok=True)
+    path = build_features(tables_dir, out_dir)
+    stamp.write_text(json.dumps(fingerprint) + "\n")
     typer.echo(f"features written to {path}")
 
 
@@ -203,21 +221,63 @@ def _sha256(path: Path) -> str:
 
 
 @app.command("materialize")
-def materialize_command() -> None:
+def materialize_command(
+    if_stale: Annotated[
+        bool, typer.Option(help="Skip loading when the store already holds these features.")
+    ] = False,
+) -> None:
     """Apply the Feast repo, load every client's features into the online store
     (ONLINE_STORE=sqlite|redis|redis-cluster) and register each model's feature service."""
+    import json
+
     from training.feature_store import FeatureStoreSettings, materialize
 
     settings = PlatformSettings()
-    if not (settings.features_dir / "features.parquet").is_file():
+    features = settings.features_dir / "features.parquet"
+    if not features.is_file():
         raise _fail(f"no features in {settings.features_dir}: run `make features` first")
-    result = materialize(FeatureStoreSettings(), settings.features_dir)
+    store_settings = FeatureStoreSettings()
+    stamp = store_settings.data_dir / "MATERIALIZED.json"
+    fingerprint = {"features_sha256": _sha256(features), **store_settings.config_dict()}
+    if if_stale and stamp.is_file() and json.loads(stamp.read_text()) == fingerprint:
+        services = _register_feature_services(settings)
+        typer.echo(f"online store is current; feature services: {', '.join(services)}")
+        return
+    stamp.unlink(missing_ok=True)
+    result = materialize(store_settings, settings.features_dir)
+    stamp.write_text(json.dumps(fingerprint) + "\n")
     services = _register_feature_services(settings)
     typer.echo(
         f"{result['clients']:,} clients ({result['values']:,} values) into "
         f"{result['online_store']} at {result['values_per_s']:,.0f} values/s; "
         f"feature services: {', '.join(services) or 'none (no model registered yet)'}"
     )
+
+
+services_app = typer.Typer(help="Run the services in the background (make up/down).",
+                           no_args_is_help=True)
+app.add_typer(services_app, name="services")
+
+
+@services_app.command("start")
+def services_start() -> None:
+    """Start every service in the background and wait until all are ready."""
+    from credit.stack import start
+
+    try:
+        for service in start():
+            typer.echo(f"{service.name:>10}: ready at {service.url}")
+    except RuntimeError as error:
+        raise _fail(str(error)) from None
+
+
+@services_app.command("stop")
+def services_stop() -> None:
+    """Stop the services started by `credit services start`."""
+    from credit.stack import stop
+
+    stopped = stop()
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
 @app.command("serve")
