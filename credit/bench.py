@@ -68,6 +68,10 @@ def bench_full_scale(settings: PlatformSettings, work: Path, clients: int) -> di
         },
     )
     trained = json.loads((work / "artifacts" / "metrics.json").read_text())
+    from training.feature_store import bench_feature_store
+
+    # SQLite at this size would take ~14 GB: full scale is Redis' job.
+    store = bench_feature_store(features, stores=("redis",), reads=2_000)["redis"]
     rows = {
         p.stem: pq.ParquetFile(p).metadata.num_rows
         for p in sorted(tables.glob("*.parquet"))
@@ -86,13 +90,28 @@ def bench_full_scale(settings: PlatformSettings, work: Path, clients: int) -> di
             "auc_mean": round(trained["auc_mean"], 4),
             "baselines": {k: round(v, 4) for k, v in trained["baselines"].items()},
         },
+        "feature_store_redis": store,
         "csv_gb": round(csv_bytes / 1e9, 2),
         "rows": rows,
     }
 
 
+def bench_feature_store_default(
+    settings: PlatformSettings, work: Path, clients: int
+) -> dict[str, Any]:
+    """Online reads of one client with every model feature, SQLite and Redis, on the
+    features `make data` / `make features` built (the default size)."""
+    from training.feature_store import bench_feature_store
+
+    features = settings.features_dir
+    if not (features / "features.parquet").is_file():
+        raise SystemExit(f"no features in {features}: run `make features` first")
+    return bench_feature_store(features, reads=2_000)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "full_scale": bench_full_scale,
+    "feature_store": bench_feature_store_default,
 }
 
 

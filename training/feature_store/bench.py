@@ -64,16 +64,20 @@ def bench_feature_store(
     redis_connection: str = "127.0.0.1:6379,db=15",
     reads: int = 2_000,
     progress: bool = False,
+    stores: tuple[str, ...] = ("sqlite", "redis"),
 ) -> dict[str, Any]:
     """Materialise ``features_dir`` into a scratch SQLite store and (if reachable) Redis, then
     time ``reads`` single-client reads with the SDK and the direct backend."""
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="feature-store-bench-") as scratch:
-        sqlite = FeatureStoreSettings(data_dir=Path(scratch) / "sqlite", project="bench")
-        out["sqlite"] = _bench_one(sqlite, features_dir, reads, progress)
-        sqlite_file = sqlite.sqlite_path
-        out["sqlite"]["online_db_mb"] = round(sqlite_file.stat().st_size / 2**20, 1)
-        if redis_listening(redis_connection):
+        if "sqlite" in stores:
+            sqlite = FeatureStoreSettings(data_dir=Path(scratch) / "sqlite", project="bench")
+            out["sqlite"] = _bench_one(sqlite, features_dir, reads, progress)
+            sqlite_file = sqlite.sqlite_path
+            out["sqlite"]["online_db_mb"] = round(sqlite_file.stat().st_size / 2**20, 1)
+        if "redis" not in stores:
+            pass
+        elif redis_listening(redis_connection):
             redis = FeatureStoreSettings(
                 data_dir=Path(scratch) / "redis",
                 online_store="redis",
