@@ -48,7 +48,7 @@ protos: $(STUBS) ## Generate the gRPC stubs (credit/v1/*_pb2*.py) from protos/
 
 venv: $(STAMP) $(STUBS) ## Create .venv from requirements.lock (only when missing or stale)
 
-services: ## Install and start the local services the platform needs (Redis)
+services: ## Install and start the local services the platform needs (Redis, PostgreSQL)
 	@bash scripts/ensure-services.sh
 
 up: venv services data ## Everything: environment, data, features, model, feature store, services
@@ -78,6 +78,7 @@ materialize: venv ## Load features into the online store (not implemented yet)
 	@echo "make materialize: not implemented yet (feature store issue)" >&2; exit 2
 
 test: venv services ## Run the whole test suite
+	@bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
