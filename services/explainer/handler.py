@@ -177,7 +177,8 @@ class ExplainerHandler:
             (c, t)
             for c in CREDIT_FACTORS
             for t in TERM_FACTORS
-            if (c, t) != (1.0, 1.0) and term * t <= MAX_TERM_MONTHS
+            # a longer term is offered only up to MAX_TERM_MONTHS; a smaller loan always
+            if (c, t) != (1.0, 1.0) and (t == 1.0 or term * t <= MAX_TERM_MONTHS)
         ]
         # Smallest effort first: a 10% smaller loan ~ a 25% longer term.
         plans.sort(key=lambda plan: (1 - plan[0]) + (plan[1] - 1) * 0.4)

@@ -1,0 +1,1 @@
+"""Public REST gateway: a thin, authenticated FastAPI adapter over the gRPC backends."""

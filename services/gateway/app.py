@@ -1,0 +1,78 @@
+"""The gateway application: ``create_app(settings)`` wires settings, keys, backends, the
+decision log, error handlers and metrics; ``python -m services.gateway`` serves it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from services.gateway.auth import Authenticator
+from services.gateway.backends import Backends
+from services.gateway.decisions import DecisionLog
+from services.gateway.errors import Problem, install_handlers
+from services.gateway.keys import load_keys
+from services.gateway.metrics import ObservabilityMiddleware
+from services.gateway.routes import ops, v1
+from services.gateway.settings import GatewaySettings
+
+log = structlog.get_logger(__name__)
+DESCRIPTION = """
+Credit scoring for partners and the advisor dashboard.
+
+* Authenticate with an API key in the `X-API-Key` header; scopes: `score`, `explain`,
+  `read:clients`, `audit`. Each key has a rate limit (per gateway process): over it the
+  answer is 429 with `Retry-After`.
+* Errors are RFC 9457 `application/problem+json` bodies; `field` names the offending input.
+* Every real decision is logged before the answer is sent; `decision_id` retrieves it
+  (`GET /v1/decisions/{decision_id}`, scope `audit`). Simulations (`"simulation": true`)
+  are logged flagged as such and never count as decisions.
+"""
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        decisions = DecisionLog(settings.database_url)
+        await run_in_threadpool(decisions.create_tables)
+        # grpc.aio channels belong to the running loop: created here, not at import.
+        backends = Backends(settings)
+        app.state.decisions, app.state.backends = decisions, backends
+        log.info("gateway_started", scoring=settings.scoring_address,
+                 explainer=settings.explainer_address, keys=len(app.state.auth.keys),
+                 database=decisions.engine.url.render_as_string(hide_password=True))  # fmt: skip
+        try:
+            yield
+        finally:
+            await backends.close()
+            decisions.close()
+            log.info("gateway_stopped")
+
+    app = FastAPI(
+        title="Credit scoring gateway", version="1.0.0", description=DESCRIPTION,
+        lifespan=lifespan,
+    )  # fmt: skip
+    app.state.settings = settings
+    app.state.auth = Authenticator(load_keys(settings.api_keys_file, settings.api_keys))
+    install_handlers(app)
+    app.add_middleware(ObservabilityMiddleware)
+    app.include_router(v1)
+    app.include_router(ops)
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict:
+        # The problem schema is referenced by every route's error responses.
+        schema = original_openapi()
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

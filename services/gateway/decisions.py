@@ -1,0 +1,128 @@
+"""The decision log: every decision the gateway returns, committed before it is returned.
+
+SQLAlchemy 2 with a synchronous engine run in the threadpool (``run_in_threadpool``): the
+async engine needs greenlet (and aiosqlite for SQLite), which this environment lacks; the
+event loop is never blocked either way. SQLite by default, PostgreSQL in production.
+
+Simulations (dashboard what-ifs) are logged too, flagged ``simulation=True``, so the audit
+trail shows what an advisor tried; they never count as decisions (metrics, default list).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    Index,
+    String,
+    create_engine,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from starlette.concurrency import run_in_threadpool
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_created_at", "created_at"),)
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str] = mapped_column(String(100))
+    client_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    application_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    probability: Mapped[float] = mapped_column(Double)
+    decision: Mapped[str] = mapped_column(String(16))
+    threshold: Mapped[float] = mapped_column(Double)
+    simulation: Mapped[bool] = mapped_column(Boolean, default=False)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_id: str
+    created_at: datetime
+    key_id: str
+    client_id: int | None
+    application_hash: str | None
+    model_version: str
+    probability: float
+    decision: str
+    threshold: float
+    simulation: bool
+    features: dict[str, Any]
+
+    @staticmethod
+    def new(**fields: Any) -> Decision:
+        return Decision(decision_id=str(uuid.uuid4()), created_at=datetime.now(UTC), **fields)
+
+
+def _from_row(row: DecisionRow) -> Decision:
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite keeps no offset; every time written is UTC
+        created = created.replace(tzinfo=UTC)
+    return Decision(
+        decision_id=row.decision_id, created_at=created, key_id=row.key_id,
+        client_id=row.client_id, application_hash=row.application_hash,
+        model_version=row.model_version, probability=row.probability, decision=row.decision,
+        threshold=row.threshold, simulation=row.simulation, features=row.features,
+    )  # fmt: skip
+
+
+class DecisionLog:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+
+    def create_tables(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    def _write(self, decisions: list[Decision]) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.add_all(DecisionRow(**vars(d)) for d in decisions)
+
+    def _get(self, decision_id: str) -> Decision | None:
+        with Session(self.engine) as session:
+            row = session.get(DecisionRow, decision_id)
+            return None if row is None else _from_row(row)
+
+    def _recent(self, limit: int, simulations: bool) -> list[Decision]:
+        query = select(DecisionRow).order_by(DecisionRow.created_at.desc()).limit(limit)
+        if not simulations:
+            query = query.where(DecisionRow.simulation.is_(False))
+        with Session(self.engine) as session:
+            return [_from_row(row) for row in session.scalars(query)]
+
+    async def write(self, decisions: list[Decision]) -> None:
+        """Commits (one transaction) before returning: the caller answers only after."""
+        if decisions:
+            await run_in_threadpool(self._write, decisions)
+
+    async def get(self, decision_id: str) -> Decision | None:
+        return await run_in_threadpool(self._get, decision_id)
+
+    async def recent(self, limit: int, simulations: bool = False) -> list[Decision]:
+        return await run_in_threadpool(self._recent, limit, simulations)
+
+    async def ping(self) -> None:
+        await run_in_threadpool(self._recent, 1, True)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,161 @@
+"""Every error the gateway returns, as RFC 9457 ``application/problem+json``.
+
+Backend gRPC status codes become HTTP statuses in ``from_grpc`` and nowhere else; FastAPI's
+own validation errors, unknown routes, auth failures and anything unexpected also leave
+through the handlers here, so a caller never sees a stack trace or a non-problem body.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import grpc
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+PROBLEM_TYPE = "https://credit-scoring.example/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=[f"{PROBLEM_TYPE}not-found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["unknown client 123"])
+    instance: str = Field(examples=["/v1/clients/123"])
+    field: str | None = Field(None, description="The offending field, when one is known.")
+    errors: list[dict[str, Any]] | None = Field(None, description="Validation errors.")
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug or HTTPStatus(status).phrase.lower().replace(" ", "-")
+        self.field = field
+        self.headers = headers or {}
+
+
+# The one mapping from a backend's status code to an HTTP status (others -> 502).
+GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def from_grpc(service: str, error: grpc.aio.AioRpcError) -> ApiError:
+    code = error.code()
+    status = GRPC_TO_HTTP.get(code, 502)
+    details = error.details() or ""
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        # The backends word it "field: problem" (services.common.errors.InvalidArgument).
+        field = details.split(":", 1)[0] if ":" in details else None
+        return ApiError(422, details, slug="invalid-argument", field=field)
+    if code is grpc.StatusCode.NOT_FOUND:
+        return ApiError(404, details or "not found", slug="not-found")
+    if code is grpc.StatusCode.UNAVAILABLE:
+        # Transport details name internal addresses: keep them in the logs only.
+        log.warning("backend_unavailable", service=service, details=details)
+        return ApiError(
+            503, f"the {service} service is unavailable; retry later",
+            slug=f"{service}-unavailable", headers={"Retry-After": "1"},
+        )  # fmt: skip
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ApiError(504, f"the {service} service did not answer in time", slug="timeout")
+    log.error("backend_error", service=service, code=code.name, details=details)
+    return ApiError(status, f"the {service} service failed", slug="backend-error")
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    slug = slug or HTTPStatus(status).phrase.lower().replace(" ", "-")
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + slug,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    # Only location, message and type: echoing the input back could leak what was sent.
+    return [
+        {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
+         "type": str(e.get("type", ""))}
+        for e in error.errors()
+    ]  # fmt: skip
+
+
+def install_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ApiError)
+        return problem_response(
+            request, error.status, error.detail, slug=error.slug, headers=error.headers,
+            field=error.field,
+        )  # fmt: skip
+
+    async def validation_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        errors = _validation_errors(error)
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        field = ".".join(p for p in first["loc"] if p not in ("body", "query", "path"))
+        return problem_response(
+            request, 422, f"{field or 'request'}: {first['msg']}", slug="validation-error",
+            field=field or None, errors=errors,
+        )  # fmt: skip
+
+    async def http_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        return problem_response(
+            request, error.status_code, str(error.detail), headers=dict(error.headers or {})
+        )
+
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return problem_response(request, 500, "internal error", slug="internal-error")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting the problem bodies of a route."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,264 @@
+"""The public JSON contract (v1): requests are strict (unknown fields rejected, types and
+ranges checked) so a partner learns of a typo from a 422, not from a strange score."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from credit.v1 import common_pb2
+
+INT64_MAX = 2**63 - 1
+ClientId = Annotated[int, Field(gt=0, le=INT64_MAX, description="SK_ID_CURR", examples=[100002])]
+Lang = Literal["en", "fr"]
+ModelVersion = Annotated[str, Field(pattern=r"^[0-9A-Za-z._-]{1,64}$", examples=["3"])]
+
+
+def _encodable(value: str) -> str:
+    # Lone surrogates are valid JSON escapes but not UTF-8: protobuf could not send them.
+    value.encode("utf-8")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_encodable)]
+FieldName = Annotated[str, Field(pattern=r"^[A-Z0-9_]{1,100}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Application(Strict):
+    """A new application; fields of Home Credit's application table (see common.proto)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "contract_type": "Cash loans", "amt_income_total": 202500.0,
+            "amt_credit": 406597.5, "amt_annuity": 24700.5, "amt_goods_price": 351000.0,
+            "days_birth": -9461, "days_employed": -637, "cnt_children": 0,
+            "name_income_type": "Working", "ext_source_2": 0.26, "ext_source_3": 0.14,
+            "numeric_fields": {"REGION_RATING_CLIENT": 2},
+            "category_fields": {"NAME_TYPE_SUITE": "Unaccompanied"},
+        }]},
+    )  # fmt: skip
+
+    client_id: ClientId | None = Field(None, description="SK_ID_CURR of a known client")
+    contract_type: Literal["Cash loans", "Revolving loans"]
+    amt_income_total: float = Field(ge=1, le=1e9, allow_inf_nan=False)
+    amt_credit: float = Field(ge=1, le=1e9, allow_inf_nan=False)
+    amt_annuity: float = Field(ge=1, le=1e8, allow_inf_nan=False)
+    amt_goods_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    days_birth: int = Field(ge=-36_500, le=-6_570, description="negative: 18 to 100 years")
+    days_employed: int | None = Field(None, ge=-36_500, le=0)
+    cnt_children: int | None = Field(None, ge=0, le=30)
+    cnt_fam_members: float | None = Field(None, ge=1, le=40, allow_inf_nan=False)
+    code_gender: Text | None = None
+    flag_own_car: Literal["Y", "N"] | None = None
+    flag_own_realty: Literal["Y", "N"] | None = None
+    name_income_type: Text | None = None
+    name_education_type: Text | None = None
+    name_family_status: Text | None = None
+    name_housing_type: Text | None = None
+    occupation_type: Text | None = None
+    organization_type: Text | None = None
+    ext_source_1: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    ext_source_2: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    ext_source_3: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    numeric_fields: dict[FieldName, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=200, description="Other numeric Kaggle fields"
+    )
+    category_fields: dict[FieldName, Text] = Field(
+        default_factory=dict, max_length=200, description="Other categorical Kaggle fields"
+    )
+
+    def to_proto(self) -> common_pb2.Application:
+        fields = self.model_dump(exclude_none=True)
+        return common_pb2.Application(**fields)
+
+
+class ScoreRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"client_id": 100002}, {"client_id": 100002,
+                                                                 "simulation": True}]},
+    )  # fmt: skip
+
+    client_id: ClientId | None = None
+    application: Application | None = None
+    simulation: bool = Field(
+        False, description="A what-if: scored and logged as a simulation, not a decision."
+    )
+
+
+class Score(BaseModel):
+    probability: float = Field(description="Calibrated probability of default", examples=[0.12])
+    decision: Literal["granted", "refused"]
+    threshold: float = Field(description="Refused when probability >= threshold")
+    distance_to_threshold: float = Field(description="probability - threshold")
+    model_version: str
+    decision_id: str = Field(description="Audit record id (GET /v1/decisions/{id})")
+    client_id: int | None = None
+    simulation: bool = False
+
+
+class BatchRequest(Strict):
+    client_ids: list[ClientId] = Field(min_length=1, examples=[[100002, 100003]])
+
+
+class BatchItem(BaseModel):
+    client_id: int
+    score: Score | None = None
+    error: str | None = Field(None, examples=["unknown client 123"])
+
+
+class BatchResponse(BaseModel):
+    model_version: str
+    items: list[BatchItem]
+
+
+class ProfileField(BaseModel):
+    name: str = Field(examples=["AMT_INCOME_TOTAL"])
+    label: str = Field(examples=["Annual income"])
+    value: float | str | None
+    display_value: str = Field(examples=["202,500"])
+    unit: str
+
+
+class ProfileGroup(BaseModel):
+    id: str = Field(examples=["income_credit"])
+    label: str = Field(examples=["Income and credit"])
+    fields: list[ProfileField]
+
+
+class ClientProfile(BaseModel):
+    client_id: int
+    model_version: str
+    lang: Lang
+    groups: list[ProfileGroup]
+
+
+class Contribution(BaseModel):
+    feature: str
+    label: str
+    display_value: str
+    value: float | None
+    contribution: float = Field(description="SHAP value, log-odds scale")
+
+
+class Reason(BaseModel):
+    feature: str
+    text: str
+    contribution: float
+
+
+class Change(BaseModel):
+    feature: str
+    label: str
+    from_value: float
+    to_value: float
+
+
+class Counterfactual(BaseModel):
+    applicable: bool
+    found: bool
+    changes: list[Change]
+    new_probability: float
+    text: str
+
+
+class Explanation(BaseModel):
+    model_version: str
+    probability: float
+    decision: Literal["granted", "refused"]
+    threshold: float
+    base_value: float
+    raw_score: float
+    contributions: list[Contribution]
+    other_contributions: float
+    raising: list[Reason]
+    lowering: list[Reason]
+    counterfactual: Counterfactual
+
+
+class ExplainRequest(Strict):
+    application: Application
+    model_version: ModelVersion | None = Field(None, description="Default: the champion")
+    lang: Lang = "en"
+    top_k: int = Field(10, ge=1, le=100)
+
+
+class Importance(BaseModel):
+    feature: str
+    label: str
+    mean_abs_shap: float
+    gain: float
+
+
+class ModelCard(BaseModel):
+    model_version: str
+    model_name: str
+    trained_at: datetime | None
+    threshold: float
+    metrics: dict[str, float]
+    cost_false_negative: float
+    cost_false_positive: float
+    n_features: int
+    global_importance: list[Importance] | None = Field(
+        description="Top 20 features; null when the explainer is unavailable"
+    )
+
+
+class Population(BaseModel):
+    model_version: str
+    feature: str
+    label: str
+    dtype: str
+    unit: str
+    n: int
+    default_rate: float
+    missing_rate: float
+    bin_edges: list[float]
+    categories: list[str]
+    repaid: list[int]
+    defaulted: list[int]
+    quantiles: dict[str, float]
+
+
+class Neighbour(BaseModel):
+    client_id: int
+    distance: float
+    defaulted: bool
+    probability: float
+
+
+class Neighbours(BaseModel):
+    client_id: int
+    model_version: str
+    default_rate: float
+    features_used: list[str]
+    neighbours: list[Neighbour]
+
+
+class DecisionSummary(BaseModel):
+    decision_id: str
+    created_at: datetime
+    client_id: int | None
+    application_hash: str | None
+    model_version: str
+    probability: float
+    decision: str
+    threshold: float
+    simulation: bool
+
+
+class DecisionRecord(DecisionSummary):
+    key_id: str
+    features: dict[str, Any] = Field(description='{"numeric": {...}, "categorical": {...}}')
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

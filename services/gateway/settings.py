@@ -1,0 +1,41 @@
+"""Settings of the REST gateway: one typed object, environment variables prefixed GATEWAY_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    scoring_address: str = "127.0.0.1:50051"
+    explainer_address: str = "127.0.0.1:50052"
+    scoring_deadline_seconds: float = Field(2.0, gt=0, description="Deadline of a scoring RPC.")
+    explainer_deadline_seconds: float = Field(
+        15.0, gt=0, description="Deadline of an explainer RPC (a cold model version loads first)."
+    )
+    health_deadline_seconds: float = Field(1.0, gt=0, description="Deadline of a health check.")
+    retries: int = Field(2, ge=0, le=5, description="Retries of a call that got UNAVAILABLE.")
+    retry_backoff_seconds: float = Field(0.1, ge=0, description="First backoff; doubles.")
+    model_cache_seconds: float = Field(
+        10.0, ge=0, description="How long the champion's GetModel answer is reused."
+    )
+    database_url: str = Field(
+        "sqlite:///data/decisions.db",
+        description="Decision log (SQLAlchemy URL); postgresql+psycopg://... in production.",
+    )
+    api_keys_file: Path | None = Field(
+        Path(".dev/api-keys.json"), description="JSON list of hashed API keys."
+    )
+    api_keys: str | None = Field(
+        None, description="The same JSON list inline (e.g. from a secret); adds to the file."
+    )
+    max_batch: int = Field(100, gt=0, le=1000, description="Client ids in one batch request.")
+    log_format: str = Field(
+        "json", validation_alias=AliasChoices("GATEWAY_LOG_FORMAT", "LOG_FORMAT")
+    )

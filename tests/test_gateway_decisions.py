@@ -1,0 +1,125 @@
+"""The decision log: complete, identical to the responses, durable across a gateway restart
+(new app instance, same database), on SQLite and on a throwaway PostgreSQL database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from credit.v1 import scoring_pb2, scoring_pb2_grpc
+from services.gateway.routes import application_hash
+from services.gateway.schemas import Application
+from tests.test_gateway_support import (
+    APPLICATION,
+    postgres_database,
+    running,
+    settings_for,
+    write_keys,
+)
+
+SCORE_FIELDS = ("probability", "decision", "threshold", "model_version", "decision_id",
+                "client_id", "simulation")  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'decisions.db'}"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+def backend_features(address: str, client_id: int) -> dict[str, Any]:
+    """What the scoring service itself says the model used, asked directly over gRPC."""
+    with grpc.insecure_channel(address) as channel:
+        reply = scoring_pb2_grpc.ScoringServiceStub(channel).Score(
+            scoring_pb2.ScoreRequest(client_id=client_id), timeout=10
+        )
+    return {"numeric": dict(reply.features.numeric),
+            "categorical": dict(reply.features.categorical)}  # fmt: skip
+
+
+def decisions_counted(client: Any) -> float:
+    total = 0.0
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("credit_decisions_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path) -> None:
+    plain = write_keys(tmp_path / "keys.json")
+    headers = {"X-API-Key": plain["all"]}
+    settings = settings_for(tmp_path / "keys.json", database_url, stack.scoring_address,
+                            stack.explainer_address)  # fmt: skip
+    client_id = stack.train_ids[5]
+    with running(settings) as client:
+        before = decisions_counted(client)
+        by_client = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
+        by_app = client.post("/v1/scores", json={"application": APPLICATION}, headers=headers)
+        what_if = client.post("/v1/scores", headers=headers,
+                              json={"application": APPLICATION, "simulation": True})
+        batch = client.post("/v1/scores/batch", headers=headers,
+                            json={"client_ids": [*stack.train_ids[6:8], 999_999_999]})
+        responses = [r.json() for r in (by_client, by_app, what_if)]
+        responses += [item["score"] for item in batch.json()["items"][:2]]
+        assert all(r.status_code == 200 for r in (by_client, by_app, what_if, batch))
+        # 4 real decisions (the simulation and the unknown client do not count).
+        assert decisions_counted(client) - before == 4
+        records = {r["decision_id"]: client.get(f"/v1/decisions/{r['decision_id']}",
+                                                headers=headers).json() for r in responses}
+        listed = client.get("/v1/decisions?limit=50", headers=headers).json()
+        with_simulations = client.get("/v1/decisions?limit=50&include_simulations=true",
+                                      headers=headers).json()  # fmt: skip
+
+    assert {d["decision_id"] for d in listed} == {r["decision_id"] for r in responses} - {
+        responses[2]["decision_id"]}  # fmt: skip
+    assert len(with_simulations) == 5
+    assert [d["created_at"] for d in listed] == sorted((d["created_at"] for d in listed),
+                                                       reverse=True)  # fmt: skip
+    for response in responses:
+        record = records[response["decision_id"]]
+        for name in SCORE_FIELDS:
+            assert record[name] == response[name], name
+        assert record["key_id"] == "all"
+    assert records[responses[0]["decision_id"]]["features"] == backend_features(
+        stack.scoring_address, client_id)
+    expected_hash = application_hash(Application.model_validate(APPLICATION))
+    for response in responses[1:3]:
+        record = records[response["decision_id"]]
+        assert record["application_hash"] == expected_hash and record["client_id"] is None
+        assert record["features"]["numeric"]["AMT_CREDIT"] == APPLICATION["amt_credit"]
+    assert records[responses[2]["decision_id"]]["simulation"] is True
+
+    # A restart: a new gateway on the same database reads every record, unchanged.
+    with running(settings) as restarted:
+        for decision_id, record in records.items():
+            again = restarted.get(f"/v1/decisions/{decision_id}", headers=headers)
+            assert again.json() == record
+        assert restarted.get("/v1/decisions?limit=50&include_simulations=true",
+                             headers=headers).json() == with_simulations  # fmt: skip
+
+
+def test_unknown_decision_is_404(stack: Any, tmp_path: Path) -> None:
+    plain = write_keys(tmp_path / "keys.json")
+    settings = settings_for(tmp_path / "keys.json", f"sqlite:///{tmp_path / 'd.db'}",
+                            stack.scoring_address, stack.explainer_address)  # fmt: skip
+    with running(settings) as client:
+        missing = client.get("/v1/decisions/00000000-0000-4000-8000-000000000000",
+                             headers={"X-API-Key": plain["all"]})  # fmt: skip
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_application_hash_is_canonical() -> None:
+    shuffled = dict(reversed(list(APPLICATION.items())))
+    assert application_hash(Application.model_validate(APPLICATION)) == application_hash(
+        Application.model_validate(shuffled))
+    changed = {**APPLICATION, "amt_credit": APPLICATION["amt_credit"] + 1}
+    assert application_hash(Application.model_validate(APPLICATION)) != application_hash(
+        Application.model_validate(changed))

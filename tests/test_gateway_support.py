@@ -1,0 +1,75 @@
+"""Helpers shared by the gateway tests (no tests here): keys, settings, a running app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.gateway.app import create_app
+from services.gateway.keys import SCOPES, add_key
+from services.gateway.settings import GatewaySettings
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+
+APPLICATION = {
+    "contract_type": "Cash loans",
+    "amt_income_total": 202500.0,
+    "amt_credit": 406597.5,
+    "amt_annuity": 24700.5,
+    "amt_goods_price": 351000.0,
+    "days_birth": -9461,
+    "days_employed": -637,
+    "cnt_children": 0,
+    "name_income_type": "Working",
+    "ext_source_2": 0.26,
+    "ext_source_3": 0.14,
+}
+
+
+def write_keys(path: Path) -> dict[str, str]:
+    """Plain keys by role; the file holds only their hashes."""
+    return {
+        "all": add_key(path, "all", SCOPES, rate_per_minute=100_000),
+        "score": add_key(path, "partner", ["score"], rate_per_minute=100_000),
+        "reader": add_key(path, "reader", ["read:clients"], rate_per_minute=100_000),
+        "slow": add_key(path, "slow", SCOPES, rate_per_minute=2),
+    }
+
+
+def settings_for(
+    keys_file: Path, database_url: str, scoring: str, explainer: str, **overrides: object
+) -> GatewaySettings:
+    return GatewaySettings(
+        scoring_address=scoring, explainer_address=explainer, database_url=database_url,
+        api_keys_file=keys_file, api_keys=None, retry_backoff_seconds=0.05,
+        model_cache_seconds=0, **overrides,
+    )  # type: ignore[arg-type]  # fmt: skip
+
+
+@contextmanager
+def running(settings: GatewaySettings) -> Iterator[TestClient]:
+    """The app in process with its lifespan (channels, tables) run, like under uvicorn."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database, dropped afterwards; skips when none listens."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"gateway_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({error})")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
