@@ -263,12 +263,16 @@ app.add_typer(services_app, name="services")
 def services_start() -> None:
     """Start every service in the background and wait until all are ready."""
     from credit.stack import start
+    from services.gateway.keys import DEV_KEY_FILE, DEV_KEYS_FILE, create_dev_key
 
+    if not DEV_KEY_FILE.is_file():
+        create_dev_key(DEV_KEYS_FILE, DEV_KEY_FILE)
     try:
         for service in start():
             typer.echo(f"{service.name:>10}: ready at {service.url}")
     except RuntimeError as error:
         raise _fail(str(error)) from None
+    typer.echo(f"API docs: http://127.0.0.1:8000/docs  (development API key in {DEV_KEY_FILE})")
 
 
 @services_app.command("stop")

@@ -60,11 +60,14 @@ def services() -> list[Service]:
     python = sys.executable
     scoring = f"127.0.0.1:{os.environ.get('SCORING_PORT', '50051')}"
     explainer = f"127.0.0.1:{os.environ.get('EXPLAINER_PORT', '50052')}"
+    gateway = f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}"
     return [
         Service("scoring", [python, "-m", "services.scoring"],
                 grpc_serving(scoring, "credit.v1.ScoringService"), f"grpc://{scoring}"),
         Service("explainer", [python, "-m", "services.explainer"],
                 grpc_serving(explainer, "credit.v1.ExplainerService"), f"grpc://{explainer}"),
+        Service("gateway", [python, "-m", "services.gateway"],
+                http_ok(f"{gateway}/readyz"), gateway),
     ]  # fmt: skip
 
 
