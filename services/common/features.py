@@ -14,6 +14,9 @@ from typing import Any
 import polars as pl
 import redis
 import structlog
+from feast.infra.online_stores.redis import RedisOnlineStore
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from services.common.errors import NotFound, Unavailable
 from services.common.metrics import FEATURE_READ_ERRORS, FEATURE_READ_LATENCY
@@ -33,9 +36,31 @@ STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
               sqlite3.OperationalError, OSError)  # fmt: skip
 
 
+# redis-py retries a refused connection 3 times with a 1-10 s backoff and has no socket
+# timeouts by default: a store that is down would hold every request (and a server worker)
+# for seconds, and callers would see their deadline pass instead of a prompt UNAVAILABLE.
+REDIS_RETRY = Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1)
+REDIS_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 1.0}
+
+
+def fail_fast(reader: OnlineFeatureReader) -> None:
+    """Short retries and socket timeouts on the reader's Redis client (timeouts given in
+    the connection string win)."""
+    online_store = reader.store._get_provider().online_store
+    if not isinstance(online_store, RedisOnlineStore):
+        return
+    client = online_store._get_client(reader.store.config.online_store)
+    client.set_retry(REDIS_RETRY)
+    connection_kwargs = client.get_connection_kwargs()
+    for name, seconds in REDIS_TIMEOUTS.items():
+        if connection_kwargs.get(name) is None:
+            connection_kwargs[name] = seconds
+
+
 class FeatureSource:
     def __init__(self, reader: OnlineFeatureReader) -> None:
         self.reader = reader
+        fail_fast(reader)
 
     def client(self, client_id: int, model: ScoringModel) -> dict[str, Any]:
         """The stored features of a known client, for the model's own feature service."""

@@ -9,7 +9,6 @@ loads whichever versions it is asked for, keeping a few in memory.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import time
@@ -41,9 +40,12 @@ class RegistrySettings:
 class ModelRegistry:
     def __init__(self, settings: RegistrySettings) -> None:
         self.settings = settings
-        self.client = MlflowClient(tracking_uri=settings.tracking_uri)
-        # download_artifacts resolves models:/ URIs through the global tracking URI.
-        os.environ.setdefault("MLFLOW_TRACKING_URI", settings.tracking_uri)
+        self.client = MlflowClient(
+            tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
+        )
+        # Downloads name this registry explicitly: MLflow's process-global tracking URI may
+        # point elsewhere (another registry in the same process, or a stale environment).
+        self._uris = {"tracking_uri": settings.tracking_uri, "registry_uri": settings.tracking_uri}
 
     def alias_version(self) -> str | None:
         """The version the alias points to, or None when no model holds it yet."""
@@ -69,6 +71,7 @@ class ModelRegistry:
             download_artifacts(
                 artifact_uri=f"models:/{self.settings.model_name}/{version}",
                 dst_path=str(target),
+                **self._uris,
             )
         bundle = next(target.rglob(META_FILE)).parent
         return ScoringModel.load(bundle)
@@ -84,7 +87,9 @@ class ModelRegistry:
             except MlflowException as error:
                 raise NotFound(f"model version {version} is not registered") from error
             target.parent.mkdir(parents=True, exist_ok=True)
-            download_artifacts(run_id=run_id, artifact_path="reports", dst_path=str(target.parent))
+            download_artifacts(
+                run_id=run_id, artifact_path="reports", dst_path=str(target.parent), **self._uris
+            )
         return target
 
 

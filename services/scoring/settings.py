@@ -26,7 +26,9 @@ class ScoringSettings(BaseSettings):
     )
     model_alias: str = "champion"
     poll_seconds: float = Field(10.0, gt=0, description="How often the alias is checked.")
-    max_batch: int = Field(1000, gt=0, description="Clients in one ScoreBatch call.")
+    # Each item carries its ~220 feature values (~5.3 kB): 1000 items overflow the 4 MB a
+    # default gRPC client accepts; 500 leave room for a model with more features.
+    max_batch: int = Field(500, gt=0, description="Clients in one ScoreBatch call.")
     cache_dir: Path = Field(
         Path(tempfile.gettempdir()) / "credit-models",
         description="Where registered model versions are downloaded.",
