@@ -85,7 +85,8 @@ test: venv services ## Run the whole test suite
 lint: venv ## Lint with ruff
 	$(BIN)/ruff check .
 
-bench: venv ## Measure speed and memory -> artifacts/bench.{json,md}
+bench: venv ## Measure speed and memory -> artifacts/bench.{json,md} (REST/gRPC: after make up)
+	@bash scripts/apt-install.sh wrk
 	$(BIN)/credit bench
 
 clean: ## Remove generated data, artefacts and the local MLflow store (keeps .venv)

@@ -109,7 +109,48 @@ def bench_feature_store_default(
     return bench_feature_store(features, reads=2_000)
 
 
+def _running_stack_inputs(settings: PlatformSettings) -> tuple[str, str, list[int]]:
+    """The gateway `make up` runs, its development key and known client ids."""
+    import urllib.request
+
+    gateway = f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}"
+    try:
+        with urllib.request.urlopen(f"{gateway}/readyz", timeout=2) as response:
+            ready = response.status == 200
+    except OSError:
+        ready = False
+    key_file = Path(".dev/api-key")
+    if not ready or not key_file.is_file():
+        raise SystemExit(f"no ready stack at {gateway}: run `make up` first")
+    ids = pq.read_table(settings.features_dir / "features.parquet", columns=["SK_ID_CURR"])
+    return gateway, key_file.read_text().strip(), ids.column(0).to_pylist()[:500]
+
+
+def bench_rest(settings: PlatformSettings, work: Path, clients: int) -> dict[str, Any]:
+    """End-to-end POST /v1/scores through the gateway `make up` runs (decision log
+    included), with the load generated from separate processes: a sequential Python client
+    for latency at concurrency 1, wrk with 16 connections for throughput."""
+    gateway, key, ids = _running_stack_inputs(settings)
+    env = {**os.environ, "BENCH_API_KEY": key, "BENCH_CLIENT_IDS": ",".join(map(str, ids))}
+    sequential = subprocess.run(
+        [sys.executable, "bench/rest_sequential.py", gateway, "2000"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: `make bench` installs it (scripts/apt-install.sh wrk)")
+    loaded = subprocess.run(
+        ["wrk", "-t2", "-c16", "-d20s", "--latency", "-s", "bench/score.lua", gateway],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    summary = json.loads(next(
+        line[5:] for line in loaded.stdout.splitlines() if line.startswith("JSON ")
+    ))  # fmt: skip
+    summary["requests_per_s"] = round(summary["requests"] / summary["seconds"], 1)
+    return {"concurrency_1": json.loads(sequential.stdout), "concurrency_16": summary}
+
+
 BENCHMARKS: dict[str, Benchmark] = {
+    "rest": bench_rest,
     "full_scale": bench_full_scale,
     "feature_store": bench_feature_store_default,
 }
