@@ -11,7 +11,7 @@ from typing import Any
 
 from credit.v1 import common_pb2
 from services.common.errors import InvalidArgument
-from training.schema import CATEGORY_MISSING, kaggle_schema
+from training.schema import CATEGORY_MISSING, DAYS_SENTINEL, kaggle_schema
 
 # Typed proto field -> Kaggle column.
 TYPED_FIELDS: dict[str, str] = {
@@ -88,6 +88,9 @@ def application_to_raw(application: common_pb2.Application) -> dict[str, Any]:
             if spec.kind == "category"
             else _check_number(field, column, float(value))
         )
+    # Kaggle codes "no employment" (pensioners, unemployed) as 365243, never as missing: an
+    # applicant without an employment date must reach the features exactly as in training.
+    raw.setdefault("DAYS_EMPLOYED", DAYS_SENTINEL)
     if raw["AMT_ANNUITY"] > raw["AMT_CREDIT"]:
         raise InvalidArgument("amt_annuity", "cannot exceed the credit amount")
     for name, value in application.numeric_fields.items():

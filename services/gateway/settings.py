@@ -35,7 +35,9 @@ class GatewaySettings(BaseSettings):
     api_keys: str | None = Field(
         None, description="The same JSON list inline (e.g. from a secret); adds to the file."
     )
-    max_batch: int = Field(100, gt=0, le=1000, description="Client ids in one batch request.")
+    max_batch: int = Field(
+        100, gt=0, le=500, description="Client ids in one batch request (scoring allows 500)."
+    )
     log_format: str = Field(
         "json", validation_alias=AliasChoices("GATEWAY_LOG_FORMAT", "LOG_FORMAT")
     )
