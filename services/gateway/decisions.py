@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     String,
     create_engine,
+    event,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -84,12 +85,24 @@ def _from_row(row: DecisionRow) -> Decision:
     )  # fmt: skip
 
 
+def _sqlite_wal(connection: Any, _record: Any) -> None:
+    # WAL with synchronous=FULL still syncs every commit to disk before it returns (the log
+    # stays durable), with one fsync instead of the rollback journal's several: ~1 ms
+    # instead of ~5 ms per decision here.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
 class DecisionLog:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_wal)
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
