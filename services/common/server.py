@@ -7,6 +7,8 @@ every call is counted and timed, so handlers hold business logic only.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -16,6 +18,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 
 from services.common.errors import ServiceError
 from services.common.metrics import GRPC_HANDLED, GRPC_LATENCY
@@ -96,3 +99,27 @@ def set_serving(health_servicer: health.HealthServicer, names: list[str], servin
     )
     for name in ["", *names]:
         health_servicer.set(name, status)
+
+
+def run_until_signal(
+    server: grpc.Server,
+    health_servicer: health.HealthServicer,
+    service_names: list[str],
+    *,
+    metrics_port: int,
+    host: str,
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """Serve metrics and gRPC until SIGTERM/SIGINT, then drain: NOT_SERVING first (load
+    balancers stop sending), then a graceful stop that lets calls in flight finish."""
+    start_http_server(metrics_port, addr=host)
+    server.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("stopping", services=service_names)
+    set_serving(health_servicer, service_names, False)
+    if on_stop is not None:
+        on_stop()
+    server.stop(grace=5).wait()

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 import grpc
 import structlog
-from prometheus_client import start_http_server
 
 from credit.logging import configure_logging
 from credit.v1 import common_pb2, explainer_pb2, explainer_pb2_grpc
@@ -16,7 +13,7 @@ from services.common.application import application_to_raw
 from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import ModelRegistry, RegistrySettings, VersionCache
-from services.common.server import build_server, set_serving
+from services.common.server import build_server, run_until_signal, set_serving
 from services.explainer import wording
 from services.explainer.handler import Explained, ExplainerHandler, load_importance
 from services.explainer.settings import ExplainerSettings
@@ -196,14 +193,8 @@ def serve(settings: ExplainerSettings | None = None) -> None:
     configure_logging(settings.log_format)
     features = FeatureSource(OnlineFeatureReader(open_store()))
     server, health, _ = create_server(settings, features)
-    start_http_server(settings.metrics_port, addr=settings.host)
-    server.start()
     # The explainer serves any registered version on demand: ready once it listens.
     set_serving(health, [SERVICE], True)
     log.info("explainer_started", port=settings.port, metrics_port=settings.metrics_port)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    set_serving(health, [SERVICE], False)
-    server.stop(grace=5).wait()
+    run_until_signal(server, health, [SERVICE], metrics_port=settings.metrics_port,
+                     host=settings.host)  # fmt: skip

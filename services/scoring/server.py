@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-import signal
-import threading
 from datetime import datetime
 from typing import Any
 
 import grpc
 import structlog
-from prometheus_client import start_http_server
 
 from credit.logging import configure_logging
 from credit.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
@@ -18,7 +15,7 @@ from services.common.application import application_to_raw
 from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import ChampionFollower, ModelRegistry, RegistrySettings
-from services.common.server import build_server, set_serving
+from services.common.server import build_server, run_until_signal, set_serving
 from services.scoring.handler import Scored, ScoringHandler
 from services.scoring.settings import ScoringSettings
 
@@ -140,9 +137,6 @@ def serve(settings: ScoringSettings | None = None) -> None:
     configure_logging(settings.log_format)
     features = FeatureSource(OnlineFeatureReader(open_store()))
     server, follower, health = create_server(settings, features)
-    start_http_server(settings.metrics_port, addr=settings.host)
-    server.start()
-    log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port)
 
     def on_model_change() -> None:
         set_serving(health, [SERVICE], follower.model is not None)
@@ -154,11 +148,6 @@ def serve(settings: ScoringSettings | None = None) -> None:
         log.error("registry_unreachable_at_start", error=str(error))
     on_model_change()
     follower.start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    log.info("scoring_stopping")
-    set_serving(health, [SERVICE], False)
-    follower.stop()
-    server.stop(grace=5).wait()
+    log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port)
+    run_until_signal(server, health, [SERVICE], metrics_port=settings.metrics_port,
+                     host=settings.host, on_stop=follower.stop)  # fmt: skip

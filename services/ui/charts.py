@@ -1,0 +1,161 @@
+"""Plotly figures of the dashboard. Okabe-Ito colours (safe for colour-blind readers), and
+every distinction carried by a second cue too: shape, hatching, sign or a word."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+BLUE, VERMILLION, ORANGE, SKY, BLACK = "#0072B2", "#D55E00", "#E69F00", "#56B4E9", "#000000"
+LIGHT_BLUE, LIGHT_ORANGE = "#D6E9F5", "#F9E1CC"
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
+DAYS_PER_YEAR = 365.25
+
+
+def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}},
+        template="plotly_white", height=height, font={"family": FONT, "size": 13,
+                                                      "color": "#1a1a1a"},
+        margin={"l": 10, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2},
+    )  # fmt: skip
+    return fig
+
+
+def gauge(probability: float, threshold: float, title: str, refused: bool) -> go.Figure:
+    # Most probabilities sit near the threshold (~10%): a 0-100 scale would squash them.
+    top = min(100.0, max(3 * threshold, 1.25 * probability) * 100)
+    top = math.ceil(top / 5) * 5
+    fig = go.Figure(
+        go.Indicator(
+            mode="gauge+number", value=round(probability * 100, 1),
+            number={"suffix": "%", "font": {"size": 40}},
+            gauge={
+                "axis": {"range": [0, top], "ticksuffix": "%"},
+                "bar": {"color": VERMILLION if refused else BLUE, "thickness": 0.35},
+                "steps": [{"range": [0, threshold * 100], "color": LIGHT_BLUE},
+                          {"range": [threshold * 100, top], "color": LIGHT_ORANGE}],
+                "threshold": {"line": {"color": BLACK, "width": 5}, "thickness": 0.9,
+                              "value": threshold * 100},
+            },
+        )
+    )  # fmt: skip
+    return _layout(fig, title, height=300)
+
+
+def waterfall(
+    rows: Sequence[tuple[str, float]],
+    base: float,
+    others: float,
+    labels: dict[str, str],
+    title: str,
+    axis: str,
+) -> go.Figure:
+    """``rows``: (plain label with the client's value, SHAP contribution), strongest first."""
+    names = [labels["start"], *[label for label, _ in rows], labels["others"], labels["end"]]
+    values = [base, *[value for _, value in rows], others, 0.0]
+    measures = ["absolute", *["relative"] * (len(rows) + 1), "total"]
+    text = [f"{base:+.2f}", *[f"{v:+.2f}" for _, v in rows], f"{others:+.2f}", ""]
+    fig = go.Figure(
+        go.Waterfall(
+            orientation="h", y=names, x=values, measure=measures, text=text,
+            textposition="outside", cliponaxis=False,
+            increasing={"marker": {"color": VERMILLION}},
+            decreasing={"marker": {"color": BLUE}},
+            totals={"marker": {"color": "#555555"}}, connector={"line": {"color": "#888888"}},
+        )
+    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    # Zoom on the path of the score: bars drawn from zero would squash the contributions.
+    path = [base]
+    for value in [*[v for _, v in rows], others]:
+        path.append(path[-1] + value)
+    low, high = min(path), max(path)
+    pad = 0.25 * (high - low or 1.0)
+    fig.update_xaxes(title=axis, range=[low - pad, high + pad])
+    return _layout(fig, title, height=140 + 32 * len(names))
+
+
+def _to_years(values: Sequence[float]) -> list[float]:
+    return [-v / DAYS_PER_YEAR for v in values]
+
+
+def distribution(
+    population: dict[str, Any], client_value: Any, names: dict[str, str], title: str, y_axis: str
+) -> go.Figure:
+    """Share of each outcome group per bin (or category), client's value marked."""
+    repaid, defaulted = population["repaid"], population["defaulted"]
+    total_r, total_d = max(sum(repaid), 1), max(sum(defaulted), 1)
+    share_r = [c / total_r for c in repaid]
+    share_d = [c / total_d for c in defaulted]
+    fig = go.Figure()
+    marker_x: Any = client_value
+    if population["categories"]:
+        x: list[Any] = list(population["categories"])[: len(repaid)]
+        width = None
+    else:
+        edges = list(population["bin_edges"])
+        # Days before the application read better as years (the profile says "64.5 years").
+        in_years = population["unit"] == "days" and max(edges, default=0) <= 0
+        if in_years:
+            edges = _to_years(edges)
+            if isinstance(client_value, int | float):
+                marker_x = -client_value / DAYS_PER_YEAR
+        x = [(a + b) / 2 for a, b in itertools.pairwise(edges)][: len(repaid)]
+        width = [abs(b - a) * 0.45 for a, b in itertools.pairwise(edges)]
+    fig.add_bar(x=x, y=share_r, name=names["repaid"], marker_color=BLUE, width=width,
+                offsetgroup="r")  # fmt: skip
+    fig.add_bar(x=x, y=share_d, name=names["defaulted"], width=width, offsetgroup="d",
+                marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}})  # fmt: skip
+    fig.update_layout(barmode="group", bargap=0.15)
+    fig.update_yaxes(title=y_axis, tickformat=".0%")
+    if marker_x is not None and not (isinstance(marker_x, float) and math.isnan(marker_x)):
+        if population["categories"]:
+            # A category axis has no numeric position: annotate the bar group instead.
+            fig.add_annotation(x=marker_x, y=max(share_r + share_d, default=0), text="▼ "
+                               + names["client"], showarrow=False, yshift=14,
+                               font={"color": BLACK, "size": 13})  # fmt: skip
+        else:
+            fig.add_vline(x=marker_x, line={"color": BLACK, "width": 3, "dash": "dash"},
+                          annotation_text=names["client"], annotation_position="top")  # fmt: skip
+    return _layout(fig, title, height=380)
+
+
+def scatter(
+    points: Sequence[tuple[float | None, float | None, bool]],
+    client: tuple[Any, Any],
+    names: dict[str, str],
+    title: str,
+    x_label: str,
+    y_label: str,
+) -> go.Figure:
+    """``points``: (x, y, defaulted) of similar clients; ``client``: the client's (x, y)."""
+    fig = go.Figure()
+    for defaulted, name, colour, symbol in (
+        (False, names["repaid"], BLUE, "circle"), (True, names["defaulted"], VERMILLION, "x"),
+    ):  # fmt: skip
+        group = [(x, y) for x, y, d in points if d is defaulted and x is not None
+                 and y is not None]  # fmt: skip
+        fig.add_scatter(
+            x=[p[0] for p in group], y=[p[1] for p in group], mode="markers", name=name,
+            marker={"color": colour, "symbol": symbol, "size": 10, "opacity": 0.85},
+        )  # fmt: skip
+    if client[0] is not None and client[1] is not None:
+        fig.add_scatter(x=[client[0]], y=[client[1]], mode="markers", name=names["client"],
+                        marker={"color": BLACK, "symbol": "star", "size": 18,
+                                "line": {"color": "white", "width": 1}})  # fmt: skip
+    fig.update_xaxes(title=x_label)
+    fig.update_yaxes(title=y_label)
+    return _layout(fig, title, height=400)
+
+
+def importance(rows: Sequence[tuple[str, float]], title: str, axis: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[v for _, v in rows], y=[label for label, _ in rows],
+                           orientation="h", marker_color=BLUE))  # fmt: skip
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(title=axis)
+    return _layout(fig, title, height=120 + 26 * len(rows))

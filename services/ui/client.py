@@ -1,0 +1,105 @@
+"""The gateway over HTTP: one method per endpoint, every failure turned into a typed
+``GatewayError`` whose ``kind`` the dashboard words for the advisor (texts.ERRORS)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+ErrorKind = Literal[
+    "not_found", "invalid", "unavailable", "timeout", "auth", "rate_limited", "error"
+]
+
+
+class GatewayError(Exception):
+    def __init__(self, kind: ErrorKind, detail: str = "", status: int | None = None) -> None:
+        super().__init__(f"{kind} ({status}): {detail}")
+        self.kind, self.detail, self.status = kind, detail, status
+
+
+def _kind(status: int) -> ErrorKind:
+    if status == 404:
+        return "not_found"
+    if status in (400, 422):
+        return "invalid"
+    if status in (401, 403):
+        return "auth"
+    if status == 429:
+        return "rate_limited"
+    if status in (502, 503, 504):
+        return "unavailable"
+    return "error"
+
+
+class GatewayClient:
+    def __init__(self, base_url: str, api_key: str, timeout: float = 20.0) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers={"X-API-Key": api_key}, timeout=timeout
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as error:
+            raise GatewayError("timeout", str(error)) from error
+        except httpx.HTTPError as error:  # refused connection, DNS, protocol...
+            raise GatewayError("unavailable", str(error)) from error
+        if response.status_code >= 400:
+            try:
+                detail = str(response.json().get("detail", ""))
+            except ValueError:
+                detail = response.text[:200]
+            # Logged for operators; the advisor sees a worded message, not this detail.
+            log.warning("gateway %s %s -> %s: %s", method, path, response.status_code, detail)
+            raise GatewayError(_kind(response.status_code), detail, response.status_code)
+        return response.json()
+
+    def score(self, client_id: int) -> dict[str, Any]:
+        return self._call("POST", "/v1/scores", json={"client_id": client_id})
+
+    def simulate(self, application: dict[str, Any]) -> dict[str, Any]:
+        # simulation=true: the gateway logs it flagged, never as a real decision.
+        return self._call(
+            "POST", "/v1/scores", json={"application": application, "simulation": True}
+        )
+
+    def profile(self, client_id: int, lang: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/clients/{client_id}", params={"lang": lang})
+
+    def explanation(self, client_id: int, lang: str, top_k: int = 10) -> dict[str, Any]:
+        return self._call(
+            "GET", f"/v1/clients/{client_id}/explanation", params={"lang": lang, "top_k": top_k}
+        )
+
+    def explain_application(
+        self, application: dict[str, Any], lang: str, top_k: int = 10
+    ) -> dict[str, Any]:
+        return self._call(
+            "POST", "/v1/explanations",
+            json={"application": application, "lang": lang, "top_k": top_k},
+        )  # fmt: skip
+
+    def model(self, lang: str) -> dict[str, Any]:
+        return self._call("GET", "/v1/model", params={"lang": lang})
+
+    def population(self, feature: str, lang: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/population/features/{feature}", params={"lang": lang})
+
+    def neighbours(self, client_id: int, k: int) -> dict[str, Any]:
+        return self._call("GET", f"/v1/clients/{client_id}/neighbours", params={"k": k})
+
+    def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/decisions", params={"limit": limit})
+
+    def ready(self) -> bool:
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False

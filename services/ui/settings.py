@@ -1,0 +1,54 @@
+"""Settings of the advisor dashboard: one typed object, environment variables prefixed UI_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Demo-only credentials: override UI_USERS anywhere the dashboard is reachable by others.
+DEMO_USERS = "advisor:demo"
+
+
+class UISettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UI_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+    gateway_url: str = "http://127.0.0.1:8000"
+    gateway_api_key: SecretStr | None = Field(
+        None, description="The dashboard's own gateway key; wins over the key file."
+    )
+    gateway_api_key_file: Path = Field(
+        Path(".dev/api-key"), description="File holding the key (e.g. a mounted secret)."
+    )
+    users: SecretStr = Field(
+        SecretStr(DEMO_USERS),
+        description="Advisor sign-ins, 'user:password' pairs separated by commas.",
+    )
+    timeout_seconds: float = Field(20.0, gt=0, description="Timeout of one gateway call.")
+    default_lang: Literal["en", "fr"] = "en"
+    neighbours: int = Field(30, ge=5, le=50, description="Similar clients in the scatter view.")
+
+    def api_key(self) -> str:
+        """Read at start, kept server-side: the browser never sees it."""
+        if self.gateway_api_key is not None:
+            return self.gateway_api_key.get_secret_value().strip()
+        try:
+            return self.gateway_api_key_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise RuntimeError(
+                f"no gateway API key: set UI_GATEWAY_API_KEY or UI_GATEWAY_API_KEY_FILE "
+                f"({self.gateway_api_key_file}: {error.strerror})"
+            ) from error
+
+    def credentials(self) -> list[tuple[str, str]]:
+        pairs = []
+        for item in self.users.get_secret_value().split(","):
+            user, sep, password = item.strip().partition(":")
+            if not sep or not user or not password:
+                raise ValueError("UI_USERS must be 'user:password' pairs separated by commas")
+            pairs.append((user, password))
+        return pairs
