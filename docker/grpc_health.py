@@ -1,0 +1,16 @@
+"""Container HEALTHCHECK of a gRPC service: the standard grpc.health.v1 Check on loopback.
+
+Usage: python /usr/local/bin/grpc_health.py PORT [SERVICE]; exit 0 when SERVING.
+"""
+
+import sys
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+port = sys.argv[1]
+service = sys.argv[2] if len(sys.argv) > 2 else ""
+with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    stub = health_pb2_grpc.HealthStub(channel)
+    reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=3)
+sys.exit(0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1)
