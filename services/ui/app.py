@@ -87,7 +87,7 @@ CSS = """
 .decision.refused { border-left: 12px solid #D55E00; background: #fdf0e8; }
 .sim-banner { padding: .5rem .9rem; border: 3px dashed #1a1a1a; background: #fff3cd;
               color: #1a1a1a; font-weight: 700; letter-spacing: .03em; }
-.chart-alt { font-size: .95rem; color: #1a1a1a; margin-top: -.4rem; }
+.chart-alt { font-size: .95rem; color: #1a1a1a; margin-top: .3rem; }
 .profile table { border-collapse: collapse; width: 100%; }
 .profile th, .profile td { text-align: left; padding: .25rem .5rem;
                            border-bottom: 1px solid #ddd; color: #1a1a1a; }
@@ -95,6 +95,9 @@ CSS = """
 .profile summary { font-weight: 700; font-size: 1.05rem; padding: .4rem 0; cursor: pointer; }
 a.sign-out { color: #0b4f8a; text-decoration: underline; }
 """
+
+
+RESIZE_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 60); }"
 
 
 def _message(text: str, error: bool = False) -> str:
@@ -198,6 +201,18 @@ def _application(values: dict[str, Any], client_id: int, edits: dict[str, Any]) 
     application["numeric_fields"] = numeric
     application["category_fields"] = categorical
     return application
+
+
+def _plotted(value: Any, unit: str) -> float | None:
+    """Days before the application (negative) read better as years, as in the profile."""
+    number = _number(value)
+    if number is not None and unit == "days" and number <= 0:
+        return -number / charts.DAYS_PER_YEAR
+    return number
+
+
+def _axis(lang: str, label: str, unit: str) -> str:
+    return f"{label} ({t(lang, 'years')})" if unit == "days" else label
 
 
 def _term(values: dict[str, Any]) -> float | None:
@@ -338,6 +353,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 "values": values,
                 "labels": labels,
                 "display": {f["name"]: f["display_value"] for f in fields},
+                "units": {f["name"]: f["unit"] for f in fields},
+                "shown_term": _term(values),
             }
             updates: dict[Any, Any] = {
                 ctx: state,
@@ -392,7 +409,12 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                      "client": t(code, "client")}  # fmt: skip
             label = population["label"]
             fig = charts.distribution(
-                population, value, names, t(code, "dist_title", label=label), t(code, "dist_y")
+                population,
+                value,
+                names,
+                t(code, "dist_title", label=label),
+                t(code, "dist_y"),
+                _axis(code, label, population["unit"]),
             )
             shown = state.get("display", {}).get(feature)
             if value is None:
@@ -405,18 +427,20 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         def _scatter(state: dict[str, Any], fx: str, fy: str, code: str) -> dict[Any, Any]:
             found = client.neighbours(state["client_id"], settings.neighbours)["neighbours"]
             others = neighbour_values([n["client_id"] for n in found])
-            points = [(_number(others[n["client_id"]].get(fx)),
-                       _number(others[n["client_id"]].get(fy)), n["defaulted"])
+            units = state["units"]
+            ux, uy = units.get(fx, ""), units.get(fy, "")
+            points = [(_plotted(others[n["client_id"]].get(fx), ux),
+                       _plotted(others[n["client_id"]].get(fy), uy), n["defaulted"])
                       for n in found]  # fmt: skip
             labels = state["labels"]
             names = {"repaid": t(code, "repaid"), "defaulted": t(code, "defaulted"),
                      "client": t(code, "client")}  # fmt: skip
             x_label, y_label = labels.get(fx, fx), labels.get(fy, fy)
             k, d = len(found), sum(1 for n in found if n["defaulted"])
-            fig = charts.scatter(points, (_number(state["values"].get(fx)),
-                                          _number(state["values"].get(fy))), names,
+            fig = charts.scatter(points, (_plotted(state["values"].get(fx), ux),
+                                          _plotted(state["values"].get(fy), uy)), names,
                                  t(code, "scatter_title", x=x_label, y=y_label, k=k),
-                                 x_label, y_label)  # fmt: skip
+                                 _axis(code, x_label, ux), _axis(code, y_label, uy))  # fmt: skip
             alt = t(code, "scatter_alt", x=x_label, y=y_label, k=k, d=d)
             if not any(x is not None and y is not None for x, y, _ in points):
                 alt += " " + t(code, "scatter_none")
@@ -492,15 +516,13 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             if any(v is not None and v <= 0 for k, v in fields.items() if k != "CNT_CHILDREN"):
                 return {sim_status: _message(error_text(code, "invalid", detail="> 0"),
                                              error=True)}  # fmt: skip
-            # The term is credit / annuity: when the advisor changed it, it sets the annuity.
-            original_term = _term(state["values"])
-            if (
-                term
-                and original_term
-                and abs(term - original_term) >= 0.05
-                and fields.get("AMT_CREDIT")
-            ):
-                fields["AMT_ANNUITY"] = round(fields["AMT_CREDIT"] / term, 2)
+            # The term is credit / annuity: when the advisor changed the term shown last, it
+            # sets the annuity; otherwise it follows the credit and annuity entered.
+            shown = state.get("shown_term")
+            credit = fields.get("AMT_CREDIT")
+            if term and shown and credit and abs(term - shown) >= 0.05:
+                fields["AMT_ANNUITY"] = round(credit / term, 2)
+            new_term = _term(fields)
             application = _application(state["values"], state["client_id"], fields)
             try:
                 score = client.simulate(application)
@@ -530,12 +552,15 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                                              score["decision"], t(code, "sim_banner")),
                 sim_reasons: change + "\n\n" + _reasons(code, explanation),
                 sim_waterfall: water_fig, sim_waterfall_alt: water_alt,
-                inputs["annuity"]: fields.get("AMT_ANNUITY"),
+                inputs["annuity"]: fields.get("AMT_ANNUITY"), inputs["term"]: new_term,
+                ctx: {**state, "shown_term": new_term},
             }  # fmt: skip
 
         @guarded
         def on_reset(state: dict[str, Any], code: str) -> dict[Any, Any]:
             out = reset_fields(state)
+            if state.get("values"):
+                out[ctx] = {**state, "shown_term": _term(state["values"])}
             out.update({sim_status: _message(t(code, "reset_done")), sim_gauge: None,
                         sim_gauge_alt: "", sim_decision: "", sim_reasons: "",
                         sim_waterfall: None, sim_waterfall_alt: ""})  # fmt: skip
@@ -640,15 +665,19 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                            [scatter_plot, scatter_alt, neighbours_html])  # fmt: skip
         simulate_btn.click(on_simulate, [ctx, lang, *inputs.values()],
                            [status, sim_status, sim_gauge, sim_gauge_alt, sim_decision,
-                            sim_reasons, sim_waterfall, sim_waterfall_alt,
-                            inputs["annuity"]])  # fmt: skip
+                            sim_reasons, sim_waterfall, sim_waterfall_alt, ctx,
+                            inputs["annuity"], inputs["term"]])  # fmt: skip
         reset_btn.click(on_reset, [ctx, lang],
-                        [status, sim_status, sim_gauge, sim_gauge_alt, sim_decision,
+                        [ctx, status, sim_status, sim_gauge, sim_gauge_alt, sim_decision,
                          sim_reasons, sim_waterfall, sim_waterfall_alt,
                          *inputs.values()])  # fmt: skip
         lang_radio.input(on_language, [lang_radio, ctx], everything).then(
             on_compare, compare_in, compare_out
         ).then(on_model, lang, model_out).then(on_recent, lang, [status, recent])
+        for tab in (tab_decision, tab_profile, tab_compare, tab_whatif, tab_model):
+            # Plotly sizes a figure drawn in a hidden tab to nothing; a resize on showing the
+            # tab makes it fill its box again.
+            tab.select(None, None, None, js=RESIZE_JS)
         demo.load(on_model, lang, model_out).then(on_recent, lang, [status, recent])
     return demo
 

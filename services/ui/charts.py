@@ -59,7 +59,8 @@ def waterfall(
     names = [labels["start"], *[label for label, _ in rows], labels["others"], labels["end"]]
     values = [base, *[value for _, value in rows], others, 0.0]
     measures = ["absolute", *["relative"] * (len(rows) + 1), "total"]
-    text = [f"{base:+.2f}", *[f"{v:+.2f}" for _, v in rows], f"{others:+.2f}", ""]
+    final = base + sum(v for _, v in rows) + others
+    text = [f"{base:+.2f}", *[f"{v:+.2f}" for _, v in rows], f"{others:+.2f}", f"{final:+.2f}"]
     fig = go.Figure(
         go.Waterfall(
             orientation="h", y=names, x=values, measure=measures, text=text,
@@ -85,7 +86,12 @@ def _to_years(values: Sequence[float]) -> list[float]:
 
 
 def distribution(
-    population: dict[str, Any], client_value: Any, names: dict[str, str], title: str, y_axis: str
+    population: dict[str, Any],
+    client_value: Any,
+    names: dict[str, str],
+    title: str,
+    y_axis: str,
+    x_axis: str = "",
 ) -> go.Figure:
     """Share of each outcome group per bin (or category), client's value marked."""
     repaid, defaulted = population["repaid"], population["defaulted"]
@@ -113,6 +119,7 @@ def distribution(
                 marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}})  # fmt: skip
     fig.update_layout(barmode="group", bargap=0.15)
     fig.update_yaxes(title=y_axis, tickformat=".0%")
+    fig.update_xaxes(title=x_axis)
     if marker_x is not None and not (isinstance(marker_x, float) and math.isnan(marker_x)):
         if population["categories"]:
             # A category axis has no numeric position: annotate the bar group instead.

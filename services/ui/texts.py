@@ -49,6 +49,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "waterfall_alt": "Waterfall chart: starting from the average client, {up} factors "
         "push the risk up and {down} push it down; the strongest is {top}.",
         "feature": "Feature to compare",
+        "years": "years",
         "feature_x": "Horizontal axis",
         "feature_y": "Vertical axis",
         "repaid": "Repaid",
@@ -142,6 +143,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "waterfall_alt": "Graphique en cascade : depuis le client moyen, {up} facteurs "
         "augmentent le risque et {down} le diminuent ; le plus fort est {top}.",
         "feature": "Information à comparer",
+        "years": "ans",
         "feature_x": "Axe horizontal",
         "feature_y": "Axe vertical",
         "repaid": "Remboursé",
