@@ -23,7 +23,7 @@ endif
 export SYNTHETIC_CLIENTS ?= 20000
 export MLFLOW_TRACKING_URI ?= sqlite:///mlruns/mlflow.db
 
-.PHONY: help protos venv services up down data features train materialize test lint bench clean mlflow
+.PHONY: help protos venv services up down data features train materialize test lint bench clean mlflow ops-tools deploy-check drift locks k8s-base
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -77,10 +77,25 @@ mlflow: venv ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 materialize: venv ## Load features into the online store (not implemented yet)
 	@echo "make materialize: not implemented yet (feature store issue)" >&2; exit 2
 
-test: venv services ## Run the whole test suite
+test: venv services ops-tools ## Run the whole test suite
 	@bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+ops-tools: venv ## Install helm, kubectl, promtool/prometheus, hadolint, checkov, kubernetes-validate
+	@bash scripts/install-ops-tools.sh >/dev/null
+
+deploy-check: venv ops-tools ## Validate images, chart, kustomize, skaffold, monitoring, drift
+	$(BIN)/python -m pytest tests/test_deploy.py tests/test_monitoring.py tests/test_drift.py
+
+drift: venv ## Recent real decisions vs the model's reference sample -> artifacts/drift/
+	$(BIN)/credit drift
+
+locks: venv ## Regenerate the per-image docker/requirements-*.lock from pyproject.toml
+	bash docker/compile-locks.sh
+
+k8s-base: ## Regenerate k8s/base from the Helm chart
+	bash k8s/render-base.sh
 
 lint: venv ## Lint with ruff
 	$(BIN)/ruff check .

@@ -273,6 +273,7 @@ def services_start() -> None:
     except RuntimeError as error:
         raise _fail(str(error)) from None
     typer.echo(f"API docs: http://127.0.0.1:8000/docs  (development API key in {DEV_KEY_FILE})")
+    typer.echo("Advisor dashboard: http://127.0.0.1:7860  (demo sign-in: advisor / demo)")
 
 
 @services_app.command("stop")
@@ -296,6 +297,33 @@ def serve(
     else:
         raise _fail(f"unknown service {service!r}: scoring or explainer")
     run()
+
+
+@app.command("drift")
+def drift(
+    database_url: Annotated[str, typer.Option(
+        envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
+    ] = "sqlite:///data/decisions.db",
+    reference: Annotated[Path, typer.Option(help="The model's reference sample.")] = Path(
+        "artifacts/reference.parquet"
+    ),
+    out_dir: Annotated[Path, typer.Option(help="HTML report and metrics.")] = Path(
+        "artifacts/drift"
+    ),
+    since_hours: Annotated[float, typer.Option(help="Decisions of the last N hours.")] = 168,
+    pushgateway_url: Annotated[str | None, typer.Option(
+        envvar="PUSHGATEWAY_URL", help="Push metrics there (else out_dir/drift.prom).")
+    ] = None,
+) -> None:
+    """Compare recent real decisions (inputs and scores) with the reference sample."""
+    from training.drift import run_drift
+
+    if not reference.is_file():
+        raise _fail(f"no reference sample at {reference}: run `make train` first")
+    result = run_drift(database_url, reference, out_dir, since_hours=since_hours,
+                       pushgateway_url=pushgateway_url)  # fmt: skip
+    summary = {k: v for k, v in result.items() if k != "features"}
+    typer.echo(", ".join(f"{k}: {v}" for k, v in summary.items()))
 
 
 @app.command("bench")

@@ -61,6 +61,7 @@ def services() -> list[Service]:
     scoring = f"127.0.0.1:{os.environ.get('SCORING_PORT', '50051')}"
     explainer = f"127.0.0.1:{os.environ.get('EXPLAINER_PORT', '50052')}"
     gateway = f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}"
+    ui = f"http://127.0.0.1:{os.environ.get('UI_PORT', '7860')}/"
     return [
         Service("scoring", [python, "-m", "services.scoring"],
                 grpc_serving(scoring, "credit.v1.ScoringService"), f"grpc://{scoring}"),
@@ -68,6 +69,7 @@ def services() -> list[Service]:
                 grpc_serving(explainer, "credit.v1.ExplainerService"), f"grpc://{explainer}"),
         Service("gateway", [python, "-m", "services.gateway"],
                 http_ok(f"{gateway}/readyz"), gateway),
+        Service("ui", [python, "-m", "services.ui"], http_ok(ui), ui),
     ]  # fmt: skip
 
 

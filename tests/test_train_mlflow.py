@@ -111,7 +111,8 @@ def test_metrics_json_has_required_keys(trained: dict[str, Any]) -> None:
     assert 0 < metrics["threshold"] < 1
     assert metrics["calibration_method"] in {"isotonic", "platt"}
     for name in ("cost_curve.png", "reliability.png", "importance.png", "importance.csv",
-                 "model_card.md", "population_stats.json", "reference.parquet"):  # fmt: skip
+                 "model_card.md", "population_stats.json", "reference.parquet",
+                 "drift_train_vs_test.html", "drift_train_vs_test.json"):  # fmt: skip
         assert (artifacts / name).stat().st_size > 0, name
     stats = json.loads((artifacts / "population_stats.json").read_text())
     assert set(stats["features"]["REGION"]["counts"]) == {"0", "1"}
@@ -119,6 +120,9 @@ def test_metrics_json_has_required_keys(trained: dict[str, Any]) -> None:
     reference = pd.read_parquet(artifacts / "reference.parquet")
     assert "prediction" in reference and "CODE_GENDER" not in reference
     assert "v1" in (artifacts / "model_card.md").read_text()
+    drift = metrics["train_vs_test_drift"]
+    assert drift["n_reference"] == N_TRAIN and drift["n_current"] == N_TEST
+    assert 0 <= drift["drift_share"] <= 1
 
 
 def test_first_model_registered_and_champion(trained: dict[str, Any]) -> None:
