@@ -15,9 +15,10 @@ DAYS_PER_YEAR = 365.25
 WORDS = {
     "en": {"raises": "which raises the risk", "lowers": "which lowers the risk",
            "missing": "not known", "yes": "yes", "no": "no", "years": "years",
-           "months": "months"},
+           "months": "months", "days": "days"},
     "fr": {"raises": "ce qui augmente le risque", "lowers": "ce qui diminue le risque",
-           "missing": "inconnu", "yes": "oui", "no": "non", "years": "ans", "months": "mois"},
+           "missing": "inconnu", "yes": "oui", "no": "non", "years": "ans", "months": "mois",
+           "days": "jours"},
 }  # fmt: skip
 
 
@@ -40,6 +41,8 @@ def format_value(spec: dict[str, Any], value: Any, lang: Lang) -> str:
         return _number(value, 0, lang)
     if unit == "days":
         return f"{_number(abs(value) / DAYS_PER_YEAR, 1, lang)} {words['years']}"
+    if unit == "day_count":
+        return f"{_number(value, 0 if value == round(value) else 1, lang)} {words['days']}"
     if unit == "years":
         return f"{_number(value, 0, lang)} {words['years']}"
     if unit == "share":

@@ -86,7 +86,7 @@ def bureau_features(tables_dir: Path) -> Built:
             ("mean", "min", "max"), "days")
     a.stats("DAYS_CREDIT_ENDDATE", ("remaining duration", "durée restante"),
             ("mean", "max"), "days", "active", active)
-    a.stats("CREDIT_DAY_OVERDUE", ("days overdue", "jours de retard"), ("max", "mean"), "days")
+    a.stats("CREDIT_DAY_OVERDUE", ("days overdue", "jours de retard"), ("max", "mean"), "day_count")
     a.stats("AMT_CREDIT_MAX_OVERDUE", ("highest amount overdue", "montant maximal en retard"),
             ("max",), "money")
     a.stats("CNT_CREDIT_PROLONG", ("prolongations", "prolongations"), ("sum",), "count")
@@ -181,10 +181,11 @@ def pos_cash_features(tables_dir: Path) -> Built:
     recent = pl.col("MONTHS_BALANCE") >= -RECENT_MONTHS
     a = AggregateSet("POS", "POS_CASH_balance")
     a.count(("monthly records", "relevés mensuels"))
-    a.stats("SK_DPD", ("days past due", "jours de retard"), ("max", "mean"), "days")
+    a.stats("SK_DPD", ("days past due", "jours de retard"), ("max", "mean"), "day_count")
     a.stats("SK_DPD_DEF", ("days past due (tolerance applied)", "jours de retard (avec tolérance)"),
-            ("max", "mean"), "days")
-    a.stats("SK_DPD", ("days past due", "jours de retard"), ("mean",), "days", "recent", recent)
+            ("max", "mean"), "day_count")
+    a.stats("SK_DPD", ("days past due", "jours de retard"), ("mean",), "day_count",
+            "recent", recent)
     a.add("LATE_SHARE", (pl.col("SK_DPD") > 0).mean(),
           ("months past due", "mois en retard"), "share", unit="share")
     a.stats("CNT_INSTALMENT_FUTURE", ("instalments left", "échéances restantes"),
@@ -212,11 +213,11 @@ def installments_features(tables_dir: Path) -> Built:
             ("mean", "min"), "share")
     a.stats("PAID_DIFF", ("amount left unpaid", "montant impayé"), ("mean", "max", "sum"),
             "money")
-    a.stats("DPD", ("days paid late", "jours de retard de paiement"), ("mean", "max"), "days")
-    a.stats("DBD", ("days paid early", "jours payés en avance"), ("mean",), "days")
+    a.stats("DPD", ("days paid late", "jours de retard de paiement"), ("mean", "max"), "day_count")
+    a.stats("DBD", ("days paid early", "jours payés en avance"), ("mean",), "day_count")
     a.add("LATE_SHARE", (pl.col("DPD") > 0).mean(), ("instalments paid late",
           "échéances payées en retard"), "share", unit="share")
-    a.stats("DPD", ("days paid late", "jours de retard de paiement"), ("mean",), "days",
+    a.stats("DPD", ("days paid late", "jours de retard de paiement"), ("mean",), "day_count",
             "recent", recent)
     a.stats("PAID_SHARE", ("share of the instalment paid", "part de l'échéance payée"),
             ("mean",), "share", "recent", recent)
@@ -245,7 +246,7 @@ def credit_card_features(tables_dir: Path) -> Built:
             "count")
     a.stats("PAID_MIN", ("payment / minimum due", "paiement / minimum dû"), ("mean",),
             "ratio")
-    a.stats("SK_DPD", ("days past due", "jours de retard"), ("max", "mean"), "days")
+    a.stats("SK_DPD", ("days past due", "jours de retard"), ("max", "mean"), "day_count")
     frame = cards.group_by("SK_ID_CURR").agg(a.exprs)
     return frame, a.infos
 

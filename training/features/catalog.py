@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Unit = Literal["money", "days", "years", "ratio", "share", "score", "count", "flag", "category", ""]
+# days: a date as an offset from the application (negative = past), read as a duration in
+# years; day_count: a number of days (days past due, days paid early), read as days.
+Unit = Literal[
+    "money", "days", "day_count", "years", "ratio", "share", "score", "count", "flag",
+    "category", "",
+]
 
 
 @dataclass(frozen=True)
