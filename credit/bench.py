@@ -149,8 +149,28 @@ def bench_rest(settings: PlatformSettings, work: Path, clients: int) -> dict[str
     return {"concurrency_1": json.loads(sequential.stdout), "concurrency_16": summary}
 
 
+def bench_grpc_services(settings: PlatformSettings, work: Path, clients: int) -> dict[str, Any]:
+    """Score and Explain over loopback against the services `make up` runs, from a
+    separate process (this one), at concurrency 1 and 8."""
+    from services.bench import bench_grpc
+
+    _, _, ids = _running_stack_inputs(settings)
+    scoring = f"127.0.0.1:{os.environ.get('SCORING_PORT', '50051')}"
+    explainer = f"127.0.0.1:{os.environ.get('EXPLAINER_PORT', '50052')}"
+    import grpc
+
+    from credit.v1 import scoring_pb2, scoring_pb2_grpc
+
+    with grpc.insecure_channel(scoring) as channel:  # the version being served
+        model = scoring_pb2_grpc.ScoringServiceStub(channel).GetModel(
+            scoring_pb2.GetModelRequest(), timeout=5
+        )
+    return bench_grpc(scoring, explainer, ids, model.model_version, calls=2000, concurrency=8)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "rest": bench_rest,
+    "grpc": bench_grpc_services,
     "full_scale": bench_full_scale,
     "feature_store": bench_feature_store_default,
 }
