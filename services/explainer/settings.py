@@ -17,7 +17,9 @@ class ExplainerSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 50052
     metrics_port: int = 9102
-    max_workers: int = 8
+    # Handlers are CPU-bound Python: more threads than cores only add GIL contention
+    # (measured: 8 workers 185 Score/s at 8 callers, 2 workers 293/s). Scale with replicas.
+    max_workers: int = 2
     tracking_uri: str = Field(
         "sqlite:///mlruns/mlflow.db",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "EXPLAINER_TRACKING_URI"),
