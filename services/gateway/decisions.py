@@ -10,6 +10,7 @@ trail shows what an advisor tried; they never count as decisions (metrics, defau
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,6 +104,10 @@ class DecisionLog:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_wal)
+        # Group commit: decisions waiting while a transaction commits go together into the
+        # next one (one fsync for many), each caller answered only once its own is durable.
+        self._pending: list[tuple[list[Decision], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
@@ -124,9 +129,30 @@ class DecisionLog:
             return [_from_row(row) for row in session.scalars(query)]
 
     async def write(self, decisions: list[Decision]) -> None:
-        """Commits (one transaction) before returning: the caller answers only after."""
-        if decisions:
-            await run_in_threadpool(self._write, decisions)
+        """Returns once ``decisions`` are committed: the caller answers only after. One
+        writer at a time (SQLite would otherwise make concurrent writers sleep and retry),
+        each transaction carrying every decision that arrived meanwhile."""
+        if not decisions:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((decisions, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await run_in_threadpool(self._write, [d for group, _ in batch for d in group])
+            except Exception as error:  # nothing of this batch is durable: all callers fail
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     async def get(self, decision_id: str) -> Decision | None:
         return await run_in_threadpool(self._get, decision_id)
