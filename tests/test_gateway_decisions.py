@@ -123,3 +123,37 @@ def test_application_hash_is_canonical() -> None:
     changed = {**APPLICATION, "amt_credit": APPLICATION["amt_credit"] + 1}
     assert application_hash(Application.model_validate(APPLICATION)) != application_hash(
         Application.model_validate(changed))
+
+
+def test_concurrent_decisions_are_group_committed_and_all_durable(tmp_path: Path) -> None:
+    """50 requests writing at once: every decision committed before its caller resumes,
+    in fewer transactions than decisions (one fsync serves many)."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    from services.gateway.decisions import Decision, DecisionLog
+
+    log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+    log.create_tables()
+    commits: list[int] = []
+    event.listen(log.engine, "commit", lambda _connection: commits.append(1))
+
+    def decision(i: int) -> Decision:
+        return Decision.new(key_id="k", client_id=i, application_hash=None, model_version="1",
+                            probability=i / 100, decision="granted", threshold=0.5,
+                            simulation=False, features={"numeric": {"X": float(i)}})  # fmt: skip
+
+    async def write_all() -> list[Decision]:
+        batch = [decision(i) for i in range(1, 51)]
+
+        async def one(d: Decision) -> Decision | None:
+            await log.write([d])
+            return await log.get(d.decision_id)  # durable when the write returned
+
+        return [d for d in await asyncio.gather(*(one(d) for d in batch)) if d is not None]
+
+    stored = asyncio.run(write_all())
+    assert sorted(d.client_id for d in stored) == list(range(1, 51))
+    assert 1 <= len(commits) < 50
+    log.close()
