@@ -1,0 +1,33 @@
+"""What every gRPC service's settings share; each service sets its prefix and ports."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GrpcServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int
+    metrics_port: int
+    # Handlers are CPU-bound Python: more threads than cores only add GIL contention
+    # (measured: 8 workers 185 Score/s at 8 callers, 2 workers 293/s). Scale with replicas.
+    max_workers: int = 2
+    # Shared by every process of the platform, hence no service prefix.
+    tracking_uri: str = Field(
+        "sqlite:///mlruns/mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "tracking_uri"),
+    )
+    model_name: str = Field(
+        "credit-default", validation_alias=AliasChoices("MODEL_NAME", "model_name")
+    )
+    cache_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "credit-models",
+        description="Where registered model versions are downloaded.",
+    )
+    log_format: str = Field("json", validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
