@@ -16,6 +16,15 @@ REAL_SAMPLE = Path(
 )
 
 
+def missing_service(reason: str, *, module_level: bool = False) -> None:
+    """A service or tool a test needs is absent: skip on a developer's machine, but fail in
+    CI, where `.ci/run` and `make test` install and start everything (a skip there would
+    hide a broken set-up behind a green run)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must provide it)", pytrace=False)
+    pytest.skip(reason, allow_module_level=module_level)
+
+
 @pytest.fixture(scope="session")
 def real_sample() -> Path:
     """The real linked Kaggle subset; tests using it skip when it is not on this machine."""

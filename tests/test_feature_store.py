@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import redis
 
-from tests.conftest import write_minimal_tables
+from tests.conftest import missing_service, write_minimal_tables
 from training.feature_store import (
     FeatureServiceMismatch,
     FeatureStoreSettings,
@@ -94,7 +94,7 @@ def store_settings(
     request: pytest.FixtureRequest, features_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FeatureStoreSettings]:
     if request.param == "redis" and not redis_listening(REDIS):
-        pytest.skip(f"no Redis listening on {REDIS.split(',')[0]}")
+        missing_service(f"no Redis listening on {REDIS.split(',')[0]}")
     settings = _settings(request.param, tmp_path_factory.mktemp(request.param))
     materialize(settings, features_dir, progress=False, event_time=datetime.now(tz=UTC))
     yield settings

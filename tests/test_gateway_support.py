@@ -13,8 +13,13 @@ from fastapi.testclient import TestClient
 from services.gateway.app import create_app
 from services.gateway.keys import SCOPES, add_key
 from services.gateway.settings import GatewaySettings
+from tests.conftest import missing_service
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+# scripts/ensure-services.sh gives a PostgreSQL it installs this password; where the server
+# trusts local connections (CI machines here) the password is simply not asked for.
+PG_ADMIN = (
+    "host=127.0.0.1 port=5432 user=postgres password=postgres dbname=postgres connect_timeout=3"
+)
 
 APPLICATION = {
     "contract_type": "Cash loans",
@@ -66,10 +71,10 @@ def postgres_database() -> Iterator[str]:
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True)
     except psycopg.OperationalError as error:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({error})")
+        missing_service(f"no PostgreSQL on 127.0.0.1:5432 ({error})")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+            yield f"postgresql+psycopg://postgres:postgres@127.0.0.1:5432/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from tests.conftest import missing_service
 from tests.stack import free_port
 from tests.test_gateway_support import settings_for, write_keys
 
@@ -29,7 +30,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    pytest.skip("no system Chromium at /usr/bin/chromium", allow_module_level=True)
+    missing_service("no system Chromium at /usr/bin/chromium (make test installs it)",
+                    module_level=True)
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "ui_artifacts"
