@@ -199,7 +199,17 @@ def test_auth(client: TestClient, keys: tuple[Path, dict[str, str]], stack: Any)
 
 
 def test_metrics(client: TestClient, headers: dict[str, str], stack: Any) -> None:
+    def scored() -> float:
+        line = next(line for line in client.get("/metrics").text.splitlines()
+                    if line.startswith("credit_score_probability_count"))  # fmt: skip
+        return float(line.split()[-1])
+
+    before = scored()
     client.post("/v1/scores", json={"client_id": stack.train_ids[0]}, headers=headers)
+    client.post("/v1/scores", json={"client_id": stack.train_ids[0], "simulation": True},
+                headers=headers)  # fmt: skip
+    assert scored() == before + 1  # the simulation is not part of the score distribution
+    client.get(f"/v1/clients/{stack.train_ids[0]}", headers=headers)
     text = client.get("/metrics").text
     assert 'http_requests_total{method="POST",route="/v1/scores",status="200"}' in text
     assert 'http_request_duration_seconds_bucket{le="0.002",method="GET",route=' in text

@@ -26,6 +26,10 @@ HTTP_DURATION = Histogram(
 DECISIONS = Counter(
     "credit_decisions_total", "Real credit decisions (simulations excluded).", ["decision"]
 )
+PROBABILITIES = Histogram(
+    "credit_score_probability", "Probability of default of real decisions (score distribution).",
+    buckets=(0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0),
+)
 BACKEND_CALLS = Histogram(
     "gateway_backend_call_seconds", "gRPC calls to the backends, by service, method and code.",
     ["service", "method", "code"], buckets=BUCKETS,

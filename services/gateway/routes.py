@@ -22,7 +22,7 @@ from services.gateway.backends import Backends
 from services.gateway.decisions import Decision, DecisionLog
 from services.gateway.errors import ApiError, problem_response, problem_responses
 from services.gateway.keys import ApiKey
-from services.gateway.metrics import DECISIONS
+from services.gateway.metrics import DECISIONS, PROBABILITIES
 from services.gateway.profile import build_profile
 from services.gateway.settings import GatewaySettings
 
@@ -108,6 +108,7 @@ def _count(decisions: list[Decision]) -> None:
     for decision in decisions:
         if not decision.simulation:
             DECISIONS.labels(decision.decision).inc()
+            PROBABILITIES.observe(decision.probability)
 
 
 @v1.post(
