@@ -213,3 +213,55 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEAST_REDIS_CONNECTION_STRING", "r:6379,db=3")
     assert FeatureStoreSettings().online_store_config()["connection_string"] == "r:6379,db=3"
     assert feast_redis_connection("redis://h:1/4") == "h:1,db=4"
+
+
+def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
+    features_dir: Path, tmp_path: Path
+) -> None:
+    """The fast snapshot path (one HSET per client, fields and values built once) stores
+    exactly the hashes Feast's ``online_write_batch`` stores: same keys, fields, bytes —
+    including signed zeros, which a value cache keyed on equality would merge."""
+    import math
+    import sys
+
+    if not redis_listening(REDIS):
+        missing_service(f"no Redis listening on {REDIS.split(',')[0]}")
+    frame = pl.read_parquet(features_dir / "features.parquet")
+    signed = next(c for c, t in frame.schema.items() if t == pl.Float64 and c != "TARGET")
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(0.0).otherwise(-0.0).alias(signed)
+    )
+    frame.write_parquet(tmp_path / "features.parquet")
+    (tmp_path / "feature_schema.json").write_text(
+        (features_dir / "feature_schema.json").read_text()
+    )
+    written = {}
+    now = datetime.now(tz=UTC)
+    module = sys.modules["training.feature_store.materialize"]
+    for path in ("fast", "feast"):
+        settings = _settings("redis", tmp_path / path)
+        if path == "feast":  # Feast's generic path: the one for any other online store
+            module_store, module.RedisOnlineStore = module.RedisOnlineStore, type("Other", (), {})
+        try:
+            materialize(settings, tmp_path, progress=False, event_time=now)
+        finally:
+            if path == "feast":
+                module.RedisOnlineStore = module_store
+        written[path] = settings
+    client = redis.Redis.from_url(f"redis://{REDIS.split(',')[0]}/14")
+    try:
+        suffix = {p: s.project.encode() for p, s in written.items()}
+        fast = [k for k in client.scan_iter(count=1000) if k.endswith(suffix["fast"])]
+        assert len(fast) == frame.height
+        for key in fast:
+            twin = key[: -len(suffix["fast"])] + suffix["feast"]
+            assert client.hgetall(key) == client.hgetall(twin)
+        store = open_store(written["fast"])
+        register_model_features(store, "signs", [signed])
+        reader = OnlineFeatureReader(store)
+        for row in frame.select("SK_ID_CURR", signed).head(4).iter_rows():
+            served = reader.get_client_features(row[0], "signs")[signed]
+            assert math.copysign(1.0, served) == math.copysign(1.0, row[1])
+    finally:
+        for settings in written.values():
+            open_store(settings).teardown()

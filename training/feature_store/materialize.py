@@ -10,6 +10,7 @@ only the conversion is cheaper.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,9 +19,12 @@ from typing import Any
 
 import polars as pl
 import structlog
-from feast import FeatureStore, FeatureView
+from feast import FeatureStore, FeatureView, utils
+from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from google.protobuf.timestamp_pb2 import Timestamp
 from rich.progress import Progress
 
 from training.feature_store.definitions import (
@@ -73,11 +77,13 @@ def _protos(column: pl.Series) -> list[ValueProto]:
     field = "string_val" if column.dtype == pl.String else "double_val"
     out = []
     for value in column.to_list():
-        proto = cache.get(value)
+        # -0.0 == 0.0 as a dict key, but not as stored bytes: keep the sign apart.
+        key = (value, math.copysign(1.0, value)) if value == 0 and field == "double_val" else value
+        proto = cache.get(key)
         if proto is None:
             # NaN (never equal to itself, so never cached) is missing too, as Feast stores it.
             proto = _NULL if value != value else ValueProto(**{field: value})
-            cache[value] = proto
+            cache[key] = proto
         out.append(proto)
     return out
 
@@ -94,6 +100,63 @@ def _rows(
         yield key, dict(zip(names, values, strict=True)), stamp, created
 
 
+def _serialised(column: pl.Series) -> list[bytes]:
+    """Each value as the bytes Feast stores (``ValueProto.SerializeToString``; a missing
+    value is the empty Value), each distinct value serialised once."""
+    cache: dict[int, bytes] = {}
+    out = []
+    for proto in _protos(column):
+        data = cache.get(id(proto))
+        if data is None:
+            data = cache[id(proto)] = proto.SerializeToString()
+        out.append(data)
+    return out
+
+
+def _write_redis_snapshot(
+    store: FeatureStore,
+    frame: pl.DataFrame,
+    views: list[FeatureView],
+    progress: Any | None = None,
+) -> None:
+    """A snapshot straight into Redis in Feast's layout, one HSET per client for all views.
+
+    Feast's ``online_write_batch`` (skip_dedup) hashes every ``view:feature`` field name and
+    serialises every value again for every client, and writes each view separately; the
+    key, field names, value bytes and ``_ts:`` stamps here are built by Feast's own helpers,
+    once per view and once per distinct value, so the stored hash is byte for byte the same.
+    """
+    config = store.config
+    online_store = store._get_provider().online_store
+    client = online_store._get_client(config.online_store)
+    ttl = config.online_store.key_ttl_seconds
+    stamp = Timestamp()
+    stamp.FromDatetime(utils.make_tzaware(frame["event_timestamp"][0]))
+    fields: dict[bytes, list[bytes]] = {}
+    for view in views:
+        name = _versioned_fv_name(view, config)
+        fields[f"_ts:{name}".encode()] = [stamp.SerializeToString()] * frame.height
+        for feature in view.features:
+            fields[_mmh3(f"{name}:{feature.name}")] = _serialised(frame[feature.name])
+    ids = frame[JOIN_KEY].to_list()
+    per_client = sum(len(v.features) for v in views)
+    for start in range(0, len(ids), CHUNK_ROWS):
+        with client.pipeline(transaction=False) as pipe:
+            for row in range(start, min(start + CHUNK_ROWS, len(ids))):
+                key = _redis_key(
+                    config.project,
+                    EntityKeyProto(join_keys=[JOIN_KEY],
+                                   entity_values=[ValueProto(int64_val=ids[row])]),
+                    entity_key_serialization_version=config.entity_key_serialization_version,
+                )  # fmt: skip
+                pipe.hset(key, mapping={f: values[row] for f, values in fields.items()})
+                if ttl:
+                    pipe.expire(name=key, time=ttl)
+            pipe.execute()
+        if progress is not None:
+            progress((min(start + CHUNK_ROWS, len(ids)) - start) * per_client)
+
+
 def write_frame(
     store: FeatureStore,
     frame: pl.DataFrame,
@@ -102,6 +165,10 @@ def write_frame(
 ) -> None:
     """Write an offline-shaped frame (join key, timestamps, features) to the online store."""
     provider = store._get_provider()
+    config = store.config.online_store
+    if isinstance(provider.online_store, RedisOnlineStore) and config.skip_dedup:
+        _write_redis_snapshot(store, frame, views, progress)
+        return
     for view in views:
         for start in range(0, frame.height, CHUNK_ROWS):
             chunk = frame.slice(start, CHUNK_ROWS)
