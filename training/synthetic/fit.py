@@ -2,7 +2,7 @@
 
 Run once, by hand, on the real linked sample::
 
-    python -m training.synthetic.fit /work/shared/data/home-credit
+    python -m training.synthetic.fit ../shared/data/home-credit
 
 It writes ``training/reference/synthetic_stats.json.gz``. The real rows never leave the
 sample folder: only marginals, correlations and count distributions are stored, and the
