@@ -158,7 +158,7 @@ def _waterfall(lang: str, explanation: dict[str, Any]) -> tuple[Any, str]:
 
 def _gauge(lang: str, probability: float, threshold: float, decision: str,
            title: str) -> tuple[Any, str]:  # fmt: skip
-    fig = charts.gauge(probability, threshold, title, decision == "refused")
+    fig = charts.gauge(probability, threshold, title, decision == "refused", lang)
     alt = t(lang, "gauge_alt", p=percent(probability, lang), thr=percent(threshold, lang),
             word=t(lang, decision).lower())  # fmt: skip
     return fig, alt

@@ -26,7 +26,9 @@ def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
     return fig
 
 
-def gauge(probability: float, threshold: float, title: str, refused: bool) -> go.Figure:
+def gauge(
+    probability: float, threshold: float, title: str, refused: bool, lang: str = "en"
+) -> go.Figure:
     # Most probabilities sit near the threshold (~10%): a 0-100 scale would squash them.
     top = min(100.0, max(3 * threshold, 1.25 * probability) * 100)
     top = math.ceil(top / 5) * 5
@@ -44,6 +46,8 @@ def gauge(probability: float, threshold: float, title: str, refused: bool) -> go
             },
         )
     )  # fmt: skip
+    # Plotly's number format follows the page language: "7,2 %" in French.
+    fig.update_layout(separators=", " if lang == "fr" else ".,")
     return _layout(fig, title, height=300)
 
 
