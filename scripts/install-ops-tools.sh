@@ -44,7 +44,7 @@ if [ ! -x "$TOOLS/bin/helm" ] || [ ! -x "$TOOLS/bin/kubectl" ]; then
 fi
 
 "$TOOLS/bin/helm" version --short
-"$TOOLS/bin/kubectl" version --client 2>/dev/null | head -1
-promtool --version 2>&1 | head -1
+"$TOOLS/bin/kubectl" version --client 2>/dev/null | sed -n 1p  # reads everything: head would SIGPIPE the tool under pipefail
+promtool --version 2>&1 | sed -n 1p  # reads everything: head would SIGPIPE the tool under pipefail
 "$VENV/bin/hadolint" --version
 "$TOOLS/checkov/bin/checkov" --version
