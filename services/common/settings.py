@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from services.common.registry import RegistrySettings
 
 
 class GrpcServiceSettings(BaseSettings):
@@ -31,3 +35,14 @@ class GrpcServiceSettings(BaseSettings):
         description="Where registered model versions are downloaded.",
     )
     log_format: str = Field("json", validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
+
+    def registry_settings(self, alias: str = "champion") -> RegistrySettings:
+        """Where this service finds its models in the MLflow registry."""
+        from services.common.registry import RegistrySettings
+
+        return RegistrySettings(
+            tracking_uri=self.tracking_uri,
+            model_name=self.model_name,
+            alias=alias,
+            cache_dir=self.cache_dir,
+        )

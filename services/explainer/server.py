@@ -12,7 +12,7 @@ from credit.v1 import common_pb2, explainer_pb2, explainer_pb2_grpc
 from services.common.application import application_to_raw
 from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
-from services.common.registry import ModelRegistry, RegistrySettings, VersionCache
+from services.common.registry import ModelRegistry, VersionCache
 from services.common.server import build_server, run_until_signal, set_serving
 from services.explainer import wording
 from services.explainer.handler import Explained, ExplainerHandler, load_importance
@@ -167,13 +167,7 @@ def _lang(lang: str) -> str:
 def create_server(settings: ExplainerSettings, features: FeatureSource) -> tuple[
     grpc.Server, Any, ModelRegistry
 ]:
-    registry = ModelRegistry(
-        RegistrySettings(
-            tracking_uri=settings.tracking_uri,
-            model_name=settings.model_name,
-            cache_dir=settings.cache_dir,
-        )
-    )
+    registry = ModelRegistry(settings.registry_settings())
     handler = ExplainerHandler(VersionCache(registry, settings.cached_versions), features)
     server, health = build_server(
         address=f"{settings.host}:{settings.port}",

@@ -14,7 +14,7 @@ from credit.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 from services.common.application import application_to_raw
 from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
-from services.common.registry import ChampionFollower, ModelRegistry, RegistrySettings
+from services.common.registry import ChampionFollower, ModelRegistry
 from services.common.server import build_server, run_until_signal, set_serving
 from services.scoring.handler import Scored, ScoringHandler
 from services.scoring.settings import ScoringSettings
@@ -109,14 +109,7 @@ def create_server(settings: ScoringSettings, features: FeatureSource) -> tuple[
     grpc.Server, ChampionFollower, Any
 ]:
     """The server, its model follower and its health servicer (not started)."""
-    registry = ModelRegistry(
-        RegistrySettings(
-            tracking_uri=settings.tracking_uri,
-            model_name=settings.model_name,
-            alias=settings.model_alias,
-            cache_dir=settings.cache_dir,
-        )
-    )
+    registry = ModelRegistry(settings.registry_settings(settings.model_alias))
     follower = ChampionFollower(registry, poll_seconds=settings.poll_seconds)
     handler = ScoringHandler(follower, features, settings.max_batch)
     server, health = build_server(
