@@ -10,20 +10,27 @@ Two read backends behind one interface (see feature_repo/README.md for the measu
 - ``sdk``: ``FeatureStore.get_online_features`` with the feature service (any online store).
 - ``direct``: the same storage read without the SDK's per-request bookkeeping. On Redis all
   views of a client live in one hash (key = Feast's serialised entity key + project, fields =
-  murmur3 of ``view:feature``), so one HMGET fetches the whole vector; on SQLite it calls the
-  online store's ``online_read`` per view. Both decode Feast's ``Value`` protos.
+  murmur3 of ``view:feature``), so one HMGET fetches the whole vector; on SQLite one indexed
+  SELECT per view on Feast's table (its primary key is ``(entity_key, feature_name)``), on a
+  connection of our own that skips Feast's per-row timestamp conversion. Both decode
+  Feast's ``Value`` bytes, with a shortcut for the doubles that make most of a vector.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import struct
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeatureServiceNotFoundException
+from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -128,6 +135,19 @@ def _python(value: ValueProto) -> Any:
     return None if kind is None else getattr(value, kind)
 
 
+# A serialised ``Value`` holding a double is its field tag (5, fixed64) and 8 bytes.
+_DOUBLE_TAG = 0x29
+_DOUBLE = struct.Struct("<d")
+
+
+def _value(blob: bytes) -> Any:
+    """The Python value of a serialised Feast ``Value`` (None when missing): doubles are
+    unpacked directly (~0.2 µs instead of ~1.5 µs for a parsed message)."""
+    if len(blob) == 9 and blob[0] == _DOUBLE_TAG:
+        return _DOUBLE.unpack_from(blob, 1)[0]
+    return _python(ValueProto.FromString(blob)) if blob else None
+
+
 class OnlineFeatureReader:
     """Reads one client's model features (or a new application's) from the online store."""
 
@@ -139,6 +159,7 @@ class OnlineFeatureReader:
         # Per model version: [(view, [feature names], [redis hash fields])].
         self._plans: dict[str, list[tuple[FeatureView, list[str], list[bytes]]]] = {}
         self._request_fields = {f.name: f.dtype.to_value_type().name for f in request_fields()}
+        self._sqlite = threading.local()  # sqlite3 connections are not shared across threads
 
     # -- feature services ------------------------------------------------------------
     def feature_service(
@@ -189,6 +210,8 @@ class OnlineFeatureReader:
             values, stamps = self._read_sdk(int(client_id), str(model_version))
         elif isinstance(self._online_store, RedisOnlineStore):
             values, stamps = self._read_redis(int(client_id), str(model_version))
+        elif isinstance(self._online_store, SqliteOnlineStore):
+            values, stamps = self._read_sqlite(int(client_id), str(model_version))
         else:
             values, stamps = self._read_store(int(client_id), str(model_version))
         if all(stamp is None for stamp in stamps.values()):
@@ -254,13 +277,48 @@ class OnlineFeatureReader:
             chunk = raw[offset : offset + len(fields)]
             offset += len(fields)
             for name, blob in zip(names, chunk, strict=False):
-                values[name] = None if blob is None else _python(ValueProto.FromString(blob))
+                values[name] = None if blob is None else _value(blob)
             ts_blob = chunk[-1]
             if ts_blob is None:
                 stamps[view] = None
             else:
                 stamp = Timestamp.FromString(ts_blob)
                 stamps[view] = stamp.ToDatetime(UTC)
+        return values, stamps
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._sqlite, "connection", None)
+        if connection is None:
+            path = self._online_store._get_db_path(self.store.config)
+            # Read-only, and without detect_types: Feast's connection converts the
+            # timestamp of every row (one per feature); one per view is enough here.
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            self._sqlite.connection = connection
+        return connection
+
+    def _read_sqlite(
+        self, client_id: int, model_version: str
+    ) -> tuple[dict[str, Any], dict[FeatureView, datetime | None]]:
+        config = self.store.config
+        entity_key = serialize_entity_key(
+            self._entity_key(client_id),
+            entity_key_serialization_version=config.entity_key_serialization_version,
+        )
+        versioning = config.registry.enable_online_feature_view_versioning
+        connection = self._sqlite_connection()
+        values: dict[str, Any] = {}
+        stamps: dict[FeatureView, datetime | None] = {}
+        for view, names, _ in self._plan(model_version):
+            table = _quote_id(_table_id(config.project, view, versioning))
+            rows = connection.execute(
+                f"SELECT feature_name, value, event_ts FROM {table} WHERE entity_key = ?",
+                (entity_key,),
+            ).fetchall()
+            stored = {name: blob for name, blob, _ in rows}
+            for name in names:
+                blob = stored.get(name)
+                values[name] = None if blob is None else _value(blob)
+            stamps[view] = _sqlite_time(rows[0][2]) if rows else None
         return values, stamps
 
     def _read_store(
@@ -294,6 +352,14 @@ class OnlineFeatureReader:
         refs = [f"{ON_DEMAND_VIEW}:{f.name}" for f in odfv.features]
         response = self.store.get_online_features(features=refs, entity_rows=[row]).to_dict()
         return {f.name: _clean(response[f.name][0]) for f in odfv.features}
+
+
+def _sqlite_time(stored: int | str) -> datetime:
+    """A timestamp as Feast's SQLite store keeps it: Unix seconds (older stores: ISO text)."""
+    if isinstance(stored, int):
+        return datetime.fromtimestamp(stored, tz=UTC)
+    stamp = datetime.fromisoformat(stored)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 def _clean(value: Any) -> Any:
