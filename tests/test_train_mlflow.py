@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +175,7 @@ def test_model_trained_on_other_data_takes_the_alias(trained: dict[str, Any]) ->
     assert other["auc_mean"] < trained["good"]["auc_mean"]
     assert other["promoted"] is True and "other data" in other["promotion_reason"]
     client = MlflowClient(tracking_uri=trained["uri"], registry_uri=trained["uri"])
-    assert str(client.get_model_version_by_alias(MODEL, CHAMPION).version) == other[
-        "model_version"
-    ]
+    assert str(client.get_model_version_by_alias(MODEL, CHAMPION).version) == other["model_version"]
 
 
 def test_single_row_path_equals_frame_path(trained: dict[str, Any]) -> None:
@@ -188,3 +187,23 @@ def test_single_row_path_equals_frame_path(trained: dict[str, Any]) -> None:
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     single = np.array([bundle.predict_one(row)[1] for row in rows])
     np.testing.assert_allclose(single, batch, rtol=0, atol=1e-12)
+
+
+def test_single_row_predictor_equals_booster_in_every_thread(trained: dict[str, Any]) -> None:
+    """LightGBM's fast single-row API gives Booster.predict's raw probabilities exactly,
+    missing values included, from several threads at once (one config per thread)."""
+    bundle = ScoringModel.load(trained["root"] / "artifacts_good" / "model")
+    frame = pd.read_parquet(trained["root"] / "good" / "features.parquet").head(200)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    matrix = np.vstack([bundle.encoder.encode(row) for row in rows])
+    matrix[::7, ::3] = np.nan
+    expected = bundle.booster.predict(matrix, num_threads=1)
+
+    def predict_all(_: int) -> np.ndarray:
+        return np.array([bundle.single_row.predict(row) for row in matrix])
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for got in pool.map(predict_all, range(3)):
+            np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="features"):
+        bundle.single_row.predict(matrix[0, :-1])

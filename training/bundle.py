@@ -12,7 +12,9 @@ Layout of a bundle directory::
 
 from __future__ import annotations
 
+import ctypes
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -80,6 +82,67 @@ class Calibrator:
         )
 
 
+class SingleRowPredictor:
+    """LightGBM's C API for one row at a time (``LGBM_BoosterPredictForMatSingleRowFast``).
+
+    ``Booster.predict`` builds a predictor and checks its input on every call (~0.15 ms);
+    the fast API parses the parameters once and predicts a row in a few microseconds per
+    hundred trees. Its config is not meant to be shared between threads, so each serving
+    thread gets its own. Tested equal to ``Booster.predict``.
+    """
+
+    def __init__(self, booster: lgb.Booster, num_features: int) -> None:
+        self._booster = booster  # the configs point into it: keep it alive
+        self._num_features = num_features
+        self._local = threading.local()
+        self._configs: list[ctypes.c_void_p] = []
+        self._lock = threading.Lock()
+
+    def _config(self) -> ctypes.c_void_p:
+        config: ctypes.c_void_p | None = getattr(self._local, "config", None)
+        if config is None:
+            from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _c_str
+
+            config = ctypes.c_void_p()
+            _check(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                self._booster._handle, ctypes.c_int(_C_API_PREDICT_NORMAL),
+                ctypes.c_int(0), ctypes.c_int(self._booster.best_iteration),
+                ctypes.c_int(_C_API_DTYPE_FLOAT64), ctypes.c_int32(self._num_features),
+                _c_str("num_threads=1"), ctypes.byref(config),
+            ))  # fmt: skip
+            self._local.config = config
+            with self._lock:
+                self._configs.append(config)
+        return config
+
+    def predict(self, row: np.ndarray) -> float:
+        """Probability for one row of ``num_features`` float64 values (NaN = missing)."""
+        from lightgbm.basic import _LIB
+
+        data = np.ascontiguousarray(row, dtype=np.float64).reshape(-1)
+        if data.size != self._num_features:
+            raise ValueError(f"expected {self._num_features} features, got {data.size}")
+        out_len = ctypes.c_int64(0)
+        result = ctypes.c_double(0.0)
+        _check(_LIB.LGBM_BoosterPredictForMatSingleRowFast(
+            self._config(), data.ctypes.data_as(ctypes.c_void_p),
+            ctypes.byref(out_len), ctypes.byref(result),
+        ))  # fmt: skip
+        return result.value
+
+    def __del__(self) -> None:
+        from lightgbm.basic import _LIB
+
+        for config in getattr(self, "_configs", ()):
+            _LIB.LGBM_FastConfigFree(config)
+
+
+def _check(code: int) -> None:
+    from lightgbm.basic import _safe_call
+
+    _safe_call(code)
+
+
 def _model_matrix(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
     # Imported late: the feature package is the single source of truth for model inputs, and
     # importing it lazily keeps `load()` usable in tools that only read bundle metadata.
@@ -106,10 +169,14 @@ class ScoringModel:
     def encoder(self) -> RowEncoder:
         return RowEncoder(self.schema)
 
+    @cached_property
+    def single_row(self) -> SingleRowPredictor:
+        return SingleRowPredictor(self.booster, self.booster.num_feature())
+
     def predict_one(self, features: dict[str, Any]) -> tuple[float, float]:
         """(raw, calibrated) probability of default for one client's features: the
         low-latency path of the services, equal to ``predict_proba`` on a one-row frame."""
-        raw = float(self.booster.predict(self.encoder.encode(features), num_threads=1)[0])
+        raw = self.single_row.predict(self.encoder.encode(features))
         return raw, float(self.calibrator.predict(np.array([raw]))[0])
 
     def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
