@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,9 @@ import numpy as np
 import polars as pl
 import pytest
 import redis
+from feast.infra.online_stores.helpers import _redis_key
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from tests.conftest import missing_service, write_minimal_tables
 from training.feature_store import (
@@ -31,6 +36,7 @@ from training.feature_store.definitions import (
     offline_frame,
 )
 from training.feature_store.materialize import write_frame
+from training.feature_store.redis_snapshot import RestoreLayout, _write_length, crc64, send_chunks
 from training.feature_store.settings import feast_redis_connection
 from training.features import FEATURES_FILE, build_features, load_feature_schema
 from training.features.application import application_features
@@ -40,6 +46,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::Depre
 
 REDIS = "127.0.0.1:6379,db=14"
 CLIENT, NO_HISTORY = 100001, 100002
+EMPTY = 300_000  # a client with no value at all (see tricky_features)
 SYNTHETIC = 200
 
 
@@ -100,9 +107,7 @@ def store_settings(
     yield settings
     if settings.is_redis:
         open_store(settings).teardown()
-        left = redis.Redis(host="127.0.0.1", port=6379, db=14).keys(
-            f"*{settings.project}".encode()
-        )
+        left = redis.Redis(host="127.0.0.1", port=6379, db=14).keys(f"*{settings.project}".encode())
         assert not left, "teardown left keys behind"
 
 
@@ -190,8 +195,15 @@ def test_on_demand_features_equal_training_pipeline(
     requests = [
         template,
         {**template, "DAYS_EMPLOYED": 365243, "AMT_ANNUITY": 0, "EXT_SOURCE_2": None},
-        {**template, "AMT_CREDIT": 250_000.0, "AMT_ANNUITY": 12_500, "CODE_GENDER": "F",
-         "DAYS_BIRTH": -12_000, "DAYS_EMPLOYED": -3_000, "CNT_FAM_MEMBERS": 3},
+        {
+            **template,
+            "AMT_CREDIT": 250_000.0,
+            "AMT_ANNUITY": 12_500,
+            "CODE_GENDER": "F",
+            "DAYS_BIRTH": -12_000,
+            "DAYS_EMPLOYED": -3_000,
+            "CNT_FAM_MEMBERS": 3,
+        },
         {"AMT_CREDIT": 1000.0, "AMT_ANNUITY": 50.0},  # a partner posting few fields
     ]
     reader = OnlineFeatureReader(open_store(store_settings))
@@ -215,53 +227,202 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert feast_redis_connection("redis://h:1/4") == "h:1,db=4"
 
 
-def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
-    features_dir: Path, tmp_path: Path
-) -> None:
-    """The fast snapshot path (one HSET per client, fields and values built once) stores
-    exactly the hashes Feast's ``online_write_batch`` stores: same keys, fields, bytes —
-    including signed zeros, which a value cache keyed on equality would merge."""
-    import math
-    import sys
-
+def _require_redis() -> None:
     if not redis_listening(REDIS):
         missing_service(f"no Redis listening on {REDIS.split(',')[0]}")
-    frame = pl.read_parquet(features_dir / "features.parquet")
-    signed = next(c for c, t in frame.schema.items() if t == pl.Float64 and c != "TARGET")
+
+
+def _redis_client() -> redis.Redis:
+    return redis.Redis.from_url(f"redis://{REDIS.split(',')[0]}/14")
+
+
+@pytest.fixture
+def tricky_features(features_dir: Path, tmp_path: Path) -> Path:
+    """features_dir with the values a byte-level encoder could get wrong: signed zeros
+    (a value cache keyed on equality merges them), NaN next to null, infinities, the
+    smallest subnormal, a string longer than 63 bytes (RDB's 2-byte length; over 64 it
+    also turns Redis' listpack into a hash table), and a client with no value at all."""
+    frame = pl.read_parquet(features_dir / FEATURES_FILE)
+    floats = [c for c, t in frame.schema.items() if t == pl.Float64 and c != "TARGET"]
+    strings = [c for c, t in frame.schema.items() if t == pl.String and c != "split"]
+    specials = [0.0, -0.0, float("nan"), float("inf"), float("-inf"), 5e-324, -1.8e308, None]
+    row = pl.int_range(pl.len())
     frame = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) % 2 == 0).then(0.0).otherwise(-0.0).alias(signed)
+        pl.when(row % 2 == 0).then(0.0).otherwise(-0.0).alias(floats[0]),
+        pl.Series(floats[1], [specials[i % len(specials)] for i in range(frame.height)]),
+        pl.when(row % 3 == 0)
+        .then(pl.lit("é" * 40))
+        .otherwise(pl.col(strings[0]))
+        .alias(strings[0]),
     )
-    frame.write_parquet(tmp_path / "features.parquet")
+    empty = frame.head(1).with_columns(
+        pl.lit(EMPTY, dtype=pl.Int64).alias("SK_ID_CURR"),
+        *[pl.lit(None, dtype=frame.schema[c]).alias(c) for c in floats + strings],
+    )
+    pl.concat([frame, empty]).write_parquet(tmp_path / FEATURES_FILE)
     (tmp_path / "feature_schema.json").write_text(
         (features_dir / "feature_schema.json").read_text()
     )
-    written = {}
-    now = datetime.now(tz=UTC)
+    return tmp_path
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the RESTORE snapshot fell back to HSET")
+
+
+@pytest.mark.parametrize("ttl", [None, 3600])
+def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
+    tricky_features: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ttl: int | None
+) -> None:
+    """The RESTORE snapshot, the HSET pipeline it falls back to (Redis Cluster, a server
+    refusing RESTORE) and Feast's own ``online_write_batch`` store exactly the same
+    hashes: same keys, fields and bytes, same Redis encoding, same expiry."""
+    _require_redis()
+    frame = pl.read_parquet(tricky_features / FEATURES_FILE)
     module = sys.modules["training.feature_store.materialize"]
-    for path in ("fast", "feast"):
-        settings = _settings("redis", tmp_path / path)
-        if path == "feast":  # Feast's generic path: the one for any other online store
-            module_store, module.RedisOnlineStore = module.RedisOnlineStore, type("Other", (), {})
-        try:
-            materialize(settings, tmp_path, progress=False, event_time=now)
-        finally:
-            if path == "feast":
-                module.RedisOnlineStore = module_store
-        written[path] = settings
-    client = redis.Redis.from_url(f"redis://{REDIS.split(',')[0]}/14")
+    patches: dict[str, tuple[str, object]] = {
+        "restore": ("_write_redis_pipelined", _refuse),
+        "pipelined": ("_every_view", lambda store, views: False),
+        # Feast's generic path: the one for any other online store
+        "feast": ("RedisOnlineStore", type("Other", (), {})),
+    }
+    written: dict[str, FeatureStoreSettings] = {}
+    now = datetime.now(tz=UTC)
+    client = _redis_client()
     try:
+        for path, (name, replacement) in patches.items():
+            written[path] = _settings("redis", tmp_path / path).model_copy(
+                update={"redis_key_ttl_seconds": ttl}
+            )
+            with monkeypatch.context() as patch:
+                patch.setattr(module, name, replacement)
+                materialize(written[path], tricky_features, progress=False, event_time=now)
         suffix = {p: s.project.encode() for p, s in written.items()}
-        fast = [k for k in client.scan_iter(count=1000) if k.endswith(suffix["fast"])]
-        assert len(fast) == frame.height
-        for key in fast:
-            twin = key[: -len(suffix["fast"])] + suffix["feast"]
-            assert client.hgetall(key) == client.hgetall(twin)
-        store = open_store(written["fast"])
+        keys = [k for k in client.scan_iter(count=1000) if k.endswith(suffix["restore"])]
+        assert len(keys) == frame.height
+        for key in keys:
+            twins = [key[: -len(suffix["restore"])] + suffix[p] for p in ("pipelined", "feast")]
+            stored = client.hgetall(key)
+            assert all(client.hgetall(twin) == stored for twin in twins), key
+            encoding = client.object("encoding", key)
+            assert all(client.object("encoding", twin) == encoding for twin in twins)
+            for twin in (key, *twins):
+                assert (0 < client.ttl(twin) <= ttl) if ttl else client.ttl(twin) == -1
+        store = open_store(written["restore"])
+        signed = next(c for c, t in frame.schema.items() if t == pl.Float64 and c != "TARGET")
         register_model_features(store, "signs", [signed])
         reader = OnlineFeatureReader(store)
         for row in frame.select("SK_ID_CURR", signed).head(4).iter_rows():
             served = reader.get_client_features(row[0], "signs")[signed]
             assert math.copysign(1.0, served) == math.copysign(1.0, row[1])
+        assert set(reader.get_client_features(EMPTY, "signs").values()) == {None}
     finally:
         for settings in written.values():
             open_store(settings).teardown()
+
+
+def _client_key(settings: FeatureStoreSettings, client_id: int) -> bytes:
+    entity = EntityKeyProto(
+        join_keys=["SK_ID_CURR"], entity_values=[ValueProto(int64_val=client_id)]
+    )
+    return _redis_key(settings.project, entity, entity_key_serialization_version=3)
+
+
+def test_redis_snapshot_replaces_hashes_a_partial_write_merges(
+    features_dir: Path, tmp_path: Path
+) -> None:
+    """A snapshot of every view replaces each client's hash (a field of a feature no longer
+    defined goes); a write of some views only must keep the other views' fields."""
+    _require_redis()
+    settings = _settings("redis", tmp_path)
+    client = _redis_client()
+    key = _client_key(settings, CLIENT)
+    try:
+        materialize(settings, features_dir, progress=False)
+        client.hset(key, b"gone", b"a feature dropped since")
+        materialize(settings, features_dir, progress=False)
+        assert client.hget(key, b"gone") is None
+        client.hset(key, b"kept", b"another view's field")
+        store = open_store(settings.model_copy(update={"redis_skip_dedup": True}))
+        view = store.get_feature_view(APPLICATION_VIEW)
+        row = {"SK_ID_CURR": CLIENT, **{f.name: None for f in view.features}}
+        frame = offline_frame(pl.DataFrame([row], infer_schema_length=None), datetime.now(tz=UTC))
+        write_frame(store, frame, [view])
+        assert client.hget(key, b"kept") == b"another view's field"
+    finally:
+        open_store(settings).teardown()
+
+
+def test_redis_refusing_restore_gets_the_hset_pipeline(features_dir: Path, tmp_path: Path) -> None:
+    """A server that refuses RESTORE (here an ACL; some managed Redis do) still gets the
+    snapshot, through HSETs."""
+    _require_redis()
+    client = _redis_client()
+    user = f"fs_test_{uuid.uuid4().hex[:8]}"
+    client.acl_setuser(
+        user, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+        commands=["+@all", "-restore"],
+    )  # fmt: skip
+    settings = _settings("redis", tmp_path)
+    limited = settings.model_copy(
+        update={"redis_connection": f"{REDIS},username={user},password=pw"}
+    )
+    try:
+        materialize(limited, features_dir, progress=False)
+        assert client.hgetall(_client_key(settings, CLIENT))
+        store = open_store(settings)
+        register_model_features(store, "acl", ["AMT_CREDIT"])
+        assert OnlineFeatureReader(store).get_client_features(NO_HISTORY, "acl") == {
+            "AMT_CREDIT": 1.5
+        }
+    finally:
+        client.acl_deluser(user)
+        open_store(settings).teardown()
+
+
+def test_an_error_reply_raises_and_drops_the_connection() -> None:
+    """Every reply is read; an error raises, and the connection, whose later replies were
+    never read, is closed rather than handed back out of step."""
+    _require_redis()
+    client = _redis_client()
+    commands = (
+        b"*2\r\n$4\r\nECHO\r\n$1\r\na\r\n*1\r\n$7\r\nNOTACMD\r\n*2\r\n$4\r\nECHO\r\n$1\r\nb\r\n"
+    )
+    connection = client.connection_pool.get_connection()
+    try:
+        with pytest.raises(redis.ResponseError, match="unknown command"):
+            send_chunks(connection, iter([(np.frombuffer(commands, dtype=np.uint8), 3)]))
+        assert connection._sock is None
+    finally:
+        client.connection_pool.release(connection)
+    assert client.echo("still fine") == b"still fine"
+
+
+def test_crc64_is_redis_checksum_over_the_kept_bytes() -> None:
+    """Redis' CRC-64 check value, for a client whose payload is contiguous and for one
+    whose bytes are interleaved with bytes it does not keep."""
+    check = np.frombuffer(b"123456789", dtype=np.uint8)
+    spread = np.zeros(18, dtype=np.uint8)
+    spread[1::2] = check
+    columns = np.stack([np.concatenate([check, np.full(9, 0xAB, np.uint8)]), spread], axis=1)
+    keep = np.stack([np.arange(18) < 9, np.arange(18) % 2 == 1], axis=1)
+    assert crc64(columns, keep).tolist() == [0xE9C6D914C4B8D9CA] * 2
+
+
+def test_payload_length_has_no_leading_zeros() -> None:
+    """RESP refuses ``$0100``: a payload length shorter than the widest drops its slots."""
+    width, digits = 220, 3
+    layout = RestoreLayout(
+        template=np.zeros(width, dtype=np.uint8), id_offset=0, float_columns=[],
+        float_offsets=[], coded=[], length_offset=1, length_digits=digits,
+        payload=slice(10, width - 8),
+    )  # fmt: skip
+    out = np.zeros((3, width), dtype=np.uint8)
+    keep = np.ones((3, width), dtype=bool)
+    keep[0, 11:210] = False  # 3 payload bytes kept
+    keep[1, 100:210] = False  # 92 kept
+    _write_length(out, keep, layout)
+    written = [
+        bytes(row[1 : 1 + digits][k[1 : 1 + digits]]) for row, k in zip(out, keep, strict=True)
+    ]
+    assert written == [b"11", b"100", b"210"]

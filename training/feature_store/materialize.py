@@ -5,7 +5,8 @@ every value with the generic ``python_values_to_proto_values`` (~1.7 µs per val
 features are only float64 and strings, so we build the ``ValueProto``s column by column
 and hand them, chunk by chunk, to the online store's own ``online_write_batch``: the keys,
 hash fields and serialised values are exactly what Feast writes and reads (same code),
-only the conversion is cheaper.
+only the conversion is cheaper. A Redis snapshot skips even that: one RESTORE per client,
+built column-wise (see ``redis_snapshot``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import redis
 import structlog
 from feast import FeatureStore, FeatureView, utils
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
-from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -32,6 +34,12 @@ from training.feature_store.definitions import (
     OFFLINE_FILE,
     definitions,
     offline_frame,
+)
+from training.feature_store.redis_snapshot import (
+    restore_chunks,
+    restore_layout,
+    send,
+    send_chunks,
 )
 from training.feature_store.settings import FeatureStoreSettings
 from training.features import FEATURES_FILE, load_feature_schema
@@ -119,7 +127,69 @@ def _write_redis_snapshot(
     views: list[FeatureView],
     progress: Any | None = None,
 ) -> None:
-    """A snapshot straight into Redis in Feast's layout, one HSET per client for all views.
+    """A snapshot straight into Redis in Feast's layout, one command per client.
+
+    Single Redis (or Sentinel) and a frame carrying every view of the entity: one RESTORE
+    per client, built column-wise and streamed on one connection (``redis_snapshot``: the
+    server loads it ~10x faster than an HSET of ~218 fields). RESTORE replaces the client's
+    hash (fields of features no longer defined go), so anything else gets redis-py's
+    pipeline of HSETs (``_write_redis_pipelined``): a Redis Cluster (keys must be routed to
+    the node owning their slot), a subset of the views (the others' fields must stay), a
+    server refusing RESTORE (an ACL, some managed Redis). Both store Feast's exact bytes.
+    """
+    if frame.height == 0:
+        return
+    cluster = store.config.online_store.redis_type == RedisType.redis_cluster
+    if cluster or not _every_view(store, views) or not _restore(store, frame, views, progress):
+        _write_redis_pipelined(store, frame, views, progress)
+
+
+def _every_view(store: FeatureStore, views: list[FeatureView]) -> bool:
+    """Whether ``views`` are all the online views of their entity: its whole Redis hash."""
+    keys = {tuple(v.join_keys) for v in views}
+    if len(keys) != 1:
+        return False
+    hashed = {v.name for v in store.list_feature_views() if tuple(v.join_keys) in keys}
+    online = {v.name for v in store.list_feature_views() if v.online}
+    return hashed & online <= {v.name for v in views}
+
+
+def _restore(
+    store: FeatureStore,
+    frame: pl.DataFrame,
+    views: list[FeatureView],
+    progress: Any | None = None,
+) -> bool:
+    """Stream one RESTORE per client; False, with nothing written, if Redis refuses it."""
+    config = store.config
+    client = store._get_provider().online_store._get_client(config.online_store)
+    layout = restore_layout(config, frame, views, JOIN_KEY, config.online_store.key_ttl_seconds)
+    per_client = sum(len(v.features) for v in views)
+    advance = None if progress is None else lambda clients: progress(clients * per_client)
+    chunks = restore_chunks(layout, frame, JOIN_KEY)
+    connection = client.connection_pool.get_connection()
+    try:
+        probe, clients = next(chunks)  # one client: is RESTORE allowed at all?
+        try:
+            send(connection, probe, clients)
+        except redis.ResponseError as refused:
+            log.warning("redis_restore_refused", error=str(refused), fallback="HSET")
+            return False
+        if advance is not None:
+            advance(clients)
+        send_chunks(connection, chunks, advance)
+        return True
+    finally:
+        client.connection_pool.release(connection)
+
+
+def _write_redis_pipelined(
+    store: FeatureStore,
+    frame: pl.DataFrame,
+    views: list[FeatureView],
+    progress: Any | None = None,
+) -> None:
+    """The snapshot through a redis-py pipeline, one HSET per client (any Redis client).
 
     Feast's ``online_write_batch`` (skip_dedup) hashes every ``view:feature`` field name and
     serialises every value again for every client, and writes each view separately; the

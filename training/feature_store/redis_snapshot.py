@@ -1,0 +1,432 @@
+"""A snapshot into Redis in Feast's layout: one RESTORE per client, built column-wise.
+
+Why not HSET: a client's hash has ~218 fields, which Redis keeps as a listpack (hashes up to
+``hash-max-listpack-entries`` = 512 fields, the default). HSET looks every new field up
+in the listpack before appending it, so one client costs the server ~0.53 ms (218² / 2
+comparisons): 190 s of Redis CPU for 356k clients, whatever the client does. RESTORE with
+a plain ``RDB_TYPE_HASH`` payload (a list of field/value strings) makes the server append
+the pairs without any lookup, ~0.05 ms per client, into the very same listpack (or hash
+table, by the same size rules as HSET).
+
+Why column-wise: every client's payload has the same fields in the same order, a key that
+differs only by the client id, and float values that are all 9 bytes (or empty when
+missing). One client's command is laid out once as a byte template; a chunk of clients is
+a ``(clients, template)`` byte matrix filled column by column with NumPy, the payload's
+CRC-64 is computed for all clients at once (one byte column at a time), and the unused
+bytes of short values (missing floats, shorter strings) are dropped with a keep mask. The
+resulting RESP blob goes to Redis through a redis-py connection on a thread, so building
+the next chunk (one core) overlaps Redis' loading of this one (the other).
+
+What Redis ends up holding is exactly what Feast's ``online_write_batch`` writes: the key
+comes from Feast's ``_redis_key``, the field names from ``_mmh3``, strings and timestamps
+from their protos' ``SerializeToString``, and doubles are checked against
+``ValueProto(double_val=x)`` before anything is written (tests compare the hashes with
+Feast's own writes byte for byte). Unlike HSET, RESTORE ... REPLACE replaces the client's
+whole hash: the caller uses it for snapshots of every view of the entity only.
+
+Single Redis (and Sentinel, whose client is the master's) only: one connection receives
+every key. A Redis Cluster spreads keys over nodes by hash slot, so the caller keeps
+redis-py's cluster pipeline for it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from feast import FeatureView, utils
+from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.redis import _versioned_fv_name
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.repo_config import RepoConfig
+from google.protobuf.timestamp_pb2 import Timestamp
+from redis.connection import Connection
+
+# Clients per RESP blob (~3 KB each with 217 features). The CRC loop runs once per byte
+# column for the whole chunk: large enough to amortise NumPy's per-call cost, small enough
+# that a column (4,096 x 8 bytes) stays in L1/L2 cache.
+CHUNK_CLIENTS = 4_096
+EVENT_TIMESTAMP = "event_timestamp"
+
+# ValueProto(double_val=x): field 5, wire type 1 (fixed 64-bit) -> tag 0x29, then the IEEE
+# 754 bits little-endian; NaN and nulls are stored as the empty Value (b"").
+_DOUBLE_TAG = b"\x29"
+# In the payload a double is an RDB string: length 9, tag, 8 bytes (placeholders here);
+# a missing one is the empty string: length 0, and the other 9 bytes are dropped.
+_DOUBLE_SLOT = b"\x09" + _DOUBLE_TAG + bytes(8)
+_RDB_TYPE_HASH = 4  # a hash as a list of field/value strings, read the same since Redis 2
+# RESTORE accepts payloads of its RDB version or older; RDB_TYPE_HASH and string and length
+# encodings have not changed since, so 9 (Redis 5.0) is accepted by every server since.
+_RDB_VERSION = 9
+_CRC64_JONES = 0x95AC9329AC4BC9B5  # Redis' CRC-64 (Jones, reflected, init 0, no xorout)
+_PROBE_ID = 0x0123456789ABCDEF  # a client id whose 8 bytes appear once in its key
+
+
+def _bulk(data: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def _rdb_length(length: int) -> bytes:
+    """RDB's length encoding (rdbSaveLen): 6, 14 or 32 bits, big-endian."""
+    if length < 1 << 6:
+        return bytes([length])
+    if length < 1 << 14:
+        return bytes([0x40 | length >> 8, length & 0xFF])
+    return b"\x80" + struct.pack(">I", length)
+
+
+def _rdb_string(data: bytes) -> bytes:
+    return _rdb_length(len(data)) + data
+
+
+def _crc64_table() -> np.ndarray:
+    """The byte-at-a-time table of Redis' CRC-64."""
+    table = np.arange(256, dtype=np.uint64)
+    for _ in range(8):
+        table = np.where(
+            table & np.uint64(1), (table >> np.uint64(1)) ^ np.uint64(_CRC64_JONES), table >> 1
+        )
+    return table
+
+
+_CRC64 = _crc64_table()
+
+
+def crc64(columns: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Redis' CRC-64 of each client's kept bytes; ``columns``/``keep`` are (bytes, clients).
+
+    One step per byte position for all clients at once; a position a client does not keep
+    leaves its CRC as it is, so variable-length payloads need no realignment.
+    """
+    crc = np.zeros(columns.shape[1], dtype=np.uint64)
+    low = crc.view(np.uint8)[::8]  # the low byte of each CRC (little-endian)
+    index = np.empty(crc.shape, dtype=np.intp)
+    looked_up = np.empty_like(crc)
+    stepped = np.empty_like(crc)
+    partial = ~keep.all(axis=1)
+    eight = np.uint64(8)
+    for position, column in enumerate(columns):
+        np.bitwise_xor(low, column, out=index, casting="unsafe")
+        np.take(_CRC64, index, out=looked_up)
+        if partial[position]:
+            np.right_shift(crc, eight, out=stepped)
+            np.bitwise_xor(stepped, looked_up, out=stepped)
+            np.copyto(crc, stepped, where=keep[position])
+        else:
+            np.right_shift(crc, eight, out=crc)
+            np.bitwise_xor(crc, looked_up, out=crc)
+    return crc
+
+
+def _check_double_encoding() -> None:
+    """Fail before writing anything if this protobuf runtime encodes doubles differently."""
+    for value in (1.5, -0.0, float("inf"), 5e-324):
+        expected = _DOUBLE_TAG + struct.pack("<d", value)
+        if ValueProto(double_val=value).SerializeToString() != expected:
+            raise RuntimeError(f"unexpected ValueProto encoding of {value!r}")
+
+
+def _key_parts(config: RepoConfig, join_key: str) -> tuple[bytes, bytes]:
+    """Feast's key of a client is ``prefix + id (int64, little-endian) + suffix``: derive
+    both parts from ``_redis_key`` itself and check the split on a second id."""
+
+    def feast_key(client_id: int) -> bytes:
+        entity = EntityKeyProto(
+            join_keys=[join_key], entity_values=[ValueProto(int64_val=client_id)]
+        )
+        return _redis_key(
+            config.project,
+            entity,
+            entity_key_serialization_version=config.entity_key_serialization_version,
+        )
+
+    marker = struct.pack("<q", _PROBE_ID)
+    probe = feast_key(_PROBE_ID)
+    if probe.count(marker) != 1:
+        raise RuntimeError("Feast's Redis key does not hold the client id as 8 raw bytes")
+    prefix, suffix = probe.split(marker)
+    if feast_key(-2) != prefix + struct.pack("<q", -2) + suffix:
+        raise RuntimeError("Feast's Redis key is not prefix + client id + suffix")
+    return prefix, suffix
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """A field whose values are few distinct byte strings (strings, timestamps).
+
+    ``table`` holds each distinct value as an RDB string, zero-padded to the longest;
+    ``keep`` masks out the padding; ``codes`` gives each client's row of the table.
+    """
+
+    offset: int
+    table: np.ndarray
+    keep: np.ndarray
+    codes: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.table.shape[1])
+
+
+def _dictionary(
+    values: Sequence[Any], encode: Callable[[Any], bytes]
+) -> tuple[np.ndarray, list[bytes]]:
+    """Each value's index among the distinct values, and each distinct value encoded once."""
+    index: dict[Any, int] = {}
+    codes = np.fromiter(
+        (index.setdefault(v, len(index)) for v in values), dtype=np.int32, count=len(values)
+    )
+    return codes, [encode(v) for v in index]
+
+
+def _padded(pieces: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The pieces as rows of one zero-padded byte matrix, and the mask of their real bytes."""
+    width = max(len(p) for p in pieces)
+    table = np.zeros((len(pieces), width), dtype=np.uint8)
+    for row, piece in enumerate(pieces):
+        table[row, : len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+    keep = np.arange(width) < np.array([len(p) for p in pieces])[:, None]
+    return table, keep
+
+
+def _string_value(value: str | None) -> bytes:
+    return b"" if value is None else ValueProto(string_val=value).SerializeToString()
+
+
+def _timestamp(value: Any) -> bytes:
+    stamp = Timestamp()
+    stamp.FromDatetime(utils.make_tzaware(value))
+    return stamp.SerializeToString()
+
+
+class _Template:
+    """One client's command, assembled piece by piece; ``add`` returns a piece's offset."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def add(self, piece: bytes) -> int:
+        offset = self.size
+        self.pieces.append(piece)
+        self.size += len(piece)
+        return offset
+
+    def array(self) -> np.ndarray:
+        return np.frombuffer(b"".join(self.pieces), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """The RDB payload of one client's hash; offsets are relative to its first byte."""
+
+    template: _Template
+    float_columns: list[str]
+    float_offsets: list[int]
+    coded: list[_Coded]
+
+
+def _payload(config: RepoConfig, frame: pl.DataFrame, views: Sequence[FeatureView]) -> _Payload:
+    """``RDB_TYPE_HASH``, the field count, then ``_ts:view -> stamp`` and
+    ``mmh3(view:feature) -> value`` for every view, in Feast's per-view field order, then
+    the RDB version (the CRC covers it)."""
+    stamp_codes, stamps = _dictionary(frame[EVENT_TIMESTAMP].to_list(), _timestamp)
+    stamp_table, stamp_keep = _padded([_rdb_string(s) for s in stamps])
+    payload = _Payload(_Template(), [], [], [])
+    template = payload.template
+    template.add(bytes([_RDB_TYPE_HASH]) + _rdb_length(sum(1 + len(v.features) for v in views)))
+    for view in views:
+        name = _versioned_fv_name(view, config)
+        template.add(_rdb_string(f"_ts:{name}".encode()))
+        offset = template.add(bytes(stamp_table.shape[1]))
+        payload.coded.append(_Coded(offset, stamp_table, stamp_keep, stamp_codes))
+        for feature in view.features:
+            template.add(_rdb_string(_mmh3(f"{name}:{feature.name}")))
+            column = frame[feature.name]
+            if column.dtype == pl.String:
+                codes, values = _dictionary(column.to_list(), _string_value)
+                table, keep = _padded([_rdb_string(v) for v in values])
+                offset = template.add(bytes(table.shape[1]))
+                payload.coded.append(_Coded(offset, table, keep, codes))
+            elif column.dtype.is_numeric():
+                payload.float_columns.append(feature.name)
+                payload.float_offsets.append(template.add(_DOUBLE_SLOT))
+            else:
+                raise TypeError(f"{feature.name}: no Redis encoding for {column.dtype}")
+    template.add(struct.pack("<H", _RDB_VERSION))
+    return payload
+
+
+@dataclass(frozen=True)
+class RestoreLayout:
+    """Where each part of a client's ``RESTORE key ttl payload REPLACE`` sits in its row.
+
+    ``payload`` is the byte range the CRC covers; its length varies per client (missing
+    values, string lengths), so its RESP length goes in ``length_digits`` right-aligned
+    digit slots at ``length_offset``, the unused leading ones dropped.
+    """
+
+    template: np.ndarray
+    id_offset: int
+    float_columns: list[str]
+    float_offsets: list[int]
+    coded: list[_Coded]
+    length_offset: int
+    length_digits: int
+    payload: slice
+
+    @property
+    def width(self) -> int:
+        return int(self.template.shape[0])
+
+    @property
+    def crc_offset(self) -> int:
+        return int(self.payload.stop)
+
+
+def restore_layout(
+    config: RepoConfig,
+    frame: pl.DataFrame,
+    views: Sequence[FeatureView],
+    join_key: str,
+    ttl_seconds: int | None,
+) -> RestoreLayout:
+    """Lay out one client's RESTORE command around its payload."""
+    _check_double_encoding()
+    prefix, suffix = _key_parts(config, join_key)
+    payload = _payload(config, frame, views)
+    digits = len(str(payload.template.size + 8))  # + the CRC
+    head = _Template()
+    head.add(b"*5\r\n" + _bulk(b"RESTORE"))
+    head.add(b"$%d\r\n%s" % (len(prefix) + 8 + len(suffix), prefix))
+    id_offset = head.add(bytes(8))
+    head.add(suffix + b"\r\n")
+    # RESTORE's TTL is in milliseconds; 0 = no expiry (and drops an earlier one).
+    head.add(_bulk(str((ttl_seconds or 0) * 1000).encode()))
+    length_offset = head.add(b"$" + b"0" * digits + b"\r\n") + 1
+    start = head.size
+    tail = bytes(8) + b"\r\n" + _bulk(b"REPLACE")  # CRC placeholder, then REPLACE
+    row = b"".join([*head.pieces, *payload.template.pieces, tail])
+    return RestoreLayout(
+        template=np.frombuffer(row, dtype=np.uint8),
+        id_offset=id_offset,
+        float_columns=payload.float_columns,
+        float_offsets=[start + offset for offset in payload.float_offsets],
+        coded=[_Coded(start + c.offset, c.table, c.keep, c.codes) for c in payload.coded],
+        length_offset=length_offset,
+        length_digits=digits,
+        payload=slice(start, start + payload.template.size),
+    )
+
+
+def _write_length(out: np.ndarray, keep: np.ndarray, layout: RestoreLayout) -> None:
+    """Each client's payload length (+ 8 CRC bytes) in decimal, without leading zeros."""
+    region = layout.payload
+    length = keep[:, region].sum(axis=1, dtype=np.int64) + 8
+    for place in range(layout.length_digits):
+        column = layout.length_offset + layout.length_digits - 1 - place
+        out[:, column] = ord("0") + length // 10**place % 10
+        if place:
+            keep[:, column] = length >= 10**place
+
+
+def restore_chunk(
+    layout: RestoreLayout, ids: np.ndarray, floats: np.ndarray, rows: slice
+) -> np.ndarray:
+    """The RESP bytes of a chunk of clients' RESTOREs: ``ids`` and ``floats`` (clients x
+    float columns, NaN = missing) are the chunk's, ``rows`` its position in the coded
+    columns."""
+    count = len(ids)
+    out = np.empty((count, layout.width), dtype=np.uint8)
+    out[:] = layout.template
+    keep = np.ones((count, layout.width), dtype=bool)
+    out[:, layout.id_offset : layout.id_offset + 8] = (
+        ids.astype("<i8").view(np.uint8).reshape(count, 8)
+    )
+    # Column-major so each column's doubles are contiguous and viewable as (clients, 8).
+    bits = np.asfortranarray(floats, dtype="<f8")
+    missing = np.isnan(bits)
+    for column, offset in enumerate(layout.float_offsets):
+        out[:, offset + 2 : offset + 10] = bits[:, column].view(np.uint8).reshape(count, 8)
+        gaps = missing[:, column]
+        if gaps.any():
+            out[gaps, offset] = 0  # the empty string
+            keep[gaps, offset + 1 : offset + 10] = False
+    for field in layout.coded:
+        codes = field.codes[rows]
+        out[:, field.offset : field.offset + field.width] = field.table[codes]
+        keep[:, field.offset : field.offset + field.width] = field.keep[codes]
+    _write_length(out, keep, layout)
+    region = layout.payload
+    crc = crc64(out[:, region].T, keep[:, region].T)
+    out[:, layout.crc_offset : layout.crc_offset + 8] = (
+        crc.astype("<u8").view(np.uint8).reshape(count, 8)
+    )
+    return out[keep]
+
+
+def restore_chunks(
+    layout: RestoreLayout, frame: pl.DataFrame, join_key: str, chunk: int = CHUNK_CLIENTS
+) -> Iterator[tuple[np.ndarray, int]]:
+    """``(RESP blob, clients)`` for consecutive chunks of ``frame``. The first chunk holds
+    one client, so the caller can check that the server takes RESTORE before streaming."""
+    if frame[join_key].null_count():
+        raise ValueError(f"{join_key} has missing values: those clients have no key")
+    numeric = frame.select(pl.col(layout.float_columns).cast(pl.Float64))
+    ids = frame[join_key].cast(pl.Int64).to_numpy()
+    starts = [0, *range(1, frame.height, chunk)] if frame.height > 1 else [0]
+    for start, stop in zip(starts, [*starts[1:], frame.height], strict=True):
+        rows = slice(start, stop)
+        floats = numeric.slice(start, stop - start).to_numpy()  # nulls come out as NaN
+        yield restore_chunk(layout, ids[rows], floats, rows), stop - start
+
+
+def send(connection: Connection, blob: np.ndarray, replies: int) -> None:
+    """Send a blob, then read exactly one reply per command; an error reply raises."""
+    connection.send_packed_command([memoryview(blob)], check_health=False)
+    for _ in range(replies):
+        connection.read_response()
+
+
+def send_chunks(
+    connection: Connection,
+    chunks: Iterator[tuple[np.ndarray, int]],
+    progress: Callable[[int], Any] | None = None,
+) -> None:
+    """Send each chunk (one command per client) on a thread while the next one is built.
+
+    The socket I/O releases the GIL, so NumPy builds chunk k+1 on one core while Redis
+    loads chunk k on the other. At most one chunk waits behind the one in flight. On any
+    error the connection is closed: unread replies would desynchronise it.
+    """
+    pending: deque[tuple[Future[None], int]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-snapshot") as sender:
+        try:
+            for blob, clients in chunks:
+                pending.append((sender.submit(send, connection, blob, clients), clients))
+                while len(pending) > 1:
+                    _finish(pending.popleft(), progress)
+            while pending:
+                _finish(pending.popleft(), progress)
+        except BaseException:
+            for future, _ in pending:
+                future.cancel()
+            # Let a chunk in flight finish before closing the socket under it.
+            wait([future for future, _ in pending])
+            connection.disconnect()
+            raise
+
+
+def _finish(sent: tuple[Future[None], int], progress: Callable[[int], Any] | None) -> None:
+    future, clients = sent
+    future.result()
+    if progress is not None:
+        progress(clients)
