@@ -1,8 +1,10 @@
 """The decision log: every decision the gateway returns, committed before it is returned.
 
-SQLAlchemy 2 with a synchronous engine run in the threadpool (``run_in_threadpool``): the
-async engine needs greenlet (and aiosqlite for SQLite), which this environment lacks; the
-event loop is never blocked either way. SQLite by default, PostgreSQL in production.
+SQLAlchemy 2 with a synchronous engine on a thread of the log's own: the async engine needs
+greenlet (and aiosqlite for SQLite), which this environment lacks; the event loop is never
+blocked either way. SQLite by default, PostgreSQL in production. Decisions are written with
+one Core ``INSERT`` per group commit (the ORM's unit of work cost more than the fsync) and
+their feature vectors encoded by orjson.
 
 Simulations (dashboard what-ifs) are logged too, flagged ``simulation=True``, so the audit
 trail shows what an advisor tried; they never count as decisions (metrics, default list).
@@ -11,12 +13,16 @@ trail shows what an advisor tried; they never count as decisions (metrics, defau
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -27,6 +33,7 @@ from sqlalchemy import (
     String,
     create_engine,
     event,
+    insert,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -101,20 +108,23 @@ class DecisionLog:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, json_serializer=_json)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_wal)
         # Group commit: decisions waiting while a transaction commits go together into the
         # next one (one fsync for many), each caller answered only once its own is durable.
         self._pending: list[tuple[list[Decision], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # One writer thread is all group commit needs, and cheaper to reach than anyio's
+        # shared threadpool; reads keep using that pool.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-log")
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
 
     def _write(self, decisions: list[Decision]) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.add_all(DecisionRow(**vars(d)) for d in decisions)
+        with self.engine.begin() as connection:
+            connection.execute(insert(DecisionRow), [vars(d) for d in decisions])
 
     def _get(self, decision_id: str) -> Decision | None:
         with Session(self.engine) as session:
@@ -144,7 +154,9 @@ class DecisionLog:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await run_in_threadpool(self._write, [d for group, _ in batch for d in group])
+                await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self._write, [d for group, _ in batch for d in group]
+                )
             except Exception as error:  # nothing of this batch is durable: all callers fail
                 for _, done in batch:
                     if not done.done():
@@ -164,4 +176,12 @@ class DecisionLog:
         await run_in_threadpool(self._recent, 1, True)
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)  # a write in progress completes
         self.engine.dispose()
+
+
+def _json(value: Any) -> str:
+    numeric = value.get("numeric", {}) if isinstance(value, dict) else {}
+    if all(math.isfinite(v) for v in numeric.values()):
+        return orjson.dumps(value).decode()
+    return json.dumps(value)  # orjson would write an infinity as null: keep what was used
