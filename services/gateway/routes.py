@@ -39,12 +39,14 @@ VersionQuery = Annotated[
 ]
 
 
-def get_backends(request: Request) -> Backends:
+# Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in
+# its threadpool, a thread hop per dependency per request for a mere attribute read.
+async def get_backends(request: Request) -> Backends:
     backends: Backends = request.app.state.backends
     return backends
 
 
-def get_log(request: Request) -> DecisionLog:
+async def get_log(request: Request) -> DecisionLog:
     decisions: DecisionLog = request.app.state.decisions
     return decisions
 
