@@ -114,9 +114,10 @@ def build_stack(root: Path, *, clients: int = 3_000, online_store: str = "sqlite
     return stack
 
 
-def start_servers(stack: Stack) -> None:
+def start_servers(stack: Stack, scoring_port: int = 0, explainer_port: int = 0) -> None:
+    """Scoring and explainer servers for ``stack``, on the given ports or free ones."""
     reader = OnlineFeatureReader(open_store(stack.store_settings))
-    scoring_port, explainer_port = free_port(), free_port()
+    scoring_port, explainer_port = scoring_port or free_port(), explainer_port or free_port()
     scoring, follower, scoring_health = create_scoring(
         ScoringSettings(
             port=scoring_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,

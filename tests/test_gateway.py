@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.stack import start_servers
 from tests.test_gateway_support import APPLICATION, running, settings_for, write_keys
 
 PROBLEM = "application/problem+json"
@@ -293,6 +295,19 @@ def test_backends_down(
         assert client.get("/healthz").status_code == 200
         text = client.get("/metrics").text
         assert 'code="UNAVAILABLE",method="Score",service="scoring"' in text
+
+        # A restarted backend is used again promptly (no stale channel, no long backoff).
+        back = copy.copy(own_servers)
+        scoring_port = int(own_servers.scoring_address.rpartition(":")[2])
+        start_servers(back, scoring_port=scoring_port)
+        restarted = time.monotonic()
+        try:
+            while client.post("/v1/scores", json={"client_id": client_id},
+                              headers=headers).status_code != 200:  # fmt: skip
+                assert time.monotonic() - restarted < 5, "gateway still 503 after restart"
+                time.sleep(0.1)
+        finally:
+            back.stop()
 
 
 def test_deadline_exceeded_is_504(keys: tuple[Path, dict[str, str]], tmp_path: Path) -> None:

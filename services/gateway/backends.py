@@ -67,14 +67,28 @@ class Backend:
         return reply.status == health_pb2.HealthCheckResponse.SERVING, status
 
 
+# gRPC's default reconnect backoff grows to two minutes: after a backend restart the gateway
+# answered 503 for ~40 s while the backend was already serving again. Backends are on the
+# cluster network, so retrying the connection every second at most costs nothing. (Not
+# grpc.min_reconnect_backoff_ms: it is also the connect timeout, which must stay long.)
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+def _channel(address: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
 class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
         self.scoring = Backend(
-            "scoring", SCORING_SERVICE, grpc.aio.insecure_channel(settings.scoring_address),
+            "scoring", SCORING_SERVICE, _channel(settings.scoring_address),
             settings.scoring_deadline_seconds, settings.retries, settings.retry_backoff_seconds,
         )  # fmt: skip
         self.explainer = Backend(
-            "explainer", EXPLAINER_SERVICE, grpc.aio.insecure_channel(settings.explainer_address),
+            "explainer", EXPLAINER_SERVICE, _channel(settings.explainer_address),
             settings.explainer_deadline_seconds, settings.retries, settings.retry_backoff_seconds,
         )  # fmt: skip
         self._scoring = scoring_pb2_grpc.ScoringServiceStub(self.scoring.channel)
