@@ -25,6 +25,9 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+# LightGBM's C library and helpers: the fast single-row API has no Python wrapper.
+from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _c_str, _safe_call
+
 from training.features.frame import RowEncoder
 
 MODEL_FILE = "model.txt"
@@ -101,8 +104,6 @@ class SingleRowPredictor:
     def _config(self) -> ctypes.c_void_p:
         config: ctypes.c_void_p | None = getattr(self._local, "config", None)
         if config is None:
-            from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _c_str
-
             config = ctypes.c_void_p()
             _check(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
                 self._booster._handle, ctypes.c_int(_C_API_PREDICT_NORMAL),
@@ -117,8 +118,6 @@ class SingleRowPredictor:
 
     def predict(self, row: np.ndarray) -> float:
         """Probability for one row of ``num_features`` float64 values (NaN = missing)."""
-        from lightgbm.basic import _LIB
-
         data = np.ascontiguousarray(row, dtype=np.float64).reshape(-1)
         if data.size != self._num_features:
             raise ValueError(f"expected {self._num_features} features, got {data.size}")
@@ -131,15 +130,11 @@ class SingleRowPredictor:
         return result.value
 
     def __del__(self) -> None:
-        from lightgbm.basic import _LIB
-
         for config in getattr(self, "_configs", ()):
             _LIB.LGBM_FastConfigFree(config)
 
 
 def _check(code: int) -> None:
-    from lightgbm.basic import _safe_call
-
     _safe_call(code)
 
 
