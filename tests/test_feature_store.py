@@ -36,7 +36,12 @@ from training.feature_store.definitions import (
     offline_frame,
 )
 from training.feature_store.materialize import write_frame
-from training.feature_store.redis_snapshot import RestoreLayout, _write_length, crc64, send_chunks
+from training.feature_store.redis_snapshot import (
+    ChunkCrc,
+    RestoreLayout,
+    _write_length,
+    send_chunks,
+)
 from training.feature_store.settings import feast_redis_connection
 from training.features import FEATURES_FILE, build_features, load_feature_schema
 from training.features.application import application_features
@@ -276,7 +281,8 @@ def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
 ) -> None:
     """The RESTORE snapshot, the HSET pipeline it falls back to (Redis Cluster, a server
     refusing RESTORE) and Feast's own ``online_write_batch`` store exactly the same
-    hashes: same keys, fields and bytes, same Redis encoding, same expiry."""
+    hashes: same keys, fields and bytes, same Redis encoding (a listpack even DUMPs the
+    same), same expiry."""
     _require_redis()
     frame = pl.read_parquet(tricky_features / FEATURES_FILE)
     module = sys.modules["training.feature_store.materialize"]
@@ -306,6 +312,8 @@ def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
             assert all(client.hgetall(twin) == stored for twin in twins), key
             encoding = client.object("encoding", key)
             assert all(client.object("encoding", twin) == encoding for twin in twins)
+            if encoding == b"listpack":  # even Redis' own serialisation is the same
+                assert all(client.dump(twin) == client.dump(key) for twin in twins), key
             for twin in (key, *twins):
                 assert (0 < client.ttl(twin) <= ttl) if ttl else client.ttl(twin) == -1
         store = open_store(written["restore"])
@@ -398,15 +406,19 @@ def test_an_error_reply_raises_and_drops_the_connection() -> None:
     assert client.echo("still fine") == b"still fine"
 
 
-def test_crc64_is_redis_checksum_over_the_kept_bytes() -> None:
-    """Redis' CRC-64 check value, for a client whose payload is contiguous and for one
-    whose bytes are interleaved with bytes it does not keep."""
-    check = np.frombuffer(b"123456789", dtype=np.uint8)
-    spread = np.zeros(18, dtype=np.uint8)
-    spread[1::2] = check
-    columns = np.stack([np.concatenate([check, np.full(9, 0xAB, np.uint8)]), spread], axis=1)
-    keep = np.stack([np.arange(18) < 9, np.arange(18) % 2 == 1], axis=1)
-    assert crc64(columns, keep).tolist() == [0xE9C6D914C4B8D9CA] * 2
+def test_chunk_crc_is_redis_checksum_over_the_kept_bytes() -> None:
+    """Redis' CRC-64 check value, for a client whose bytes are contiguous and for one whose
+    bytes skip a run the other keeps and end in a longer prefix: single-byte and pair
+    steps, a run only some clients keep, prefixes of different lengths."""
+    rows = np.full((2, 16), 0xAB, dtype=np.uint8)
+    rows[0, 1:10] = np.frombuffer(b"123456789", dtype=np.uint8)
+    rows[1, 1:4] = np.frombuffer(b"123", dtype=np.uint8)
+    rows[1, 7:13] = np.frombuffer(b"456789", dtype=np.uint8)
+    crc = ChunkCrc(rows)
+    crc.kept(1, 4)
+    crc.kept_by(4, 7, np.array([True, False]))
+    crc.prefix(7, np.array([3, 6]))
+    assert crc.crc.tolist() == [0xE9C6D914C4B8D9CA] * 2
 
 
 def test_payload_length_has_no_leading_zeros() -> None:

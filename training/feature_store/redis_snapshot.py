@@ -12,17 +12,19 @@ Why column-wise: every client's payload has the same fields in the same order, a
 differs only by the client id, and float values that are all 9 bytes (or empty when
 missing). One client's command is laid out once as a byte template; a chunk of clients is
 a ``(clients, template)`` byte matrix filled column by column with NumPy, the payload's
-CRC-64 is computed for all clients at once (one byte column at a time), and the unused
-bytes of short values (missing floats, shorter strings) are dropped with a keep mask. The
-resulting RESP blob goes to Redis through a redis-py connection on a thread, so building
-the next chunk (one core) overlaps Redis' loading of this one (the other).
+CRC-64 (which RESTORE checks) is computed for all clients at once, one or two byte columns
+per step, and the unused bytes of short values (missing floats, shorter strings) are
+dropped with a keep mask. The resulting RESP blob goes to Redis through a redis-py
+connection on a thread, so building the next chunk (one core) overlaps Redis' loading of
+this one (the other).
 
 What Redis ends up holding is exactly what Feast's ``online_write_batch`` writes: the key
 comes from Feast's ``_redis_key``, the field names from ``_mmh3``, strings and timestamps
 from their protos' ``SerializeToString``, and doubles are checked against
 ``ValueProto(double_val=x)`` before anything is written (tests compare the hashes with
-Feast's own writes byte for byte). Unlike HSET, RESTORE ... REPLACE replaces the client's
-whole hash: the caller uses it for snapshots of every view of the entity only.
+Feast's own writes byte for byte; even a listpack's DUMP is the same). Unlike HSET,
+RESTORE ... REPLACE replaces the client's whole hash: the caller uses it for snapshots of
+every view of the entity only.
 
 Single Redis (and Sentinel, whose client is the master's) only: one connection receives
 every key. A Redis Cluster spreads keys over nodes by hash slot, so the caller keeps
@@ -32,11 +34,12 @@ redis-py's cluster pipeline for it.
 from __future__ import annotations
 
 import struct
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -49,11 +52,12 @@ from feast.repo_config import RepoConfig
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.connection import Connection
 
-# Clients per RESP blob (~3 KB each with 217 features). The CRC loop runs once per byte
-# column for the whole chunk: large enough to amortise NumPy's per-call cost, small enough
-# that a column (4,096 x 8 bytes) stays in L1/L2 cache.
+from training.feature_store.definitions import EVENT_TIMESTAMP
+
+# Clients per RESP blob (~3 KB each with 217 features). Every CRC step covers the whole
+# chunk: large enough to amortise NumPy's per-call cost (~3,500 steps per chunk), small
+# enough that the CRC state (4,096 x 8 bytes) stays in L1 cache.
 CHUNK_CLIENTS = 4_096
-EVENT_TIMESTAMP = "event_timestamp"
 
 # ValueProto(double_val=x): field 5, wire type 1 (fixed 64-bit) -> tag 0x29, then the IEEE
 # 754 bits little-endian; NaN and nulls are stored as the empty Value (b"").
@@ -87,47 +91,88 @@ def _rdb_string(data: bytes) -> bytes:
     return _rdb_length(len(data)) + data
 
 
-def _crc64_table() -> np.ndarray:
-    """The byte-at-a-time table of Redis' CRC-64."""
-    table = np.arange(256, dtype=np.uint64)
+def _crc64_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Redis' CRC-64 one byte at a time (256 entries) and two bytes at a time (64 Ki)."""
+    single = np.arange(256, dtype=np.uint64)
     for _ in range(8):
-        table = np.where(
-            table & np.uint64(1), (table >> np.uint64(1)) ^ np.uint64(_CRC64_JONES), table >> 1
-        )
-    return table
+        shifted = single >> np.uint64(1)
+        single = np.where(single & np.uint64(1), shifted ^ np.uint64(_CRC64_JONES), shifted)
+    # Two steps from a 16-bit state x with zero data; then for any state c and data bytes
+    # b0, b1: crc = pairs[(c ^ (b0 | b1 << 8)) & 0xFFFF] ^ (c >> 16).
+    state = np.arange(1 << 16, dtype=np.uint64)
+    for _ in range(2):
+        state = single[state & np.uint64(0xFF)] ^ (state >> np.uint64(8))
+    return single, state
 
 
-_CRC64 = _crc64_table()
+_CRC64, _CRC64_PAIRS = _crc64_tables()
+_EIGHT, _SIXTEEN = np.uint64(8), np.uint64(16)
 
 
-def crc64(columns: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Redis' CRC-64 of each client's kept bytes; ``columns``/``keep`` are (bytes, clients).
+class ChunkCrc:
+    """Redis' CRC-64 of every client's payload in a chunk, each step for all clients.
 
-    One step per byte position for all clients at once; a position a client does not keep
-    leaves its CRC as it is, so variable-length payloads need no realignment.
+    The chunk's rows are transposed once into planes of byte pairs, so that every step
+    reads one contiguous array (a column of the row-major chunk is 4,096 cache misses); a
+    step consumes two bytes through the 64 Ki table where it can, else one. Bytes only
+    some clients keep (a missing double's 9 bytes, a shorter string's padding) are
+    processed for all, then undone for the clients that drop them.
     """
-    crc = np.zeros(columns.shape[1], dtype=np.uint64)
-    low = crc.view(np.uint8)[::8]  # the low byte of each CRC (little-endian)
-    index = np.empty(crc.shape, dtype=np.intp)
-    looked_up = np.empty_like(crc)
-    stepped = np.empty_like(crc)
-    partial = ~keep.all(axis=1)
-    eight = np.uint64(8)
-    for position, column in enumerate(columns):
-        np.bitwise_xor(low, column, out=index, casting="unsafe")
-        np.take(_CRC64, index, out=looked_up)
-        if partial[position]:
-            np.right_shift(crc, eight, out=stepped)
-            np.bitwise_xor(stepped, looked_up, out=stepped)
-            np.copyto(crc, stepped, where=keep[position])
-        else:
-            np.right_shift(crc, eight, out=crc)
-            np.bitwise_xor(crc, looked_up, out=crc)
-    return crc
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.pairs = np.ascontiguousarray(rows.view("<u2").T)  # (byte pairs, clients)
+        self.crc = np.zeros(rows.shape[0], dtype=np.uint64)
+        self._low8 = self.crc.view(np.uint8)[::8]  # the CRC's low byte (little-endian)
+        self._low16 = self.crc.view(np.uint16)[::4]
+        self._index = np.empty(self.crc.shape, dtype=np.intp)
+        self._looked_up = np.empty_like(self.crc)
+
+    def _step(self, data: np.ndarray, low: np.ndarray, table: np.ndarray, shift: Any) -> None:
+        np.bitwise_xor(low, data, out=self._index, casting="unsafe")
+        # mode="clip": the indices are in range by construction, skip numpy's bounds check.
+        np.take(table, self._index, out=self._looked_up, mode="clip")
+        np.right_shift(self.crc, shift, out=self.crc)
+        np.bitwise_xor(self.crc, self._looked_up, out=self.crc)
+
+    def _byte(self, position: int) -> None:
+        plane = self.pairs[position >> 1].view(np.uint8)[position & 1 :: 2]
+        self._step(plane, self._low8, _CRC64, _EIGHT)
+
+    def kept(self, start: int, stop: int) -> None:
+        """Bytes ``start:stop`` of the rows, which every client keeps."""
+        position = start
+        if position % 2 and position < stop:
+            self._byte(position)
+            position += 1
+        while position + 1 < stop:
+            self._step(self.pairs[position >> 1], self._low16, _CRC64_PAIRS, _SIXTEEN)
+            position += 2
+        if position < stop:
+            self._byte(position)
+
+    def kept_by(self, start: int, stop: int, keep: np.ndarray) -> None:
+        """Bytes ``start:stop``, which only the clients where ``keep`` keep."""
+        if keep.all():
+            self.kept(start, stop)
+            return
+        before = self.crc.copy()
+        self.kept(start, stop)
+        np.copyto(self.crc, before, where=~keep)
+
+    def prefix(self, start: int, lengths: np.ndarray) -> None:
+        """Each client keeps the first ``lengths`` bytes from ``start``: one run per
+        distinct length, each kept by the clients at least that long."""
+        done = 0
+        for length in np.unique(lengths).tolist():
+            self.kept_by(start + done, start + length, lengths >= length)
+            done = length
 
 
-def _check_double_encoding() -> None:
-    """Fail before writing anything if this protobuf runtime encodes doubles differently."""
+def _check_platform() -> None:
+    """Fail before writing anything if this protobuf runtime encodes doubles differently,
+    or if NumPy's views of the CRC state would not be little-endian (x86-64 and arm64 are)."""
+    if sys.byteorder != "little":
+        raise RuntimeError("the RESTORE snapshot needs a little-endian machine")
     for value in (1.5, -0.0, float("inf"), 5e-324):
         expected = _DOUBLE_TAG + struct.pack("<d", value)
         if ValueProto(double_val=value).SerializeToString() != expected:
@@ -175,6 +220,10 @@ class _Coded:
     def width(self) -> int:
         return int(self.table.shape[1])
 
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.keep.sum(axis=1)
+
 
 def _dictionary(
     values: Sequence[Any], encode: Callable[[Any], bytes]
@@ -219,9 +268,6 @@ class _Template:
         self.pieces.append(piece)
         self.size += len(piece)
         return offset
-
-    def array(self) -> np.ndarray:
-        return np.frombuffer(b"".join(self.pieces), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -271,7 +317,8 @@ class RestoreLayout:
 
     ``payload`` is the byte range the CRC covers; its length varies per client (missing
     values, string lengths), so its RESP length goes in ``length_digits`` right-aligned
-    digit slots at ``length_offset``, the unused leading ones dropped.
+    digit slots at ``length_offset``, the unused leading ones dropped. ``padding`` bytes
+    end the row, kept by no client, so that rows pair up into 16-bit words for the CRC.
     """
 
     template: np.ndarray
@@ -282,6 +329,7 @@ class RestoreLayout:
     length_offset: int
     length_digits: int
     payload: slice
+    padding: int = 0
 
     @property
     def width(self) -> int:
@@ -290,6 +338,14 @@ class RestoreLayout:
     @property
     def crc_offset(self) -> int:
         return int(self.payload.stop)
+
+    def slots(self) -> list[tuple[int, Literal["float", "coded"], int]]:
+        """``(offset, kind, index)`` of every value slot in payload order."""
+        slots: list[tuple[int, Literal["float", "coded"], int]] = [
+            (offset, "float", index) for index, offset in enumerate(self.float_offsets)
+        ]
+        slots += [(field.offset, "coded", index) for index, field in enumerate(self.coded)]
+        return sorted(slots)
 
 
 def restore_layout(
@@ -300,7 +356,7 @@ def restore_layout(
     ttl_seconds: int | None,
 ) -> RestoreLayout:
     """Lay out one client's RESTORE command around its payload."""
-    _check_double_encoding()
+    _check_platform()
     prefix, suffix = _key_parts(config, join_key)
     payload = _payload(config, frame, views)
     digits = len(str(payload.template.size + 8))  # + the CRC
@@ -315,8 +371,9 @@ def restore_layout(
     start = head.size
     tail = bytes(8) + b"\r\n" + _bulk(b"REPLACE")  # CRC placeholder, then REPLACE
     row = b"".join([*head.pieces, *payload.template.pieces, tail])
+    padding = len(row) % 2
     return RestoreLayout(
-        template=np.frombuffer(row, dtype=np.uint8),
+        template=np.frombuffer(row + bytes(padding), dtype=np.uint8),
         id_offset=id_offset,
         float_columns=payload.float_columns,
         float_offsets=[start + offset for offset in payload.float_offsets],
@@ -324,6 +381,7 @@ def restore_layout(
         length_offset=length_offset,
         length_digits=digits,
         payload=slice(start, start + payload.template.size),
+        padding=padding,
     )
 
 
@@ -338,16 +396,47 @@ def _write_length(out: np.ndarray, keep: np.ndarray, layout: RestoreLayout) -> N
             keep[:, column] = length >= 10**place
 
 
+def _payload_crc(
+    layout: RestoreLayout, out: np.ndarray, missing: np.ndarray, rows: slice
+) -> np.ndarray:
+    """Each client's payload CRC, field by field: a double's 9 bytes count for the clients
+    that have it, a coded value's bytes up to its length."""
+    crc = ChunkCrc(out)
+    position = layout.payload.start
+    for offset, kind, index in layout.slots():
+        if kind == "float":
+            crc.kept(position, offset + 1)  # up to and with the length byte (9 or 0)
+            crc.kept_by(offset + 1, offset + 10, ~missing[:, index])
+            position = offset + 10
+        else:
+            field = layout.coded[index]
+            crc.kept(position, offset)
+            crc.prefix(offset, field.lengths[field.codes[rows]])
+            position = offset + field.width
+    crc.kept(position, layout.payload.stop)
+    return crc.crc
+
+
 def restore_chunk(
-    layout: RestoreLayout, ids: np.ndarray, floats: np.ndarray, rows: slice
+    layout: RestoreLayout,
+    ids: np.ndarray,
+    floats: np.ndarray,
+    rows: slice,
+    buffers: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The RESP bytes of a chunk of clients' RESTOREs: ``ids`` and ``floats`` (clients x
     float columns, NaN = missing) are the chunk's, ``rows`` its position in the coded
-    columns."""
+    columns. ``buffers`` (bytes, keep mask; at least as many rows as clients) are reused
+    from chunk to chunk rather than allocated and page-faulted in each time."""
     count = len(ids)
-    out = np.empty((count, layout.width), dtype=np.uint8)
+    out, keep = buffers or (
+        np.empty((count, layout.width), np.uint8),
+        np.empty((count, layout.width), bool),
+    )
+    out, keep = out[:count], keep[:count]
     out[:] = layout.template
-    keep = np.ones((count, layout.width), dtype=bool)
+    keep[:] = True
+    keep[:, layout.width - layout.padding :] = False
     out[:, layout.id_offset : layout.id_offset + 8] = (
         ids.astype("<i8").view(np.uint8).reshape(count, 8)
     )
@@ -365,8 +454,7 @@ def restore_chunk(
         out[:, field.offset : field.offset + field.width] = field.table[codes]
         keep[:, field.offset : field.offset + field.width] = field.keep[codes]
     _write_length(out, keep, layout)
-    region = layout.payload
-    crc = crc64(out[:, region].T, keep[:, region].T)
+    crc = _payload_crc(layout, out, missing, rows)
     out[:, layout.crc_offset : layout.crc_offset + 8] = (
         crc.astype("<u8").view(np.uint8).reshape(count, 8)
     )
@@ -382,18 +470,38 @@ def restore_chunks(
         raise ValueError(f"{join_key} has missing values: those clients have no key")
     numeric = frame.select(pl.col(layout.float_columns).cast(pl.Float64))
     ids = frame[join_key].cast(pl.Int64).to_numpy()
+    size = min(chunk, frame.height)
+    buffers = (np.empty((size, layout.width), np.uint8), np.empty((size, layout.width), bool))
     starts = [0, *range(1, frame.height, chunk)] if frame.height > 1 else [0]
     for start, stop in zip(starts, [*starts[1:], frame.height], strict=True):
         rows = slice(start, stop)
         floats = numeric.slice(start, stop - start).to_numpy()  # nulls come out as NaN
-        yield restore_chunk(layout, ids[rows], floats, rows), stop - start
+        yield restore_chunk(layout, ids[rows], floats, rows, buffers), stop - start
 
 
 def send(connection: Connection, blob: np.ndarray, replies: int) -> None:
     """Send a blob, then read exactly one reply per command; an error reply raises."""
-    connection.send_packed_command([memoryview(blob)], check_health=False)
+    connection.send_packed_command([blob.data], check_health=False)
     for _ in range(replies):
         connection.read_response()
+
+
+class _Sender:
+    """Sends chunks in order on one connection and, once one has failed, no more: the
+    chunk queued behind it must not go out on a connection whose replies are out of step."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.failed: BaseException | None = None
+
+    def __call__(self, blob: np.ndarray, replies: int) -> None:
+        if self.failed is not None:
+            raise RuntimeError("an earlier chunk failed") from self.failed
+        try:
+            send(self.connection, blob, replies)
+        except BaseException as error:
+            self.failed = error
+            raise
 
 
 def send_chunks(
@@ -408,10 +516,11 @@ def send_chunks(
     error the connection is closed: unread replies would desynchronise it.
     """
     pending: deque[tuple[Future[None], int]] = deque()
+    send_in_order = _Sender(connection)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-snapshot") as sender:
         try:
             for blob, clients in chunks:
-                pending.append((sender.submit(send, connection, blob, clients), clients))
+                pending.append((sender.submit(send_in_order, blob, clients), clients))
                 while len(pending) > 1:
                     _finish(pending.popleft(), progress)
             while pending:
