@@ -157,3 +157,37 @@ def test_concurrent_decisions_are_group_committed_and_all_durable(tmp_path: Path
     assert sorted(d.client_id for d in stored) == list(range(1, 51))
     assert 1 <= len(commits) < 50
     log.close()
+
+
+def test_feature_values_are_stored_exactly(tmp_path: Path) -> None:
+    """The JSON of the features keeps every value as used: floats bit for bit, infinities
+    (which the fast encoder would turn into null) and strings."""
+    import asyncio
+    import math
+
+    from services.gateway.decisions import Decision, DecisionLog
+
+    log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+    log.create_tables()
+    cases = [
+        {"numeric": {"A": 0.1 + 0.2, "B": -0.0, "C": 5e-324, "D": 1.7976931348623157e308},
+         "categorical": {"NAME_CONTRACT_TYPE": "Cash loans", "É": "ü"}},
+        {"numeric": {"A": math.inf, "B": 1.0}, "categorical": {}},
+        {"numeric": {"A": 1.7976931348623157e308, "B": 1.7976931348623157e308}},  # sum overflows
+    ]  # fmt: skip
+
+    async def roundtrip(features: dict) -> Decision | None:
+        decision = Decision.new(key_id="k", client_id=1, application_hash=None,
+                                model_version="1", probability=0.2, decision="refused",
+                                threshold=0.1, simulation=False, features=features)  # fmt: skip
+        await log.write([decision])
+        return await log.get(decision.decision_id)
+
+    for features in cases:
+        stored = asyncio.run(roundtrip(features))
+        assert stored is not None
+        assert stored.features == features
+        assert [math.copysign(1, v) for v in stored.features["numeric"].values()] == [
+            math.copysign(1, v) for v in features["numeric"].values()
+        ]
+    log.close()

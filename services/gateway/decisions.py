@@ -182,6 +182,7 @@ class DecisionLog:
 
 def _json(value: Any) -> str:
     numeric = value.get("numeric", {}) if isinstance(value, dict) else {}
-    if all(math.isfinite(v) for v in numeric.values()):
+    # The sum is finite only if every value is (an overflow merely takes the slow path).
+    if math.isfinite(sum(numeric.values())):
         return orjson.dumps(value).decode()
     return json.dumps(value)  # orjson would write an infinity as null: keep what was used
