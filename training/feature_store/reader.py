@@ -10,7 +10,7 @@ Two read backends behind one interface (see feature_repo/README.md for the measu
 - ``sdk``: ``FeatureStore.get_online_features`` with the feature service (any online store).
 - ``direct``: the same storage read without the SDK's per-request bookkeeping. On Redis all
   views of a client live in one hash (key = Feast's serialised entity key + project, fields =
-  murmur3 of ``view:feature``), so one HMGET fetches the whole vector; on SQLite one indexed
+  murmur3 of ``view:feature``), so one HGETALL fetches the whole vector; on SQLite one indexed
   SELECT per view on Feast's table (its primary key is ``(entity_key, feature_name)``), on a
   connection of our own that skips Feast's per-row timestamp conversion. Both decode
   Feast's ``Value`` bytes, with a shortcut for the doubles that make most of a vector.
@@ -268,22 +268,18 @@ class OnlineFeatureReader:
             self._entity_key(client_id),
             entity_key_serialization_version=config.entity_key_serialization_version,
         )
-        # All views of one entity share its hash: one HMGET, one round trip.
-        raw = client.hmget(key, [f for _, _, fields in plan for f in fields])
+        # All views of one entity share its hash: one round trip. HGETALL, not HMGET: Redis
+        # keeps a ~220-field hash as a listpack, where HMGET scans it once per field asked
+        # (0.86 ms for a whole vector) and HGETALL walks it once (0.30 ms).
+        stored = client.hgetall(key)
         values: dict[str, Any] = {}
         stamps: dict[FeatureView, datetime | None] = {}
-        offset = 0
         for view, names, fields in plan:
-            chunk = raw[offset : offset + len(fields)]
-            offset += len(fields)
-            for name, blob in zip(names, chunk, strict=False):
+            for name, field in zip(names, fields, strict=False):  # fields end with _ts
+                blob = stored.get(field)
                 values[name] = None if blob is None else _value(blob)
-            ts_blob = chunk[-1]
-            if ts_blob is None:
-                stamps[view] = None
-            else:
-                stamp = Timestamp.FromString(ts_blob)
-                stamps[view] = stamp.ToDatetime(UTC)
+            stamp = stored.get(fields[-1])
+            stamps[view] = None if stamp is None else Timestamp.FromString(stamp).ToDatetime(UTC)
         return values, stamps
 
     def _sqlite_connection(self) -> sqlite3.Connection:
