@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
+import sqlite3
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +18,8 @@ import numpy as np
 import polars as pl
 import pytest
 import redis
+from feast import FeatureStore
+from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -28,6 +35,7 @@ from training.feature_store import (
     materialize,
     open_store,
     register_model_features,
+    sqlite_snapshot,
 )
 from training.feature_store.bench import redis_listening
 from training.feature_store.definitions import (
@@ -327,6 +335,168 @@ def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
     finally:
         for settings in written.values():
             open_store(settings).teardown()
+
+
+SQLITE_COLUMNS = ("entity_key", "feature_name", "value", "value_text", "vector_value",
+                  "event_ts", "created_ts")  # fmt: skip
+
+
+def _sqlite_contents(settings: FeatureStoreSettings) -> tuple[list[tuple], dict[str, list]]:
+    """The file's schema, and every row of every table (each column with its storage
+    class), in primary-key order."""
+    typed = ", ".join(f"{c}, typeof({c})" for c in SQLITE_COLUMNS)
+    with closing(sqlite3.connect(settings.sqlite_path)) as connection:
+        schema = connection.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+        ).fetchall()
+        rows = {
+            name: connection.execute(
+                f'SELECT {typed} FROM "{name}" ORDER BY entity_key, feature_name'
+            ).fetchall()
+            for kind, name, _, _ in schema
+            if kind == "table"
+        }
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    return schema, rows
+
+
+def _feast_ingest(
+    store: FeatureStore, frame: pl.DataFrame, views: list, progress: object = None
+) -> None:
+    """Feast's own ``write_to_online_store``: its own conversion of a pandas frame."""
+    for view in views:
+        store.write_to_online_store(view.name, frame.to_pandas())
+
+
+def _fell_back(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the SQLite snapshot fell back to Feast's writer")
+
+
+def _changed(frame: pl.DataFrame) -> pl.DataFrame:
+    """A later snapshot: other values for half the clients, the last client gone."""
+    floats = [c for c, t in frame.schema.items() if t == pl.Float64]
+    strings = [c for c, t in frame.schema.items() if t == pl.String]
+    odd = pl.col("SK_ID_CURR") % 2 == 1
+    return frame.head(frame.height - 1).with_columns(
+        *[pl.when(odd).then(pl.col(c) * -3.0 + 0.1).otherwise(pl.col(c)).alias(c) for c in floats],
+        *[
+            pl.when(odd).then(pl.lit(None, pl.String)).otherwise(pl.col(c)).alias(c)
+            for c in strings
+        ],
+    )
+
+
+@pytest.fixture
+def local_time_not_utc() -> Iterator[None]:
+    """The process' local time zone is India's (UTC+5:30) for the test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "Asia/Kolkata")
+        time.tzset()
+        assert time.localtime(0).tm_hour == 5
+        yield
+    time.tzset()
+
+
+@pytest.mark.usefixtures("local_time_not_utc")
+def test_sqlite_snapshot_is_byte_identical_to_feasts_own_writes(
+    tricky_features: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQLite snapshot, Feast's ``online_write_batch`` (fed the materialiser's protos)
+    and Feast's own ``write_to_online_store`` (its own conversion of a pandas frame) store
+    the same rows, column by column and storage class (signed zeros, NaN next to null,
+    infinities, subnormals, long strings, a client without history, one without any value);
+    a second snapshot over the first upserts like Feast's writer (a client absent from it
+    keeps its rows). In a local time zone other than UTC, where Feast's timestamps are not
+    Unix seconds (its adapter takes the naive UTC time for local time), as Feast does."""
+    frame = pl.read_parquet(tricky_features / FEATURES_FILE)
+    module = sys.modules["training.feature_store.materialize"]
+    patches: dict[str, tuple[str, object]] = {
+        "snapshot": ("_rows", _fell_back),
+        "batch": ("SqliteOnlineStore", type("Other", (), {})),
+        "feast": ("write_frame", _feast_ingest),
+    }
+    now = datetime.now(tz=UTC)
+    written: dict[str, FeatureStoreSettings] = {}
+    for path, (name, replacement) in patches.items():
+        written[path] = FeatureStoreSettings(data_dir=tmp_path / path, project="test_fs")
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, replacement)
+            materialize(written[path], tricky_features, progress=False, event_time=now)
+    schema, rows = _sqlite_contents(written["snapshot"])
+    assert sum(len(r) for r in rows.values()) == frame.height * (frame.width - 3)
+    for path in ("batch", "feast"):
+        assert _sqlite_contents(written[path]) == (schema, rows), path
+
+    later = offline_frame(_changed(frame).drop("TARGET", "split"), now + timedelta(hours=1))
+    for path in ("snapshot", "batch"):
+        store = open_store(written[path])
+        views = [store.get_feature_view(APPLICATION_VIEW), store.get_feature_view(HISTORY_VIEW)]
+        with monkeypatch.context() as patch:
+            patch.setattr(module, *patches[path])
+            write_frame(store, later, views)
+    again = _sqlite_contents(written["snapshot"])
+    assert again == _sqlite_contents(written["batch"])
+    assert again != (schema, rows)
+
+    store = open_store(written["snapshot"])
+    signed = next(c for c, t in frame.schema.items() if t == pl.Float64 and c != "TARGET")
+    register_model_features(store, "signs", [signed])
+    reader = OnlineFeatureReader(store)
+    for row in later.select("SK_ID_CURR", signed).head(4).iter_rows():
+        served = reader.get_client_features(row[0], "signs")[signed]
+        assert math.copysign(1.0, served) == math.copysign(1.0, row[1])
+    assert set(reader.get_client_features(EMPTY, "signs").values()) == {None}
+
+
+def test_sqlite_readers_see_each_client_before_or_after_a_load(
+    features_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-materialising while the services read: a read-only connection (as the reader's)
+    never fails and never sees a client's views half written (each chunk of clients is one
+    transaction over every view)."""
+    settings = FeatureStoreSettings(data_dir=tmp_path, project="test_fs")
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    materialize(settings, features_dir, progress=False, event_time=first)
+    store = open_store(settings)
+    views = [store.get_feature_view(APPLICATION_VIEW), store.get_feature_view(HISTORY_VIEW)]
+    frame = pl.read_parquet(settings.offline_dir / "client_features.parquet")
+    later = offline_frame(_changed(frame), first + timedelta(days=1))
+    keys = {
+        client: serialize_entity_key(
+            EntityKeyProto(join_keys=["SK_ID_CURR"], entity_values=[ValueProto(int64_val=client)]),
+            entity_key_serialization_version=3,
+        )
+        for client in later["SK_ID_CURR"].to_list()
+    }
+    both = " UNION ALL ".join(
+        f'SELECT event_ts FROM "test_fs_{v.name}" WHERE entity_key = ?1' for v in views
+    )
+    seen: list[set[int]] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        connection = sqlite3.connect(f"file:{settings.sqlite_path}?mode=ro", uri=True)
+        try:
+            while not done.is_set():
+                key = keys[random.choice(list(keys))]
+                seen.append({ts for (ts,) in connection.execute(both, (key,))})
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(sqlite_snapshot, "CHUNK_CLIENTS", 7)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(3):
+            write_frame(store, later, views)
+    finally:
+        done.set()
+        reader.join()
+    assert not errors
+    assert seen and all(len(stamps) == 1 for stamps in seen)
 
 
 def _client_key(settings: FeatureStoreSettings, client_id: int) -> bytes:

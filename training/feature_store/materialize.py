@@ -5,8 +5,9 @@ every value with the generic ``python_values_to_proto_values`` (~1.7 µs per val
 features are only float64 and strings, so we build the ``ValueProto``s column by column
 and hand them, chunk by chunk, to the online store's own ``online_write_batch``: the keys,
 hash fields and serialised values are exactly what Feast writes and reads (same code),
-only the conversion is cheaper. A Redis snapshot skips even that: one RESTORE per client,
-built column-wise (see ``redis_snapshot``).
+only the conversion is cheaper. Snapshots skip even that: into Redis one RESTORE per
+client, built column-wise (see ``redis_snapshot``); into SQLite one statement per client
+whose rows SQLite fans out itself (see ``sqlite_snapshot``). Both store Feast's exact bytes.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import structlog
 from feast import FeatureStore, FeatureView, utils
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
+from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.progress import Progress
 
+from training.feature_store import sqlite_snapshot
 from training.feature_store.definitions import (
     JOIN_KEY,
     OFFLINE_FILE,
@@ -238,6 +241,12 @@ def write_frame(
     config = store.config.online_store
     if isinstance(provider.online_store, RedisOnlineStore) and config.skip_dedup:
         _write_redis_snapshot(store, frame, views, progress)
+        return
+    if isinstance(provider.online_store, SqliteOnlineStore) and sqlite_snapshot.supported(
+        store.config, frame, views
+    ):
+        path = provider.online_store._get_db_path(store.config)
+        sqlite_snapshot.write_snapshot(store.config, path, frame, views, JOIN_KEY, progress)
         return
     for view in views:
         for start in range(0, frame.height, CHUNK_ROWS):
