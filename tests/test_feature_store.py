@@ -499,6 +499,49 @@ def test_sqlite_readers_see_each_client_before_or_after_a_load(
     assert seen and all(len(stamps) == 1 for stamps in seen)
 
 
+def test_sqlite_snapshot_failing_midway_keeps_whole_chunks(
+    features_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load that fails inside a chunk rolls that chunk back: the clients of the chunks
+    before it have every view new, the others every view as before, and the file is sound."""
+    settings = FeatureStoreSettings(data_dir=tmp_path, project="test_fs")
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    materialize(settings, features_dir, progress=False, event_time=first)
+    store = open_store(settings)
+    views = [store.get_feature_view(APPLICATION_VIEW), store.get_feature_view(HISTORY_VIEW)]
+    frame = pl.read_parquet(settings.offline_dir / "client_features.parquet")
+    later = offline_frame(_changed(frame), first + timedelta(days=1))
+    built = sqlite_snapshot._statements
+    calls = []
+
+    def broken(*args: object) -> list[tuple]:
+        rows = built(*args)  # type: ignore[arg-type]
+        calls.append(len(rows))
+        # the third chunk's second view: one client with a parameter missing
+        return [*rows[:-1], rows[-1][:-1]] if len(calls) == 6 else rows
+
+    monkeypatch.setattr(sqlite_snapshot, "CHUNK_CLIENTS", 7)
+    monkeypatch.setattr(sqlite_snapshot, "_statements", broken)
+    with pytest.raises(sqlite3.ProgrammingError):
+        write_frame(store, later, views)
+    keys = sorted(
+        serialize_entity_key(
+            EntityKeyProto(join_keys=["SK_ID_CURR"], entity_values=[ValueProto(int64_val=c)]),
+            entity_key_serialization_version=3,
+        )
+        for c in later["SK_ID_CURR"].to_list()
+    )
+    _, rows = _sqlite_contents(settings)
+    stamps: dict[bytes, set[int]] = {}
+    for table in rows.values():
+        for row in table:
+            stamps.setdefault(row[0], set()).add(row[10])
+    new, old = int((first + timedelta(days=1)).timestamp()), int(first.timestamp())
+    assert [stamps[k] for k in keys[:14]] == [{new}] * 14
+    assert [stamps[k] for k in keys[14:]] == [{old}] * (len(keys) - 14)
+    assert not (tmp_path / "online.db-journal").exists()
+
+
 def _client_key(settings: FeatureStoreSettings, client_id: int) -> bytes:
     entity = EntityKeyProto(
         join_keys=["SK_ID_CURR"], entity_values=[ValueProto(int64_val=client_id)]

@@ -48,6 +48,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
@@ -254,17 +255,24 @@ def write_snapshot(
     try:
         connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         prepared = [_prepare(connection, config, frame, v, i) for i, v in enumerate(views)]
-        for clients, statements in _chunks(config, frame, prepared, join_key, stamps):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                for view, rows in zip(prepared, statements, strict=True):
-                    connection.executemany(view.sql, rows)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-            if progress is not None:
-                progress(clients * per_client)
+        chunks = _chunks(config, frame, prepared, join_key, stamps)
+        # The next chunk is built (Python, on a thread) while this one commits: SQLite writes
+        # the pages and syncs them without holding the GIL.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-snapshot") as pool:
+            pending = pool.submit(next, chunks, None)
+            while (chunk := pending.result()) is not None:
+                clients, statements = chunk
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    for view, rows in zip(prepared, statements, strict=True):
+                        connection.executemany(view.sql, rows)
+                    pending = pool.submit(next, chunks, None)
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+                if progress is not None:
+                    progress(clients * per_client)
     finally:
         connection.close()
