@@ -651,3 +651,20 @@ def test_payload_length_has_no_leading_zeros() -> None:
         bytes(row[1 : 1 + digits][k[1 : 1 + digits]]) for row, k in zip(out, keep, strict=True)
     ]
     assert written == [b"11", b"100", b"210"]
+
+
+@pytest.mark.usefixtures("local_time_not_utc")
+def test_direct_sqlite_read_gives_feasts_timestamps(features_dir: Path, tmp_path: Path) -> None:
+    """Feast's SQLite store keeps local wall-clock seconds of the UTC time: the direct read
+    must decode them as Feast does, or TTL checks are off by the UTC offset elsewhere."""
+    settings = _settings("sqlite", tmp_path)
+    written = datetime(2026, 11, 2, 8, 30, 15, tzinfo=UTC)
+    materialize(settings, features_dir, progress=False, event_time=written)
+    store = open_store(settings)
+    reader = OnlineFeatureReader(store, "direct")
+    names = [f.name for view in store.list_feature_views() for f in view.features]
+    register_model_features(store, ALL, names)
+    _, direct = reader._read_sqlite(CLIENT, ALL)
+    _, feast = reader._read_store(CLIENT, ALL)
+    assert direct == feast
+    assert set(direct.values()) == {written}

@@ -351,9 +351,11 @@ class OnlineFeatureReader:
 
 
 def _sqlite_time(stored: int | str) -> datetime:
-    """A timestamp as Feast's SQLite store keeps it: Unix seconds (older stores: ISO text)."""
+    """A timestamp as Feast's SQLite store keeps it (older stores: ISO text). Feast writes
+    the UTC wall-clock time read as local time and converts it back the same way, so the
+    integer is Unix seconds only where local time is UTC: decode it as Feast does."""
     if isinstance(stored, int):
-        return datetime.fromtimestamp(stored, tz=UTC)
+        return datetime.fromtimestamp(stored).replace(tzinfo=UTC)
     stamp = datetime.fromisoformat(stored)
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
