@@ -19,7 +19,6 @@ Two read backends behind one interface (see feature_repo/README.md for the measu
 from __future__ import annotations
 
 import sqlite3
-import struct
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ from training.feature_store.definitions import (
     ON_DEMAND_VIEW,
     request_fields,
 )
+from training.feature_store.value_bytes import DOUBLE, DOUBLE_SIZE, DOUBLE_TAG
 
 Backend = Literal["sdk", "direct", "auto"]
 SERVICE_PREFIX = "credit_model_v"
@@ -135,16 +135,13 @@ def _python(value: ValueProto) -> Any:
     return None if kind is None else getattr(value, kind)
 
 
-# A serialised ``Value`` holding a double is its field tag (5, fixed64) and 8 bytes.
-_DOUBLE_TAG = 0x29
-_DOUBLE = struct.Struct("<d")
 
 
 def _value(blob: bytes) -> Any:
     """The Python value of a serialised Feast ``Value`` (None when missing): doubles are
     unpacked directly (~0.2 µs instead of ~1.5 µs for a parsed message)."""
-    if len(blob) == 9 and blob[0] == _DOUBLE_TAG:
-        return _DOUBLE.unpack_from(blob, 1)[0]
+    if len(blob) == DOUBLE_SIZE and blob[0] == DOUBLE_TAG:
+        return DOUBLE.unpack_from(blob, 1)[0]
     return _python(ValueProto.FromString(blob)) if blob else None
 
 

@@ -53,6 +53,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from redis.connection import Connection
 
 from training.feature_store.definitions import EVENT_TIMESTAMP
+from training.feature_store.value_bytes import DOUBLE_TAG, check_double_encoding
 
 # Clients per RESP blob (~3 KB each with 217 features). Every CRC step covers the whole
 # chunk: large enough to amortise NumPy's per-call cost (~3,500 steps per chunk), small
@@ -61,7 +62,7 @@ CHUNK_CLIENTS = 4_096
 
 # ValueProto(double_val=x): field 5, wire type 1 (fixed 64-bit) -> tag 0x29, then the IEEE
 # 754 bits little-endian; NaN and nulls are stored as the empty Value (b"").
-_DOUBLE_TAG = b"\x29"
+_DOUBLE_TAG = bytes([DOUBLE_TAG])
 # In the payload a double is an RDB string: length 9, tag, 8 bytes (placeholders here);
 # a missing one is the empty string: length 0, and the other 9 bytes are dropped.
 _DOUBLE_SLOT = b"\x09" + _DOUBLE_TAG + bytes(8)
@@ -173,10 +174,7 @@ def _check_platform() -> None:
     or if NumPy's views of the CRC state would not be little-endian (x86-64 and arm64 are)."""
     if sys.byteorder != "little":
         raise RuntimeError("the RESTORE snapshot needs a little-endian machine")
-    for value in (1.5, -0.0, float("inf"), 5e-324):
-        expected = _DOUBLE_TAG + struct.pack("<d", value)
-        if ValueProto(double_val=value).SerializeToString() != expected:
-            raise RuntimeError(f"unexpected ValueProto encoding of {value!r}")
+    check_double_encoding()
 
 
 def _key_parts(config: RepoConfig, join_key: str) -> tuple[bytes, bytes]:

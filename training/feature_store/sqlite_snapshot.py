@@ -48,7 +48,6 @@ number nor a string, an SQLite without JSON functions) go through Feast's writer
 from __future__ import annotations
 
 import sqlite3
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -66,6 +65,7 @@ from feast.repo_config import RepoConfig
 from feast.utils import to_naive_utc
 
 from training.feature_store.definitions import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from training.feature_store.value_bytes import DOUBLE_SIZE, DOUBLE_TAG, check_double_encoding
 
 # Clients per transaction. Every view's rows of a chunk (~24 MB of pages at 217 features)
 # must fit the write cache: a spilled cache takes the lock that blocks readers before the
@@ -75,16 +75,8 @@ CACHE_KIB = 64 * 1024
 # How long a commit waits for readers to finish (they hold their lock for one SELECT).
 BUSY_TIMEOUT_S = 60.0
 
-_DOUBLE_TAG = 0x29  # ValueProto.double_val: field 5, wire type 1 (fixed 64-bit)
-_SLOT = 9
+_SLOT = DOUBLE_SIZE
 _STRING, _NUMBER = "string", "number"
-
-
-def _check_encoding() -> None:
-    for value in (1.5, -0.0, float("inf"), 5e-324):
-        expected = bytes([_DOUBLE_TAG]) + struct.pack("<d", value)
-        if ValueProto(double_val=value).SerializeToString() != expected:
-            raise RuntimeError(f"unexpected ValueProto encoding of {value!r}")
 
 
 def _kind(dtype: pl.DataType) -> str | None:
@@ -196,7 +188,7 @@ def _statements(
             cells[:, j] = [view.strings.get(s, "null") for s in column.to_list()]
             continue
         values = np.ascontiguousarray(column.cast(pl.Float64).to_numpy(), dtype="<f8")
-        slots[:, j, 0] = _DOUBLE_TAG
+        slots[:, j, 0] = DOUBLE_TAG
         slots[:, j, 1:] = values.view(np.uint8).reshape(clients, 8)
         cells[:, j] = _cells(values)
     packed = slots.reshape(clients, -1)
@@ -245,7 +237,7 @@ def write_snapshot(
     """Upsert every client of ``frame`` into the views' tables of the SQLite file ``path``."""
     if frame.height == 0:
         return
-    _check_encoding()
+    check_double_encoding()
     # The frame's timestamps as Feast's writer takes them (one snapshot, one time).
     created = frame[CREATED_TIMESTAMP][0] if CREATED_TIMESTAMP in frame.columns else None
     stamps = (
