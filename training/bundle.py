@@ -105,7 +105,7 @@ class SingleRowPredictor:
         config: ctypes.c_void_p | None = getattr(self._local, "config", None)
         if config is None:
             config = ctypes.c_void_p()
-            _check(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+            _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
                 self._booster._handle, ctypes.c_int(_C_API_PREDICT_NORMAL),
                 ctypes.c_int(0), ctypes.c_int(self._booster.best_iteration),
                 ctypes.c_int(_C_API_DTYPE_FLOAT64), ctypes.c_int32(self._num_features),
@@ -123,7 +123,7 @@ class SingleRowPredictor:
             raise ValueError(f"expected {self._num_features} features, got {data.size}")
         out_len = ctypes.c_int64(0)
         result = ctypes.c_double(0.0)
-        _check(_LIB.LGBM_BoosterPredictForMatSingleRowFast(
+        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(
             self._config(), data.ctypes.data_as(ctypes.c_void_p),
             ctypes.byref(out_len), ctypes.byref(result),
         ))  # fmt: skip
@@ -132,10 +132,6 @@ class SingleRowPredictor:
     def __del__(self) -> None:
         for config in getattr(self, "_configs", ()):
             _LIB.LGBM_FastConfigFree(config)
-
-
-def _check(code: int) -> None:
-    _safe_call(code)
 
 
 def _model_matrix(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
