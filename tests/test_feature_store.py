@@ -324,17 +324,23 @@ def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
                 assert all(client.dump(twin) == client.dump(key) for twin in twins), key
             for twin in (key, *twins):
                 assert (0 < client.ttl(twin) <= ttl) if ttl else client.ttl(twin) == -1
-        store = open_store(written["restore"])
-        signed = next(c for c, t in frame.schema.items() if t == pl.Float64 and c != "TARGET")
-        register_model_features(store, "signs", [signed])
-        reader = OnlineFeatureReader(store)
-        for row in frame.select("SK_ID_CURR", signed).head(4).iter_rows():
-            served = reader.get_client_features(row[0], "signs")[signed]
-            assert math.copysign(1.0, served) == math.copysign(1.0, row[1])
-        assert set(reader.get_client_features(EMPTY, "signs").values()) == {None}
+        _assert_reader_serves_signs(written["restore"], frame)
     finally:
         for settings in written.values():
             open_store(settings).teardown()
+
+
+def _assert_reader_serves_signs(settings: FeatureStoreSettings, frame: pl.DataFrame) -> None:
+    """The reader gives back a written float column's signs (-0.0 included) and all-missing
+    for the client without values."""
+    store = open_store(settings)
+    signed = next(c for c, t in frame.schema.items() if t == pl.Float64 and c != "TARGET")
+    register_model_features(store, "signs", [signed])
+    reader = OnlineFeatureReader(store)
+    for row in frame.select("SK_ID_CURR", signed).head(4).iter_rows():
+        served = reader.get_client_features(row[0], "signs")[signed]
+        assert math.copysign(1.0, served) == math.copysign(1.0, row[1])
+    assert set(reader.get_client_features(EMPTY, "signs").values()) == {None}
 
 
 SQLITE_COLUMNS = ("entity_key", "feature_name", "value", "value_text", "vector_value",
@@ -438,14 +444,7 @@ def test_sqlite_snapshot_is_byte_identical_to_feasts_own_writes(
     assert again == _sqlite_contents(written["batch"])
     assert again != (schema, rows)
 
-    store = open_store(written["snapshot"])
-    signed = next(c for c, t in frame.schema.items() if t == pl.Float64 and c != "TARGET")
-    register_model_features(store, "signs", [signed])
-    reader = OnlineFeatureReader(store)
-    for row in later.select("SK_ID_CURR", signed).head(4).iter_rows():
-        served = reader.get_client_features(row[0], "signs")[signed]
-        assert math.copysign(1.0, served) == math.copysign(1.0, row[1])
-    assert set(reader.get_client_features(EMPTY, "signs").values()) == {None}
+    _assert_reader_serves_signs(written["snapshot"], later)
 
 
 def test_sqlite_readers_see_each_client_before_or_after_a_load(
