@@ -286,6 +286,12 @@ def test_every_expression_runs_on_real_prometheus(traffic, tmp_path: Path):
             20,
             "a second scrape",
         )
+        if traffic["state"]["gateway"]:  # its requests come last: its scrape may lag
+            wait_until(
+                lambda: has('sum(rate(http_requests_total{job="gateway"}[1m])) > 0'),
+                20,
+                "a second scrape of the gateway",
+            )
         wait_until(
             lambda: query(base, "job:grpc_server_requests:rate5m")["data"]["result"],
             10,
