@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from credit.heap import freeze_startup_objects
 from services.common.errors import ServiceError
 from services.common.metrics import GRPC_HANDLED, GRPC_LATENCY
 
@@ -113,6 +114,7 @@ def run_until_signal(
     """Serve metrics and gRPC until SIGTERM/SIGINT, then drain: NOT_SERVING first (load
     balancers stop sending), then a graceful stop that lets calls in flight finish."""
     start_http_server(metrics_port, addr=host)
+    freeze_startup_objects()
     server.start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
