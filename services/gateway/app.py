@@ -39,7 +39,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         decisions = DecisionLog(settings.database_url)
-        await run_in_threadpool(decisions.create_tables)
+        await run_in_threadpool(decisions.open)
         # grpc.aio channels belong to the running loop: created here, not at import.
         backends = Backends(settings)
         app.state.decisions, app.state.backends = decisions, backends
