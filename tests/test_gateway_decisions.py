@@ -210,7 +210,7 @@ def test_wal_stays_bounded_under_a_steady_writer(tmp_path: Path) -> None:
     from services.gateway.decisions import DecisionLog
 
     path = tmp_path / "decisions.db"
-    log = DecisionLog(f"sqlite:///{path}", checkpoint_seconds=0.2)
+    log = DecisionLog(f"sqlite:///{path}", checkpoint_seconds=0.2, restart_frames=256)
     log.open()
     largest_wal = 0
 
