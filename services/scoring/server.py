@@ -24,14 +24,16 @@ SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
 DECISIONS = {"granted": common_pb2.DECISION_GRANTED, "refused": common_pb2.DECISION_REFUSED}
 
 
-def feature_vector(features: dict[str, Any]) -> common_pb2.FeatureVector:
-    vector = common_pb2.FeatureVector()
-    for name, value in features.items():
-        if isinstance(value, str):
-            vector.categorical[name] = value
-        elif value is not None and not (isinstance(value, float) and math.isnan(value)):
-            vector.numeric[name] = float(value)
-    return vector
+def fill_feature_vector(vector: common_pb2.FeatureVector, features: dict[str, Any]) -> None:
+    """Numbers and strings into ``vector``'s maps; missing values (None, NaN) left out.
+    Filled in place: a vector built apart is copied again into its message."""
+    vector.numeric.update({
+        name: float(value) for name, value in features.items()
+        if value is not None and not isinstance(value, str) and not math.isnan(value)
+    })  # fmt: skip
+    vector.categorical.update(
+        {name: value for name, value in features.items() if isinstance(value, str)}
+    )
 
 
 def score_response(scored: Scored) -> scoring_pb2.ScoreResponse:
@@ -41,8 +43,8 @@ def score_response(scored: Scored) -> scoring_pb2.ScoreResponse:
         threshold=scored.threshold,
         distance_to_threshold=scored.distance_to_threshold,
         model_version=scored.model_version,
-        features=feature_vector(scored.features),
     )
+    fill_feature_vector(response.features, scored.features)
     if scored.client_id is not None:
         response.client_id = int(scored.client_id)
     return response
@@ -99,10 +101,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         self, request: scoring_pb2.GetClientRequest, context: grpc.ServicerContext
     ) -> Any:
         version, features = self.handler.client_profile(request.client_id)
-        return scoring_pb2.ClientProfile(
-            client_id=request.client_id, model_version=version,
-            features=feature_vector(features),
-        )  # fmt: skip
+        profile = scoring_pb2.ClientProfile(client_id=request.client_id, model_version=version)
+        fill_feature_vector(profile.features, features)
+        return profile
 
 
 def create_server(settings: ScoringSettings, features: FeatureSource) -> tuple[

@@ -153,6 +153,7 @@ class OnlineFeatureReader:
         self.backend: Backend = "direct" if backend == "auto" else backend
         self._online_store = store._get_provider().online_store
         self._services: dict[str, tuple[FeatureService, list[str]]] = {}
+        self._checked: dict[str, Sequence[str]] = {}
         # Per model version: [(view, [feature names], [redis hash fields])].
         self._plans: dict[str, list[tuple[FeatureView, list[str], list[bytes]]]] = {}
         self._request_fields = {f.name: f.dtype.to_value_type().name for f in request_fields()}
@@ -172,8 +173,11 @@ class OnlineFeatureReader:
             # Versions are immutable (register_model_features), so caching is safe.
             self._services[key] = (service, service_features(service))
         service, names = self._services[key]
-        if feature_names is not None and set(feature_names) != set(names):
-            raise FeatureServiceMismatch(service.name, feature_names, names)
+        # A served model passes the same list on every call: checked once per version.
+        if feature_names is not None and self._checked.get(key) is not feature_names:
+            if set(feature_names) != set(names):
+                raise FeatureServiceMismatch(service.name, feature_names, names)
+            self._checked[key] = feature_names
         return service, names
 
     def _plan(self, model_version: str) -> list[tuple[FeatureView, list[str], list[bytes]]]:
@@ -299,18 +303,22 @@ class OnlineFeatureReader:
         )
         versioning = config.registry.enable_online_feature_view_versioning
         connection = self._sqlite_connection()
+        unpack_double = DOUBLE.unpack_from
         values: dict[str, Any] = {}
         stamps: dict[FeatureView, datetime | None] = {}
-        for view, names, _ in self._plan(model_version):
+        for view, _, _ in self._plan(model_version):
             table = _quote_id(_table_id(config.project, view, versioning))
             rows = connection.execute(
                 f"SELECT feature_name, value, event_ts FROM {table} WHERE entity_key = ?",
                 (entity_key,),
             ).fetchall()
-            stored = {name: blob for name, blob, _ in rows}
-            for name in names:
-                blob = stored.get(name)
-                values[name] = None if blob is None else _value(blob)
+            # Doubles (all but a few values) unpacked inline: a call per value is ~20 % of
+            # the read. Names outside the view's projection are dropped by the caller.
+            for name, blob, _ in rows:
+                if blob is not None and len(blob) == DOUBLE_SIZE and blob[0] == DOUBLE_TAG:
+                    values[name] = unpack_double(blob, 1)[0]
+                else:
+                    values[name] = _value(blob) if blob is not None else None
             stamps[view] = _sqlite_time(rows[0][2]) if rows else None
         return values, stamps
 
