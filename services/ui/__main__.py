@@ -16,7 +16,7 @@ from services.ui.settings import UISettings
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    launch(UISettings())
+    launch(UISettings(), freeze_heap=True)
 
 
 if __name__ == "__main__":

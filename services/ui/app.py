@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from credit.heap import freeze_startup_objects
 from services.ui import charts
 from services.ui.client import GatewayClient, GatewayError
 from services.ui.settings import UISettings
@@ -683,7 +684,9 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
     return demo
 
 
-def launch(settings: UISettings, *, prevent_thread_lock: bool = False) -> gr.Blocks:
+def launch(
+    settings: UISettings, *, prevent_thread_lock: bool = False, freeze_heap: bool = False
+) -> gr.Blocks:
     client = GatewayClient(settings.gateway_url, settings.api_key(), settings.timeout_seconds)
     demo = build(settings, client)
     demo.queue(default_concurrency_limit=8)
@@ -692,6 +695,8 @@ def launch(settings: UISettings, *, prevent_thread_lock: bool = False) -> gr.Blo
     # on a shared node. 20 ms is still well below what an advisor notices.
     demo._queue.sleep_when_free = QUEUE_POLL_SECONDS
     demo._queue.progress_update_sleep_when_free = QUEUE_POLL_SECONDS
+    if freeze_heap:  # the process's own start-up; tests leave theirs alone
+        freeze_startup_objects()
     demo.launch(
         server_name=settings.host, server_port=settings.port,
         auth=settings.credentials(),
