@@ -279,7 +279,12 @@ def test_every_expression_runs_on_real_prometheus(traffic, tmp_path: Path):
             except OSError:
                 return False
 
-        wait_until(lambda: has('grpc_server_handled_total{job="scoring"}'), 20, "a first scrape")
+        # Every job's first scrape must come before the second round of traffic: the jobs
+        # scrape at their own offsets, and a job first scraped after the traffic never
+        # sees a counter move (its rate stays empty).
+        for job in ("scoring", "explainer", "gateway"):
+            wait_until(lambda job=job: has(f'grpc_server_handled_total{{job="{job}"}}'), 20,
+                       f"a first scrape of {job}")  # fmt: skip
         traffic["generate"]()  # counters move between scrapes: rates are non-zero
         wait_until(
             lambda: has('sum(rate(grpc_server_handled_total{job="scoring"}[1m])) > 0'),
