@@ -207,3 +207,25 @@ def test_single_row_predictor_equals_booster_in_every_thread(trained: dict[str, 
             np.testing.assert_array_equal(got, expected)
     with pytest.raises(ValueError, match="features"):
         bundle.single_row.predict(matrix[0, :-1])
+
+
+def test_single_row_predictor_frees_its_configs_without_module_globals(
+    trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Configs are freed even when the module's globals are already gone, as at interpreter
+    exit (a stopping service printed 'Exception ignored ... LGBM_FastConfigFree')."""
+    import gc
+    import sys
+
+    import training.bundle as bundle_module
+
+    model = ScoringModel.load(trained["root"] / "artifacts_good" / "model")
+    size = model.single_row._num_features
+    predictor = bundle_module.SingleRowPredictor(model.booster, size)
+    assert 0.0 <= predictor.predict(np.zeros(size)) <= 1.0  # a config now exists
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(bundle_module, "_LIB", None)  # what module teardown does
+    del predictor
+    gc.collect()
+    assert unraisable == []

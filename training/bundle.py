@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import json
 import threading
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -85,6 +86,11 @@ class Calibrator:
         )
 
 
+def _free_configs(free: Any, configs: list[ctypes.c_void_p]) -> None:
+    for config in configs:
+        free(config)
+
+
 class SingleRowPredictor:
     """LightGBM's C API for one row at a time (``LGBM_BoosterPredictForMatSingleRowFast``).
 
@@ -100,6 +106,9 @@ class SingleRowPredictor:
         self._local = threading.local()
         self._configs: list[ctypes.c_void_p] = []
         self._lock = threading.Lock()
+        # Not __del__: at interpreter exit module globals (the library handle) may already be
+        # gone when it runs; finalize runs at exit while they are still there.
+        weakref.finalize(self, _free_configs, _LIB.LGBM_FastConfigFree, self._configs)
 
     def _config(self) -> ctypes.c_void_p:
         config: ctypes.c_void_p | None = getattr(self._local, "config", None)
@@ -129,9 +138,6 @@ class SingleRowPredictor:
         ))  # fmt: skip
         return result.value
 
-    def __del__(self) -> None:
-        for config in getattr(self, "_configs", ()):
-            _LIB.LGBM_FastConfigFree(config)
 
 
 def _model_matrix(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
