@@ -139,7 +139,6 @@ class SingleRowPredictor:
         return result.value
 
 
-
 def _model_matrix(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
     # Imported late: the feature package is the single source of truth for model inputs, and
     # importing it lazily keeps `load()` usable in tools that only read bundle metadata.
