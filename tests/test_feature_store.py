@@ -667,3 +667,46 @@ def test_direct_sqlite_read_gives_feasts_timestamps(features_dir: Path, tmp_path
     _, feast = reader._read_store(CLIENT, ALL)
     assert direct == feast
     assert set(direct.values()) == {written}
+
+
+def test_direct_sqlite_read_takes_all_views_in_one_read_transaction(
+    features_dir: Path, tmp_path: Path
+) -> None:
+    """Between the views' SELECTs no materialisation can commit (the views of a client come
+    from the same load), and the read lock is released once the read returns."""
+    settings = _settings("sqlite", tmp_path)
+    materialize(settings, features_dir, progress=False, event_time=datetime.now(tz=UTC))
+    store = open_store(settings)
+    reader = OnlineFeatureReader(store, "direct")
+    names = [f.name for view in store.list_feature_views() for f in view.features]
+    register_model_features(store, ALL, names)
+    path = store._get_provider().online_store._get_db_path(store.config)
+    selects: list[str] = []
+    outcomes: list[str] = []
+
+    def try_to_write() -> str:
+        writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("CREATE TABLE IF NOT EXISTS probe (x)")  # any write
+            writer.execute("COMMIT")
+            return "committed"
+        except sqlite3.OperationalError as error:
+            return str(error)
+        finally:
+            writer.close()
+
+    def between_views(statement: str) -> None:
+        if statement.startswith("SELECT feature_name"):
+            selects.append(statement)
+            if len(selects) == 2:  # the first view is read, the second not yet
+                outcomes.append(try_to_write())
+
+    connection = reader._sqlite_connection()
+    connection.set_trace_callback(between_views)
+    values = reader.get_client_features(CLIENT, ALL, names)
+    connection.set_trace_callback(None)
+    assert len(selects) == len(store.list_feature_views()) >= 2, selects
+    assert outcomes == ["database is locked"]
+    assert try_to_write() == "committed"  # nothing held after the read
+    assert any(v is not None for v in values.values())

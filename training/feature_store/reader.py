@@ -137,6 +137,12 @@ def _python(value: ValueProto) -> Any:
 
 
 
+# SQLite page cache of each reading thread's connection, in KiB. The default (2 MiB, ~500
+# pages) is smaller than what a few hundred clients' reads touch (~12 pages each), so every
+# read went back to the OS for ~14 pages, and those pages were not always in its cache.
+SQLITE_CACHE_KIB = 32 * 1024
+
+
 def _value(blob: bytes) -> Any:
     """The Python value of a serialised Feast ``Value`` (None when missing): doubles are
     unpacked directly (~0.2 µs instead of ~1.5 µs for a parsed message)."""
@@ -290,6 +296,7 @@ class OnlineFeatureReader:
             # Read-only, and without detect_types: Feast's connection converts the
             # timestamp of every row (one per feature); one per view is enough here.
             connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             self._sqlite.connection = connection
         return connection
 
@@ -306,20 +313,26 @@ class OnlineFeatureReader:
         unpack_double = DOUBLE.unpack_from
         values: dict[str, Any] = {}
         stamps: dict[FeatureView, datetime | None] = {}
-        for view, _, _ in self._plan(model_version):
-            table = _quote_id(_table_id(config.project, view, versioning))
-            rows = connection.execute(
-                f"SELECT feature_name, value, event_ts FROM {table} WHERE entity_key = ?",
-                (entity_key,),
-            ).fetchall()
-            # Doubles (all but a few values) unpacked inline: a call per value is ~20 % of
-            # the read. Names outside the view's projection are dropped by the caller.
-            for name, blob, _ in rows:
-                if blob is not None and len(blob) == DOUBLE_SIZE and blob[0] == DOUBLE_TAG:
-                    values[name] = unpack_double(blob, 1)[0]
-                else:
-                    values[name] = _value(blob) if blob is not None else None
-            stamps[view] = _sqlite_time(rows[0][2]) if rows else None
+        # One read transaction for all views: they come from the same materialisation
+        # commit, and the file is locked and checked once instead of once per view.
+        connection.execute("BEGIN")
+        try:
+            for view, _, _ in self._plan(model_version):
+                table = _quote_id(_table_id(config.project, view, versioning))
+                rows = connection.execute(
+                    f"SELECT feature_name, value, event_ts FROM {table} WHERE entity_key = ?",
+                    (entity_key,),
+                ).fetchall()
+                # Doubles (all but a few values) unpacked inline: a call per value is ~20 %
+                # of the read. Names outside the view's projection are dropped by the caller.
+                for name, blob, _ in rows:
+                    if blob is not None and len(blob) == DOUBLE_SIZE and blob[0] == DOUBLE_TAG:
+                        values[name] = unpack_double(blob, 1)[0]
+                    else:
+                        values[name] = _value(blob) if blob is not None else None
+                stamps[view] = _sqlite_time(rows[0][2]) if rows else None
+        finally:
+            connection.rollback()  # ends the read transaction (a no-op when none is open)
         return values, stamps
 
     def _read_store(

@@ -30,8 +30,8 @@ the three B-trees of a table (rows, primary key, Feast's ``_ek`` index) only eve
 
 Readers (the services) may read while this runs: each chunk of clients is one transaction
 covering every view, so a query sees a client either before or after its write, never half
-of it (Feast's writer commits each view separately; the services' reader queries each view
-separately, so it can still get one view from before a commit and one from after), and the
+of it (Feast's writer commits each view separately; the services' reader reads all views
+of a client in one read transaction, so it sees them from the same commit), and the
 lock that blocks readers is only held while a chunk is committed (its pages fit the write
 cache, so none is spilled into the file earlier; readers wait for it, sqlite3's default 5
 s busy timeout). Nothing of the file's durability is changed: the rollback journal Feast's
