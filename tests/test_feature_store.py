@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 import redis
-from feast import FeatureStore
+from feast import FeatureStore, FeatureView
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -447,12 +447,20 @@ def test_sqlite_snapshot_is_byte_identical_to_feasts_own_writes(
     _assert_reader_serves_signs(written["snapshot"], later)
 
 
-def test_sqlite_readers_see_each_client_before_or_after_a_load(
-    features_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Re-materialising while the services read: a read-only connection (as the reader's)
-    never fails and never sees a client's views half written (each chunk of clients is one
-    transaction over every view)."""
+def _entity(client_id: int) -> EntityKeyProto:
+    return EntityKeyProto(join_keys=["SK_ID_CURR"], entity_values=[ValueProto(int64_val=client_id)])
+
+
+def _sqlite_key(client_id: int) -> bytes:
+    """A client's ``entity_key`` column in Feast's SQLite tables."""
+    return serialize_entity_key(_entity(client_id), entity_key_serialization_version=3)
+
+
+def _sqlite_store_and_reload(
+    features_dir: Path, tmp_path: Path
+) -> tuple[FeatureStoreSettings, datetime, FeatureStore, list[FeatureView], pl.DataFrame]:
+    """A SQLite store materialised at ``first``, its views, and changed features a day
+    later to load over it."""
     settings = FeatureStoreSettings(data_dir=tmp_path, project="test_fs")
     first = datetime(2026, 1, 1, tzinfo=UTC)
     materialize(settings, features_dir, progress=False, event_time=first)
@@ -460,13 +468,17 @@ def test_sqlite_readers_see_each_client_before_or_after_a_load(
     views = [store.get_feature_view(APPLICATION_VIEW), store.get_feature_view(HISTORY_VIEW)]
     frame = pl.read_parquet(settings.offline_dir / "client_features.parquet")
     later = offline_frame(_changed(frame), first + timedelta(days=1))
-    keys = {
-        client: serialize_entity_key(
-            EntityKeyProto(join_keys=["SK_ID_CURR"], entity_values=[ValueProto(int64_val=client)]),
-            entity_key_serialization_version=3,
-        )
-        for client in later["SK_ID_CURR"].to_list()
-    }
+    return settings, first, store, views, later
+
+
+def test_sqlite_readers_see_each_client_before_or_after_a_load(
+    features_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-materialising while the services read: a read-only connection (as the reader's)
+    never fails and never sees a client's views half written (each chunk of clients is one
+    transaction over every view)."""
+    settings, _, store, views, later = _sqlite_store_and_reload(features_dir, tmp_path)
+    keys = {client: _sqlite_key(client) for client in later["SK_ID_CURR"].to_list()}
     both = " UNION ALL ".join(
         f'SELECT event_ts FROM "test_fs_{v.name}" WHERE entity_key = ?1' for v in views
     )
@@ -503,13 +515,7 @@ def test_sqlite_snapshot_failing_midway_keeps_whole_chunks(
 ) -> None:
     """A load that fails inside a chunk rolls that chunk back: the clients of the chunks
     before it have every view new, the others every view as before, and the file is sound."""
-    settings = FeatureStoreSettings(data_dir=tmp_path, project="test_fs")
-    first = datetime(2026, 1, 1, tzinfo=UTC)
-    materialize(settings, features_dir, progress=False, event_time=first)
-    store = open_store(settings)
-    views = [store.get_feature_view(APPLICATION_VIEW), store.get_feature_view(HISTORY_VIEW)]
-    frame = pl.read_parquet(settings.offline_dir / "client_features.parquet")
-    later = offline_frame(_changed(frame), first + timedelta(days=1))
+    settings, first, store, views, later = _sqlite_store_and_reload(features_dir, tmp_path)
     built = sqlite_snapshot._statements
     calls = []
 
@@ -523,13 +529,7 @@ def test_sqlite_snapshot_failing_midway_keeps_whole_chunks(
     monkeypatch.setattr(sqlite_snapshot, "_statements", broken)
     with pytest.raises(sqlite3.ProgrammingError):
         write_frame(store, later, views)
-    keys = sorted(
-        serialize_entity_key(
-            EntityKeyProto(join_keys=["SK_ID_CURR"], entity_values=[ValueProto(int64_val=c)]),
-            entity_key_serialization_version=3,
-        )
-        for c in later["SK_ID_CURR"].to_list()
-    )
+    keys = sorted(_sqlite_key(c) for c in later["SK_ID_CURR"].to_list())
     _, rows = _sqlite_contents(settings)
     stamps: dict[bytes, set[int]] = {}
     for table in rows.values():
@@ -542,10 +542,7 @@ def test_sqlite_snapshot_failing_midway_keeps_whole_chunks(
 
 
 def _client_key(settings: FeatureStoreSettings, client_id: int) -> bytes:
-    entity = EntityKeyProto(
-        join_keys=["SK_ID_CURR"], entity_values=[ValueProto(int64_val=client_id)]
-    )
-    return _redis_key(settings.project, entity, entity_key_serialization_version=3)
+    return _redis_key(settings.project, _entity(client_id), entity_key_serialization_version=3)
 
 
 def test_redis_snapshot_replaces_hashes_a_partial_write_merges(
