@@ -523,8 +523,8 @@ def test_get_model_describes_the_served_version(stack: Stack, scoring: Any, vers
     model = stack.model
     assert info.model_version == version and info.model_name == MODEL_NAME
     assert info.threshold == model.threshold
-    assert list(info.feature_names) == model.feature_names
-    assert [f.name for f in info.features] == model.feature_names
+    assert tuple(info.feature_names) == model.feature_names
+    assert tuple(f.name for f in info.features) == model.feature_names
     assert info.metrics["auc_mean"] == pytest.approx(stack.metrics["auc_mean"])
     assert (info.cost_false_negative, info.cost_false_positive) == (10.0, 1.0)
     assert info.trained_at.seconds > 0
@@ -687,6 +687,21 @@ def test_deadlines_are_honoured(stack: Stack, scoring: Any, mixed_ids: list[int]
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert time.perf_counter() - started < full / 2
     assert score(scoring, mixed_ids[0]).probability > 0  # the server is still fine
+
+
+@pytest.mark.parametrize("service", ["services.scoring.server", "services.explainer.server"])
+def test_service_metrics_stay_in_memory_although_feast_is_imported(service: str) -> None:
+    """Importing Feast turns on prometheus_client's multiprocess mode (an mmap'd file per
+    metric) unless prometheus_client was imported first: each service must import it first."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if "PROMETHEUS_MULTIPROC" not in k}
+    probe = (f"import sys, {service}, prometheus_client.values as values; "
+             "print('feast' in sys.modules, values.ValueClass.__name__)")  # fmt: skip
+    shown = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                           text=True, check=True, timeout=120).stdout.split()  # fmt: skip
+    assert shown == ["True", "MutexValue"]
 
 
 def test_health_serving_with_a_champion(stack: Stack) -> None:

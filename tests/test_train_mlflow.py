@@ -189,6 +189,15 @@ def test_single_row_path_equals_frame_path(trained: dict[str, Any]) -> None:
     np.testing.assert_allclose(single, batch, rtol=0, atol=1e-12)
 
 
+def test_feature_names_are_built_once(trained: dict[str, Any]) -> None:
+    """The feature store checks a served model's names once per version, recognising them
+    by identity: a fresh list per access made it compare 216 names on every request."""
+    bundle = ScoringModel.load(trained["root"] / "artifacts_good" / "model")
+    assert bundle.feature_names is bundle.feature_names
+    assert isinstance(bundle.feature_names, tuple)  # shared, so not mutable
+    assert bundle.feature_names == tuple(f["name"] for f in bundle.schema["features"])
+
+
 def test_single_row_predictor_equals_booster_in_every_thread(trained: dict[str, Any]) -> None:
     """LightGBM's fast single-row API gives Booster.predict's raw probabilities exactly,
     missing values included, from several threads at once (one config per thread)."""

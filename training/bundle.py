@@ -157,9 +157,11 @@ class ScoringModel:
     trained_at: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.schema["features"]]
+    @cached_property
+    def feature_names(self) -> tuple[str, ...]:
+        # Built once: the feature store checks a served model's names once per version,
+        # recognising them by identity, so a new list per call meant a full check per call.
+        return tuple(f["name"] for f in self.schema["features"])
 
     @cached_property
     def encoder(self) -> RowEncoder:
@@ -201,7 +203,7 @@ class ScoringModel:
         meta = {
             "threshold": self.threshold,
             "schema": self.schema,
-            "feature_names": self.feature_names,
+            "feature_names": list(self.feature_names),
             "model_version": self.model_version,
             "trained_at": self.trained_at,
             "metrics": self.metrics,
