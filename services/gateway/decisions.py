@@ -22,6 +22,7 @@ import asyncio
 import json
 import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +53,8 @@ from starlette.concurrency import run_in_threadpool
 log = structlog.get_logger(__name__)
 CHECKPOINT_SECONDS = 1.0
 WAL_RESTART_FRAMES = 8192  # pages (4 KiB): ~6 s of decisions at ~900/s
-PASSIVE_ROUNDS = 10
+PASSIVE_ROUNDS = 12
+QUIET_SECONDS = 0.001
 
 
 class Base(DeclarativeBase):
@@ -159,21 +161,28 @@ class DecisionLog:
         # PASSIVE copies committed pages without blocking the writer or readers, and once
         # the whole WAL is in the database the next commit starts the WAL over by itself.
         # One PASSIVE copies only what was committed when it began, so a busy writer stays
-        # ahead of it: a few more rounds, each copying what came in during the last, catch
-        # up in a gap between two commits. A writer that never pauses defeats them (the
-        # WAL grew to 250 MB): once the WAL holds ``restart_frames`` pages, a RESTART resets
-        # it, making the writer wait (~3 ms at 350 decisions/s, ~13 ms at 1,000/s here).
+        # ahead of it: more rounds, each copying what came in during the last, catch up in a
+        # gap between two commits (a round finding nothing new is confirmed 1 ms later: a
+        # commit under way then would append to the WAL). A writer that never pauses (the
+        # WAL grew to 250 MB) defeats them: once the WAL holds ``restart_frames`` pages, a
+        # RESTART resets it, making the writer wait (up to ~13 ms at 1,000 decisions/s).
         while not self._closing.wait(self._checkpoint_seconds):
             try:
                 with self.engine.connect() as connection:
-                    previous = -1
+                    previous, quiet = -1, False
                     for _ in range(PASSIVE_ROUNDS):
                         _, frames, _ = connection.execute(
                             text("PRAGMA wal_checkpoint(PASSIVE)")
                         ).one()
-                        if frames <= previous:
-                            break  # no commit since the last round: all copied
-                        previous = frames
+                        if frames < previous:
+                            break  # a commit has already started the WAL over
+                        if frames == previous:
+                            if quiet:
+                                break  # nothing new twice: no commit was under way either
+                            quiet = True
+                            time.sleep(QUIET_SECONDS)  # longer than a commit takes
+                            continue
+                        previous, quiet = frames, False
                     if frames >= self._restart_frames:  # not started over for a while
                         connection.execute(text("PRAGMA wal_checkpoint(RESTART)"))
             except Exception as error:  # a missed checkpoint only lets the WAL grow
