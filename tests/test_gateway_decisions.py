@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from credit.v1 import scoring_pb2, scoring_pb2_grpc
-from services.gateway.decisions import Decision
+from services.gateway.decisions import Decision, DecisionLog
 from services.gateway.routes import application_hash
 from services.gateway.schemas import Application
 from tests.test_gateway_support import (
@@ -133,8 +133,6 @@ def test_concurrent_decisions_are_group_committed_and_all_durable(tmp_path: Path
 
     from sqlalchemy import event
 
-    from services.gateway.decisions import Decision, DecisionLog
-
     log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
     log.create_tables()
     commits: list[int] = []
@@ -165,8 +163,6 @@ def test_feature_values_are_stored_exactly(tmp_path: Path) -> None:
     (which the fast encoder would turn into null) and strings."""
     import asyncio
     import math
-
-    from services.gateway.decisions import Decision, DecisionLog
 
     log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
     log.create_tables()
@@ -201,30 +197,45 @@ def _decision_with_features(i: int, features: int = 200) -> Decision:
                         features={"numeric": numeric})  # fmt: skip
 
 
+def _write_for(
+    log: DecisionLog, seconds: float, pause: float = 0.0,
+    after_each: Callable[[int], None] | None = None,
+) -> int:
+    """Writes one decision at a time for ``seconds`` (sleeping ``pause`` after each);
+    returns how many were written."""
+    import asyncio
+    import time
+
+    async def write() -> int:
+        written, stop = 0, time.monotonic() + seconds
+        while time.monotonic() < stop:
+            await log.write([_decision_with_features(written)])
+            if pause:
+                await asyncio.sleep(pause)
+            written += 1
+            if after_each is not None:
+                after_each(written)
+        return written
+
+    return asyncio.run(write())
+
+
 def test_wal_stays_bounded_under_a_steady_writer(tmp_path: Path) -> None:
     """Checkpoints run beside the writer (none inside a commit), yet the WAL restarts: with
     PASSIVE checkpoints alone a writer that never pauses makes it grow without bound."""
     import asyncio
-    import time
-
-    from services.gateway.decisions import DecisionLog
 
     path = tmp_path / "decisions.db"
     log = DecisionLog(f"sqlite:///{path}", checkpoint_seconds=0.1, restart_frames=256)
     log.open()
     largest_wal = 0
 
-    async def write_for(seconds: float) -> int:
+    def measure_wal(written: int) -> None:
         nonlocal largest_wal
-        written, stop = 0, time.monotonic() + seconds
-        while time.monotonic() < stop:
-            await log.write([_decision_with_features(written)])
-            written += 1
-            if written % 50 == 0:
-                largest_wal = max(largest_wal, Path(f"{path}-wal").stat().st_size)
-        return written
+        if written % 50 == 0:
+            largest_wal = max(largest_wal, Path(f"{path}-wal").stat().st_size)
 
-    written = asyncio.run(write_for(3.0))
+    written = _write_for(log, 3.0, after_each=measure_wal)
     assert asyncio.run(log.recent(1)) != []
     log.close()
     total = path.stat().st_size  # everything, once the last connection checkpointed
@@ -239,13 +250,9 @@ def test_checkpoints_let_a_writer_with_pauses_restart_the_wal_itself(tmp_path: P
     whole WAL in one of them, and the next commit starts the WAL over by itself, with no
     RESTART (which makes the writer wait). A single PASSIVE per interval (the old way)
     usually ended while a commit was under way: 1-4 restarts in 20 intervals, against 8-19."""
-    import asyncio
     import struct
-    import time
 
     from sqlalchemy import event
-
-    from services.gateway.decisions import DecisionLog
 
     path = tmp_path / "decisions.db"
     log = DecisionLog(f"sqlite:///{path}", checkpoint_seconds=0.3, restart_frames=1_000_000)
@@ -257,16 +264,7 @@ def test_checkpoints_let_a_writer_with_pauses_restart_the_wal_itself(tmp_path: P
         restarts_asked += "wal_checkpoint(RESTART)" in statement
 
     log.open()
-
-    async def write_for(seconds: float) -> int:
-        written, stop = 0, time.monotonic() + seconds
-        while time.monotonic() < stop:
-            await log.write([_decision_with_features(written)])
-            await asyncio.sleep(0.002)  # ~350 decisions/s, one at a time
-            written += 1
-        return written
-
-    written = asyncio.run(write_for(6.0))
+    written = _write_for(log, 6.0, pause=0.002)  # ~350 decisions/s, one at a time
     # The WAL header's checkpoint sequence number counts the times the WAL started over.
     wal_restarts = struct.unpack(">I", Path(f"{path}-wal").read_bytes()[12:16])[0]
     log.close()
