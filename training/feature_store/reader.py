@@ -47,6 +47,10 @@ from training.feature_store.value_bytes import DOUBLE, DOUBLE_SIZE, DOUBLE_TAG
 Backend = Literal["sdk", "direct", "auto"]
 SERVICE_PREFIX = "credit_model_v"
 MODEL_VERSION_TAG = "model_version"
+# SQLite page cache of each reading thread's connection, in KiB. The default (2 MiB, ~500
+# pages) is smaller than what a few hundred clients' reads touch (~12 pages each), so every
+# read went back to the OS for ~14 pages, and those pages were not always in its cache.
+SQLITE_CACHE_KIB = 32 * 1024
 
 
 class FeatureStoreError(Exception):
@@ -133,14 +137,6 @@ def register_model_features(
 def _python(value: ValueProto) -> Any:
     kind = value.WhichOneof("val")
     return None if kind is None else getattr(value, kind)
-
-
-
-
-# SQLite page cache of each reading thread's connection, in KiB. The default (2 MiB, ~500
-# pages) is smaller than what a few hundred clients' reads touch (~12 pages each), so every
-# read went back to the OS for ~14 pages, and those pages were not always in its cache.
-SQLITE_CACHE_KIB = 32 * 1024
 
 
 def _value(blob: bytes) -> Any:
