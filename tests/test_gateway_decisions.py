@@ -12,7 +12,7 @@ import pytest
 
 from credit.v1 import scoring_pb2, scoring_pb2_grpc
 from services.gateway.decisions import Decision, DecisionLog
-from services.gateway.routes import application_hash
+from services.gateway.routes import application_hash, logged_features
 from services.gateway.schemas import Application
 from tests.test_gateway_support import (
     APPLICATION,
@@ -41,8 +41,7 @@ def backend_features(address: str, client_id: int) -> dict[str, Any]:
         reply = scoring_pb2_grpc.ScoringServiceStub(channel).Score(
             scoring_pb2.ScoreRequest(client_id=client_id), timeout=10
         )
-    return {"numeric": dict(reply.features.numeric),
-            "categorical": dict(reply.features.categorical)}  # fmt: skip
+    return logged_features(reply.inputs, reply.inputs.names)
 
 
 def decisions_counted(client: Any) -> float:
@@ -62,16 +61,19 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
     with running(settings) as client:
         before = decisions_counted(client)
         by_client = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
+        # Scored again once the gateway holds the model's feature names: the reply leaves
+        # them out, and the record must not change.
+        again = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
         by_app = client.post("/v1/scores", json={"application": APPLICATION}, headers=headers)
         what_if = client.post("/v1/scores", headers=headers,
                               json={"application": APPLICATION, "simulation": True})
         batch = client.post("/v1/scores/batch", headers=headers,
                             json={"client_ids": [*stack.train_ids[6:8], 999_999_999]})
         responses = [r.json() for r in (by_client, by_app, what_if)]
-        responses += [item["score"] for item in batch.json()["items"][:2]]
-        assert all(r.status_code == 200 for r in (by_client, by_app, what_if, batch))
-        # 4 real decisions (the simulation and the unknown client do not count).
-        assert decisions_counted(client) - before == 4
+        responses += [item["score"] for item in batch.json()["items"][:2]] + [again.json()]
+        assert all(r.status_code == 200 for r in (by_client, again, by_app, what_if, batch))
+        # 5 real decisions (the simulation and the unknown client do not count).
+        assert decisions_counted(client) - before == 5
         records = {r["decision_id"]: client.get(f"/v1/decisions/{r['decision_id']}",
                                                 headers=headers).json() for r in responses}
         listed = client.get("/v1/decisions?limit=50", headers=headers).json()
@@ -80,7 +82,7 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
 
     assert {d["decision_id"] for d in listed} == {r["decision_id"] for r in responses} - {
         responses[2]["decision_id"]}  # fmt: skip
-    assert len(with_simulations) == 5
+    assert len(with_simulations) == 6
     assert [d["created_at"] for d in listed] == sorted((d["created_at"] for d in listed),
                                                        reverse=True)  # fmt: skip
     for response in responses:
@@ -90,6 +92,11 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
         assert record["key_id"] == "all"
     assert records[responses[0]["decision_id"]]["features"] == backend_features(
         stack.scoring_address, client_id)
+    assert records[responses[5]["decision_id"]]["features"] == records[
+        responses[0]["decision_id"]]["features"]  # fmt: skip
+    for response in responses[3:5]:  # the batch's: names sent once for all its items
+        assert records[response["decision_id"]]["features"] == backend_features(
+            stack.scoring_address, response["client_id"])
     expected_hash = application_hash(Application.model_validate(APPLICATION))
     for response in responses[1:3]:
         record = records[response["decision_id"]]

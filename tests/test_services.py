@@ -37,6 +37,7 @@ from credit.v1 import (
 )
 from services.common.application import TYPED_FIELDS
 from services.explainer.server import SERVICE as EXPLAINER_SERVICE
+from services.gateway.routes import logged_features
 from services.scoring.server import SERVICE as SCORING_SERVICE
 from services.scoring.settings import ScoringSettings
 from tests.stack import MODEL_NAME, Stack, free_port, start_servers, train_model
@@ -98,6 +99,11 @@ def health_status(address: str, service: str) -> int:
 
 def score(stub: scoring_pb2_grpc.ScoringServiceStub, client_id: int) -> scoring_pb2.ScoreResponse:
     return stub.Score(scoring_pb2.ScoreRequest(client_id=client_id), timeout=10)
+
+
+def inputs(reply: scoring_pb2.ScoreResponse) -> dict[str, Any]:
+    """A reply's inputs as the gateway logs them: numbers by name, then categories."""
+    return logged_features(reply.inputs, reply.inputs.names)
 
 
 def valid_application(**fields: Any) -> common_pb2.Application:
@@ -272,19 +278,20 @@ def test_scores_equal_offline_calibrated_predictions(
         assert response.distance_to_threshold == pytest.approx(
             response.probability - threshold, abs=1e-12
         )
-        assert set(response.features.numeric) | set(response.features.categorical) <= set(
-            stack.model.feature_names
-        )
+        assert tuple(response.inputs.names) == stack.model.feature_names
+        assert len(response.inputs.numeric) == len(stack.model.feature_names)
+        assert set(response.inputs.categorical) <= set(stack.model.feature_names)
     decisions = {score(scoring, i).decision for i in mixed_ids}
     assert decisions == {GRANTED, REFUSED}
 
 
 def test_score_batch_equals_score_and_reports_unknown_ids(
-    scoring: Any, mixed_ids: list[int], version: str
+    stack: Stack, scoring: Any, mixed_ids: list[int], version: str
 ) -> None:
     ids = [*mixed_ids[:20], UNKNOWN_CLIENT, *mixed_ids[20:30]]
     batch = scoring.ScoreBatch(scoring_pb2.ScoreBatchRequest(client_ids=ids), timeout=10)
     assert batch.model_version == version
+    assert tuple(batch.feature_names) == stack.model.feature_names  # once for all items
     assert [item.client_id for item in batch.items] == ids
     for item in batch.items:
         if item.client_id == UNKNOWN_CLIENT:
@@ -292,7 +299,25 @@ def test_score_batch_equals_score_and_reports_unknown_ids(
             assert str(UNKNOWN_CLIENT) in item.error
         else:
             assert item.WhichOneof("outcome") == "score"
-            assert item.score == score(scoring, item.client_id)
+            single = score(scoring, item.client_id)
+            single.inputs.ClearField("names")
+            assert item.score == single
+
+
+def test_score_leaves_out_the_feature_names_the_caller_holds(
+    stack: Stack, scoring: Any, mixed_ids: list[int], version: str
+) -> None:
+    client_id = mixed_ids[0]
+    full = score(scoring, client_id)
+    assert tuple(full.inputs.names) == stack.model.feature_names
+    request = scoring_pb2.ScoreRequest(client_id=client_id, known_names_version=version)
+    short = scoring.Score(request, timeout=10)
+    assert not short.inputs.names
+    assert list(short.inputs.numeric) == pytest.approx(list(full.inputs.numeric), nan_ok=True)
+    assert short.inputs.categorical == full.inputs.categorical
+    # Names held for another version (the champion moved on): the reply brings them again.
+    request.known_names_version = f"{version}-old"
+    assert tuple(scoring.Score(request, timeout=10).inputs.names) == stack.model.feature_names
 
 
 def test_score_batch_limits(stack: Stack, scoring: Any) -> None:
@@ -318,8 +343,9 @@ def test_new_application_is_scored_and_uses_a_known_clients_history(
     assert 0.0 < anonymous.probability < 1.0
     assert not anonymous.HasField("client_id")
     assert anonymous.decision in (GRANTED, REFUSED)
-    assert anonymous.features.numeric["AMT_CREDIT"] == 450_000.0
-    assert anonymous.features.numeric["CREDIT_TERM_MONTHS"] == pytest.approx(20.0)
+    numeric = inputs(anonymous)["numeric"]
+    assert numeric["AMT_CREDIT"] == 450_000.0
+    assert numeric["CREDIT_TERM_MONTHS"] == pytest.approx(20.0)
     history = [f["name"] for f in stack.model.schema["features"] if f["source"] != "application"]
     assert history, "the model uses no history feature"
     known = stack.features.dropna(subset=history, how="all")["SK_ID_CURR"].iloc[0]
@@ -327,18 +353,18 @@ def test_new_application_is_scored_and_uses_a_known_clients_history(
         scoring_pb2.ScoreRequest(application=valid_application(client_id=int(known)))
     )
     assert with_history.client_id == known
-    used = {**with_history.features.numeric, **with_history.features.categorical}
+    used = inputs(with_history)
     stored = stack.features.set_index("SK_ID_CURR").loc[known]
     present = [name for name in history if pd.notna(stored[name])]
     assert present
     for name in present:
         assert (
-            used[name] == pytest.approx(stored[name])
-            if name in with_history.features.numeric
-            else used[name] == stored[name]
+            used["numeric"][name] == pytest.approx(stored[name])
+            if name in used["numeric"]
+            else used["categorical"][name] == stored[name]
         )
     # The application's own fields win over the stored application of the client.
-    assert with_history.features.numeric["AMT_CREDIT"] == 450_000.0
+    assert used["numeric"]["AMT_CREDIT"] == 450_000.0
     assert with_history.probability != anonymous.probability
 
 
@@ -541,7 +567,9 @@ def test_get_client_returns_the_stored_features(
     client_id = mixed_ids[1]
     profile = scoring.GetClient(scoring_pb2.GetClientRequest(client_id=client_id), timeout=10)
     assert profile.client_id == client_id and profile.model_version == version
-    assert profile.features == score(scoring, client_id).features
+    scored = inputs(score(scoring, client_id))
+    assert dict(profile.features.numeric) == scored["numeric"]
+    assert dict(profile.features.categorical) == scored["categorical"]
     row = offline.loc[client_id]
     for name in stack.model.feature_names:
         if pd.isna(row[name]):

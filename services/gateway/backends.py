@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from credit.v1 import explainer_pb2, explainer_pb2_grpc, scoring_pb2, scoring_pb2_grpc
-from services.gateway.errors import from_grpc
+from services.gateway.errors import ApiError, from_grpc
 from services.gateway.metrics import BACKEND_CALLS
 from services.gateway.settings import GatewaySettings
 
@@ -97,14 +97,32 @@ class Backends:
         self._champion: tuple[float, scoring_pb2.ModelInfo] | None = None
         self._by_version: dict[str, scoring_pb2.ModelInfo] = {}
         self._model_lock = asyncio.Lock()
+        # (model version, its feature names): what Score replies of that version leave out.
+        self._feature_names: tuple[str, tuple[str, ...]] | None = None
 
     async def close(self) -> None:
         await self.scoring.channel.close()
         await self.explainer.channel.close()
 
     # Scoring service.
-    async def score(self, request: scoring_pb2.ScoreRequest) -> scoring_pb2.ScoreResponse:
-        return await self.scoring.call("Score", self._scoring.Score, request)
+    async def score(
+        self, request: scoring_pb2.ScoreRequest
+    ) -> tuple[scoring_pb2.ScoreResponse, tuple[str, ...]]:
+        """The reply and the names of its ``inputs.numeric``. Names are asked for only
+        until a reply brings them for the version being served: later replies of that
+        version leave them out (~200 strings fewer per call)."""
+        known = self._feature_names  # taken once: a concurrent call may replace it
+        if known is not None:
+            request.known_names_version = known[0]
+        reply = await self.scoring.call("Score", self._scoring.Score, request)
+        if reply.inputs.names:
+            names = tuple(reply.inputs.names)
+            self._feature_names = (reply.model_version, names)
+            return reply, names
+        if known is None or known[0] != reply.model_version:
+            raise ApiError(502, "the scoring service left out the feature names",
+                           slug="backend-error")  # fmt: skip
+        return reply, known[1]
 
     async def score_batch(
         self, request: scoring_pb2.ScoreBatchRequest

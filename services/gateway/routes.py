@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -68,8 +69,17 @@ def _decision_name(value: int) -> str:
     return DECISION_NAMES[value]
 
 
-def _features(vector: common_pb2.FeatureVector) -> dict[str, Any]:
-    return {"numeric": dict(vector.numeric), "categorical": dict(vector.categorical)}
+def logged_features(inputs: common_pb2.FeatureValues, names: Sequence[str]) -> dict[str, Any]:
+    """The decision log's form of a score's inputs: the numbers that have a value by name
+    (NaN means missing), and the categories."""
+    numeric = inputs.numeric
+    if len(numeric) != len(names):
+        raise ApiError(502, "the scoring service sent features that do not match their names",
+                       slug="backend-error")  # fmt: skip
+    return {
+        "numeric": {name: value for name, value in zip(names, numeric) if value == value},
+        "categorical": dict(inputs.categorical.items()),
+    }
 
 
 def application_hash(application: schemas.Application) -> str:
@@ -82,7 +92,11 @@ def application_hash(application: schemas.Application) -> str:
 
 
 def _decision(
-    reply: scoring_pb2.ScoreResponse, key: ApiKey, simulation: bool, app_hash: str | None = None
+    reply: scoring_pb2.ScoreResponse,
+    names: Sequence[str],
+    key: ApiKey,
+    simulation: bool,
+    app_hash: str | None = None,
 ) -> Decision:
     return Decision.new(
         key_id=key.id,
@@ -93,7 +107,7 @@ def _decision(
         decision=_decision_name(reply.decision),
         threshold=reply.threshold,
         simulation=simulation,
-        features=_features(reply.features),
+        features=logged_features(reply.inputs, names),
     )
 
 
@@ -133,8 +147,8 @@ async def score(
     else:
         request = scoring_pb2.ScoreRequest(client_id=body.client_id)
         app_hash = None
-    reply = await backends.score(request)
-    decision = _decision(reply, key, body.simulation, app_hash)
+    reply, names = await backends.score(request)
+    decision = _decision(reply, names, key, body.simulation, app_hash)
     await decisions.write([decision])  # durable before the answer leaves
     _count([decision])
     return _score(decision, reply)
@@ -159,9 +173,10 @@ async def score_batch(
     reply = await backends.score_batch(scoring_pb2.ScoreBatchRequest(client_ids=body.client_ids))
     items: list[schemas.BatchItem] = []
     logged: list[Decision] = []
+    names = tuple(reply.feature_names)
     for item in reply.items:
         if item.WhichOneof("outcome") == "score":
-            decision = _decision(item.score, key, simulation=False)
+            decision = _decision(item.score, names, key, simulation=False)
             logged.append(decision)
             items.append(schemas.BatchItem(client_id=item.client_id,
                                            score=_score(decision, item.score)))  # fmt: skip

@@ -23,6 +23,7 @@ class Scored:
     model_version: str
     client_id: int | None
     features: dict[str, Any]
+    feature_names: tuple[str, ...]  # the model's inputs, in its order
 
     @property
     def distance_to_threshold(self) -> float:
@@ -51,6 +52,7 @@ class ScoringHandler:
             model_version=model.model_version,
             client_id=client_id,
             features=features,
+            feature_names=model.feature_names,
         )
 
     def score_client(self, client_id: int) -> Scored:

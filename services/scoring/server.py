@@ -21,6 +21,7 @@ from services.scoring.settings import ScoringSettings
 
 log = structlog.get_logger(__name__)
 SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
+NAN = math.nan
 DECISIONS = {"granted": common_pb2.DECISION_GRANTED, "refused": common_pb2.DECISION_REFUSED}
 
 
@@ -36,7 +37,29 @@ def fill_feature_vector(vector: common_pb2.FeatureVector, features: dict[str, An
     )
 
 
-def score_response(scored: Scored) -> scoring_pb2.ScoreResponse:
+def fill_inputs(inputs: common_pb2.FeatureValues, scored: Scored, with_names: bool) -> None:
+    """The scored features into ``inputs``: one number per model feature, in the model's
+    order (NaN where missing or categorical), strings into the categorical map; the names
+    only when the caller does not hold them."""
+    numeric: list[float] = []
+    categorical: dict[str, str] = {}
+    features = scored.features
+    for name in scored.feature_names:
+        value = features.get(name)
+        if value is None:
+            numeric.append(NAN)
+        elif isinstance(value, str):
+            numeric.append(NAN)
+            categorical[name] = value
+        else:
+            numeric.append(float(value))
+    inputs.numeric.extend(numeric)
+    inputs.categorical.update(categorical)
+    if with_names:
+        inputs.names.extend(scored.feature_names)
+
+
+def score_response(scored: Scored, known_names_version: str = "") -> scoring_pb2.ScoreResponse:
     response = scoring_pb2.ScoreResponse(
         probability=scored.probability,
         decision=DECISIONS[scored.decision],
@@ -44,7 +67,7 @@ def score_response(scored: Scored) -> scoring_pb2.ScoreResponse:
         distance_to_threshold=scored.distance_to_threshold,
         model_version=scored.model_version,
     )
-    fill_feature_vector(response.features, scored.features)
+    fill_inputs(response.inputs, scored, with_names=known_names_version != scored.model_version)
     if scored.client_id is not None:
         response.client_id = int(scored.client_id)
     return response
@@ -56,24 +79,31 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
 
     def Score(self, request: scoring_pb2.ScoreRequest, context: grpc.ServicerContext) -> Any:
         subject = request.WhichOneof("subject")
+        known = request.known_names_version
         if subject == "client_id":
-            return score_response(self.handler.score_client(request.client_id))
+            return score_response(self.handler.score_client(request.client_id), known)
         if subject == "application":
             raw = application_to_raw(request.application)
-            return score_response(self.handler.score_application(raw))
+            return score_response(self.handler.score_application(raw), known)
         raise InvalidArgument("subject", "give client_id or application")
 
     def ScoreBatch(
         self, request: scoring_pb2.ScoreBatchRequest, context: grpc.ServicerContext
     ) -> Any:
         version, results = self.handler.score_batch(list(request.client_ids))
+        # One model scores the whole batch: its names are sent once, not once per item.
         items = [
             scoring_pb2.ScoreBatchItem(client_id=client_id, error=outcome)
             if isinstance(outcome, str)
-            else scoring_pb2.ScoreBatchItem(client_id=client_id, score=score_response(outcome))
+            else scoring_pb2.ScoreBatchItem(
+                client_id=client_id, score=score_response(outcome, known_names_version=version)
+            )
             for client_id, outcome in results
         ]
-        return scoring_pb2.ScoreBatchResponse(items=items, model_version=version)
+        names = next((o.feature_names for _, o in results if not isinstance(o, str)), ())
+        return scoring_pb2.ScoreBatchResponse(
+            items=items, model_version=version, feature_names=names
+        )
 
     def GetModel(self, request: scoring_pb2.GetModelRequest, context: grpc.ServicerContext) -> Any:
         model = self.handler.model()
