@@ -76,10 +76,8 @@ def logged_features(inputs: common_pb2.FeatureValues, names: Sequence[str]) -> d
     if len(numeric) != len(names):
         raise ApiError(502, "the scoring service sent features that do not match their names",
                        slug="backend-error")  # fmt: skip
-    return {
-        "numeric": {name: value for name, value in zip(names, numeric) if value == value},
-        "categorical": dict(inputs.categorical.items()),
-    }
+    present = {name: value for name, value in zip(names, numeric, strict=True) if value == value}
+    return {"numeric": present, "categorical": dict(inputs.categorical.items())}
 
 
 def application_hash(application: schemas.Application) -> str:
