@@ -78,6 +78,10 @@ class DecisionRow(Base):
     features: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+# Built once: a statement built per write had its cache key computed again every time.
+INSERT = insert(DecisionRow)
+
+
 @dataclass(frozen=True)
 class Decision:
     decision_id: str
@@ -190,7 +194,7 @@ class DecisionLog:
 
     def _write(self, decisions: list[Decision]) -> None:
         with self.engine.begin() as connection:
-            connection.execute(insert(DecisionRow), [vars(d) for d in decisions])
+            connection.execute(INSERT, [vars(d) for d in decisions])
 
     def _get(self, decision_id: str) -> Decision | None:
         with Session(self.engine) as session:

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+NAN = float("nan")
+
 
 def model_columns(schema: dict[str, Any], *, use_protected: bool = False) -> list[str]:
     return [
@@ -37,7 +39,7 @@ class RowEncoder:
 
     Equal to ``model_matrix`` for that row (categories become the codes pandas gives them
     under the schema's fixed categories; missing and unseen values become NaN), without
-    pandas: ~0.2 ms instead of ~30 ms per row, which is what single-row serving needs.
+    pandas: ~0.04 ms instead of ~30 ms per row, which is what single-row serving needs.
     """
 
     def __init__(self, schema: dict[str, Any], columns: list[str] | None = None) -> None:
@@ -49,18 +51,24 @@ class RowEncoder:
             else None
             for name in self.columns
         ]
+        self._encoders = list(zip(self.columns, self._codes, strict=True))
 
     def encode(self, features: dict[str, Any]) -> np.ndarray:
-        row = np.full((1, len(self.columns)), np.nan)
-        for i, (name, codes) in enumerate(zip(self.columns, self._codes, strict=True)):
+        # A list turned into an array once: setting ~200 numpy items one at a time made
+        # this twice as slow (70 µs against 35 for a 216-feature row).
+        values: list[float] = []
+        append = values.append
+        for name, codes in self._encoders:
             value = features.get(name)
             if value is None:
-                continue
-            if codes is not None:
-                row[0, i] = codes.get(value, np.nan)
+                append(NAN)
+            elif codes is not None:
+                append(codes.get(value, NAN))
+            elif type(value) is float:
+                append(value)
             else:
                 try:
-                    row[0, i] = float(value)
-                except (TypeError, ValueError):
-                    continue  # a non-number where a number belongs is missing, as in model_matrix
-        return row
+                    append(float(value))
+                except (TypeError, ValueError):  # a non-number is missing, as in model_matrix
+                    append(NAN)
+        return np.array([values], dtype=np.float64)
