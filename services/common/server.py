@@ -30,14 +30,29 @@ log = structlog.get_logger(__name__)
 class ErrorsAndMetricsInterceptor(grpc.ServerInterceptor):
     """Maps ServiceError to its status code; counts and times every unary call."""
 
+    def __init__(self) -> None:
+        # gRPC asks the interceptor for a handler on every call; the wrapped handler of a
+        # method never changes once the server runs, so it is built once per method.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
     def intercept_service(
         self, continuation: Callable[[Any], grpc.RpcMethodHandler | None], handler_call_details: Any
     ) -> grpc.RpcMethodHandler | None:
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is not None:
+            return wrapped
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        _, service, method = handler_call_details.method.split("/")
+        wrapped = self._wrap(handler, handler_call_details.method)
+        self._wrapped[handler_call_details.method] = wrapped
+        return wrapped
+
+    @staticmethod
+    def _wrap(handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        _, service, method = full_method.split("/")
         behaviour = handler.unary_unary
+        latency = GRPC_LATENCY.labels(service, method)
 
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -56,7 +71,7 @@ class ErrorsAndMetricsInterceptor(grpc.ServerInterceptor):
                 if code is grpc.StatusCode.OK and context.code() is not None:
                     code = context.code()
                 GRPC_HANDLED.labels(service, method, code.name).inc()
-                GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+                latency.observe(time.perf_counter() - started)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
