@@ -140,8 +140,12 @@ def bench_grpc(
     application = sample_application()
 
     def score_call(stub: scoring_pb2_grpc.ScoringServiceStub) -> Callable[[int], Any]:
+        # As the gateway calls it: holding the served version's feature names.
         return lambda i: stub.Score(
-            scoring_pb2.ScoreRequest(client_id=client_ids[i % len(client_ids)]), timeout=TIMEOUT_S
+            scoring_pb2.ScoreRequest(
+                client_id=client_ids[i % len(client_ids)], known_names_version=model_version
+            ),
+            timeout=TIMEOUT_S,
         )
 
     def explain_call(stub: explainer_pb2_grpc.ExplainerServiceStub) -> Callable[[int], Any]:
