@@ -137,13 +137,17 @@ def bench_grpc(
         raise ValueError("client_ids is empty")
     budget = max_seconds / PHASES
     channels, scoring, explainer = _stubs(scoring_address, explainer_address)
-    application = sample_application()
+    application_request = scoring_pb2.ScoreRequest(
+        application=sample_application(), packed_inputs=True
+    )
 
     def score_call(stub: scoring_pb2_grpc.ScoringServiceStub) -> Callable[[int], Any]:
         # As the gateway calls it: holding the served version's feature names.
         return lambda i: stub.Score(
             scoring_pb2.ScoreRequest(
-                client_id=client_ids[i % len(client_ids)], known_names_version=model_version
+                client_id=client_ids[i % len(client_ids)],
+                packed_inputs=True,
+                known_names_version=model_version,
             ),
             timeout=TIMEOUT_S,
         )
@@ -168,13 +172,12 @@ def bench_grpc(
         for i in range(WARMUP_CALLS):  # connections, caches, the explainer's model load
             score_call(scoring)(i)
             explain_call(explainer)(i)
-            scoring.Score(scoring_pb2.ScoreRequest(application=application), timeout=TIMEOUT_S)
+            scoring.Score(application_request, timeout=TIMEOUT_S)
         result: dict[str, Any] = {
             "score": _percentiles(_sequential(score_call(scoring), calls, budget)),
             "explain": _percentiles(_sequential(explain_call(explainer), calls, budget)),
             "score_application": _percentiles(_sequential(
-                lambda _: scoring.Score(scoring_pb2.ScoreRequest(application=application),
-                                        timeout=TIMEOUT_S),
+                lambda _: scoring.Score(application_request, timeout=TIMEOUT_S),
                 calls, budget,
             )),
             "score_concurrent": _concurrent(

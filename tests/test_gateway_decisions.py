@@ -39,7 +39,7 @@ def backend_features(address: str, client_id: int) -> dict[str, Any]:
     """What the scoring service itself says the model used, asked directly over gRPC."""
     with grpc.insecure_channel(address) as channel:
         reply = scoring_pb2_grpc.ScoringServiceStub(channel).Score(
-            scoring_pb2.ScoreRequest(client_id=client_id), timeout=10
+            scoring_pb2.ScoreRequest(client_id=client_id, packed_inputs=True), timeout=10
         )
     return logged_features(reply.inputs, reply.inputs.names)
 

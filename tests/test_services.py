@@ -98,7 +98,7 @@ def health_status(address: str, service: str) -> int:
 
 
 def score(stub: scoring_pb2_grpc.ScoringServiceStub, client_id: int) -> scoring_pb2.ScoreResponse:
-    return stub.Score(scoring_pb2.ScoreRequest(client_id=client_id), timeout=10)
+    return stub.Score(scoring_pb2.ScoreRequest(client_id=client_id, packed_inputs=True), timeout=10)
 
 
 def inputs(reply: scoring_pb2.ScoreResponse) -> dict[str, Any]:
@@ -289,7 +289,9 @@ def test_score_batch_equals_score_and_reports_unknown_ids(
     stack: Stack, scoring: Any, mixed_ids: list[int], version: str
 ) -> None:
     ids = [*mixed_ids[:20], UNKNOWN_CLIENT, *mixed_ids[20:30]]
-    batch = scoring.ScoreBatch(scoring_pb2.ScoreBatchRequest(client_ids=ids), timeout=10)
+    batch = scoring.ScoreBatch(
+        scoring_pb2.ScoreBatchRequest(client_ids=ids, packed_inputs=True), timeout=10
+    )
     assert batch.model_version == version
     assert tuple(batch.feature_names) == stack.model.feature_names  # once for all items
     assert [item.client_id for item in batch.items] == ids
@@ -310,7 +312,9 @@ def test_score_leaves_out_the_feature_names_the_caller_holds(
     client_id = mixed_ids[0]
     full = score(scoring, client_id)
     assert tuple(full.inputs.names) == stack.model.feature_names
-    request = scoring_pb2.ScoreRequest(client_id=client_id, known_names_version=version)
+    request = scoring_pb2.ScoreRequest(
+        client_id=client_id, packed_inputs=True, known_names_version=version
+    )
     short = scoring.Score(request, timeout=10)
     assert not short.inputs.names
     assert list(short.inputs.numeric) == pytest.approx(list(full.inputs.numeric), nan_ok=True)
@@ -318,6 +322,23 @@ def test_score_leaves_out_the_feature_names_the_caller_holds(
     # Names held for another version (the champion moved on): the reply brings them again.
     request.known_names_version = f"{version}-old"
     assert tuple(scoring.Score(request, timeout=10).inputs.names) == stack.model.feature_names
+
+
+def test_callers_older_than_packed_inputs_still_get_the_feature_maps(
+    scoring: Any, mixed_ids: list[int]
+) -> None:
+    """A gateway built before `inputs` (during a rolling upgrade) must not log decisions
+    without features: it gets them in the old maps."""
+    old_style = scoring.Score(scoring_pb2.ScoreRequest(client_id=mixed_ids[0]), timeout=10)
+    assert not old_style.inputs.numeric and not old_style.inputs.names
+    expected = inputs(score(scoring, mixed_ids[0]))
+    assert dict(old_style.features.numeric) == expected["numeric"]
+    assert dict(old_style.features.categorical) == expected["categorical"]
+    batch = scoring.ScoreBatch(scoring_pb2.ScoreBatchRequest(client_ids=mixed_ids[:3]), timeout=10)
+    assert not batch.feature_names
+    assert [dict(item.score.features.numeric) for item in batch.items] == [
+        inputs(score(scoring, client_id))["numeric"] for client_id in mixed_ids[:3]
+    ]
 
 
 def test_score_batch_limits(stack: Stack, scoring: Any) -> None:
@@ -339,7 +360,9 @@ def test_score_batch_limits(stack: Stack, scoring: Any) -> None:
 def test_new_application_is_scored_and_uses_a_known_clients_history(
     stack: Stack, scoring: Any
 ) -> None:
-    anonymous = scoring.Score(scoring_pb2.ScoreRequest(application=valid_application()))
+    anonymous = scoring.Score(
+        scoring_pb2.ScoreRequest(application=valid_application(), packed_inputs=True)
+    )
     assert 0.0 < anonymous.probability < 1.0
     assert not anonymous.HasField("client_id")
     assert anonymous.decision in (GRANTED, REFUSED)
@@ -350,7 +373,9 @@ def test_new_application_is_scored_and_uses_a_known_clients_history(
     assert history, "the model uses no history feature"
     known = stack.features.dropna(subset=history, how="all")["SK_ID_CURR"].iloc[0]
     with_history = scoring.Score(
-        scoring_pb2.ScoreRequest(application=valid_application(client_id=int(known)))
+        scoring_pb2.ScoreRequest(
+            application=valid_application(client_id=int(known)), packed_inputs=True
+        )
     )
     assert with_history.client_id == known
     used = inputs(with_history)

@@ -111,6 +111,7 @@ class Backends:
         """The reply and the names of its ``inputs.numeric``. Names are asked for only
         until a reply brings them for the version being served: later replies of that
         version leave them out (~200 strings fewer per call)."""
+        request.packed_inputs = True
         known = self._feature_names  # taken once: a concurrent call may replace it
         if known is not None:
             request.known_names_version = known[0]
@@ -127,6 +128,7 @@ class Backends:
     async def score_batch(
         self, request: scoring_pb2.ScoreBatchRequest
     ) -> scoring_pb2.ScoreBatchResponse:
+        request.packed_inputs = True
         return await self.scoring.call("ScoreBatch", self._scoring.ScoreBatch, request)
 
     async def client(self, client_id: int) -> scoring_pb2.ClientProfile:

@@ -59,7 +59,9 @@ def fill_inputs(inputs: common_pb2.FeatureValues, scored: Scored, with_names: bo
         inputs.names.extend(scored.feature_names)
 
 
-def score_response(scored: Scored, known_names_version: str = "") -> scoring_pb2.ScoreResponse:
+def score_response(
+    scored: Scored, packed: bool, known_names_version: str = ""
+) -> scoring_pb2.ScoreResponse:
     response = scoring_pb2.ScoreResponse(
         probability=scored.probability,
         decision=DECISIONS[scored.decision],
@@ -67,7 +69,10 @@ def score_response(scored: Scored, known_names_version: str = "") -> scoring_pb2
         distance_to_threshold=scored.distance_to_threshold,
         model_version=scored.model_version,
     )
-    fill_inputs(response.inputs, scored, with_names=known_names_version != scored.model_version)
+    if packed:
+        fill_inputs(response.inputs, scored, with_names=known_names_version != scored.model_version)
+    else:  # a caller older than `inputs`
+        fill_feature_vector(response.features, scored.features)
     if scored.client_id is not None:
         response.client_id = int(scored.client_id)
     return response
@@ -79,12 +84,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
 
     def Score(self, request: scoring_pb2.ScoreRequest, context: grpc.ServicerContext) -> Any:
         subject = request.WhichOneof("subject")
-        known = request.known_names_version
+        packed, known = request.packed_inputs, request.known_names_version
         if subject == "client_id":
-            return score_response(self.handler.score_client(request.client_id), known)
+            return score_response(self.handler.score_client(request.client_id), packed, known)
         if subject == "application":
             raw = application_to_raw(request.application)
-            return score_response(self.handler.score_application(raw), known)
+            return score_response(self.handler.score_application(raw), packed, known)
         raise InvalidArgument("subject", "give client_id or application")
 
     def ScoreBatch(
@@ -96,11 +101,14 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             scoring_pb2.ScoreBatchItem(client_id=client_id, error=outcome)
             if isinstance(outcome, str)
             else scoring_pb2.ScoreBatchItem(
-                client_id=client_id, score=score_response(outcome, known_names_version=version)
+                client_id=client_id,
+                score=score_response(outcome, request.packed_inputs, known_names_version=version),
             )
             for client_id, outcome in results
         ]
         names = next((o.feature_names for _, o in results if not isinstance(o, str)), ())
+        if not request.packed_inputs:
+            names = ()
         return scoring_pb2.ScoreBatchResponse(
             items=items, model_version=version, feature_names=names
         )
