@@ -27,6 +27,18 @@ from credit.settings import KAGGLE_CLIENTS, PlatformSettings
 
 log = structlog.get_logger(__name__)
 Benchmark = Callable[[PlatformSettings, Path, int], dict[str, Any]]
+SPEED_LOOP = 10_000_000
+
+
+def python_speed() -> float:
+    """Seconds for a fixed pure-Python loop, recorded around every benchmark: this VM's
+    speed drifts (the same loop took 0.86-1.58 s within one evening) and the figures of
+    the same code move with it, so each result says how fast the machine was."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(SPEED_LOOP):
+        total += i
+    return round(time.perf_counter() - started, 3)
 
 
 def run_measured(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
@@ -232,10 +244,12 @@ def run_benchmarks(
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         log.info("benchmark_started", benchmark=name)
+        speed_before = python_speed()
         try:
             result = benchmark(settings, work, clients or KAGGLE_CLIENTS)
         finally:
             shutil.rmtree(work, ignore_errors=True)  # full-scale inputs are several GB
+        result["python_loop_s"] = {"before": speed_before, "after": python_speed()}
         result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         report["results"][name] = result
         log.info("benchmark_done", benchmark=name, result=result)
