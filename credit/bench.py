@@ -32,8 +32,8 @@ SPEED_LOOP = 10_000_000
 
 def python_speed() -> float:
     """Seconds for a fixed pure-Python loop, recorded around every benchmark: this VM's
-    speed drifts (the same loop took 0.86-1.58 s within one evening) and the figures of
-    the same code move with it, so each result says how fast the machine was."""
+    speed drifts (this loop took 0.39-0.60 s within a few minutes) and the figures of the
+    same code move with it, so each result says how fast the machine was."""
     started = time.perf_counter()
     total = 0
     for i in range(SPEED_LOOP):
