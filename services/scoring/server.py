@@ -106,9 +106,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             )
             for client_id, outcome in results
         ]
-        names = next((o.feature_names for _, o in results if not isinstance(o, str)), ())
-        if not request.packed_inputs:
-            names = ()
+        scored = [outcome for _, outcome in results if not isinstance(outcome, str)]
+        names = scored[0].feature_names if scored and request.packed_inputs else ()
         return scoring_pb2.ScoreBatchResponse(
             items=items, model_version=version, feature_names=names
         )
