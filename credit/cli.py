@@ -326,6 +326,45 @@ def drift(
     typer.echo(", ".join(f"{k}: {v}" for k, v in summary.items()))
 
 
+decisions_app = typer.Typer(help="The gateway's decision log: retention.", no_args_is_help=True)
+app.add_typer(decisions_app, name="decisions")
+
+
+@decisions_app.command("archive")
+def decisions_archive(
+    older_than_days: Annotated[float, typer.Option(
+        min=0, help="Archive decisions created more than N days ago.")],
+    database_url: Annotated[str, typer.Option(
+        envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
+    ] = "sqlite:///data/decisions.db",
+    archive_dir: Annotated[Path, typer.Option(
+        envvar="GATEWAY_DECISION_ARCHIVE_DIR", help="Parquet archive (the gateway reads it).")
+    ] = Path("data/decisions-archive"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Decisions per Parquet file.")] = 5_000,
+) -> None:
+    """Move old decisions out of the log's table into Parquet (still found by the audit API)."""
+    from datetime import UTC, datetime, timedelta
+
+    from rich.progress import Progress
+    from sqlalchemy import create_engine
+
+    from services.gateway.archive import archive_decisions, count_older
+
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    engine = create_engine(database_url)
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("archiving decisions", total=count_older(engine, cutoff))
+            report = archive_decisions(
+                engine, archive_dir, cutoff, batch_size,
+                on_batch=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    typer.echo(f"{report.decisions:,} decision(s) created before {cutoff:%Y-%m-%d %H:%M} UTC "
+               f"moved into {len(report.files)} file(s) in {archive_dir}")  # fmt: skip
+
+
 @app.command("bench")
 def bench(
     only: Annotated[

@@ -38,7 +38,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        decisions = DecisionLog(settings.database_url)
+        decisions = DecisionLog(settings.database_url, archive_dir=settings.decision_archive_dir)
         await run_in_threadpool(decisions.open)
         # grpc.aio channels belong to the running loop: created here, not at import.
         backends = Backends(settings)

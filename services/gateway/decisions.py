@@ -130,11 +130,13 @@ class DecisionLog:
         url: str,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
         restart_frames: int = WAL_RESTART_FRAMES,
+        archive_dir: Path | None = None,
     ) -> None:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(url, pool_pre_ping=True, json_serializer=_json)
+        self.archive_dir = archive_dir  # where services.gateway.archive moved old decisions
         self._checkpoint_seconds = checkpoint_seconds
         self._restart_frames = restart_frames
         self._closing = threading.Event()
@@ -199,7 +201,12 @@ class DecisionLog:
     def _get(self, decision_id: str) -> Decision | None:
         with Session(self.engine) as session:
             row = session.get(DecisionRow, decision_id)
-            return None if row is None else _from_row(row)
+            found = None if row is None else _from_row(row)
+        if found is not None or self.archive_dir is None:
+            return found
+        from services.gateway.archive import find_archived  # pyarrow only on this path
+
+        return find_archived(self.archive_dir, decision_id)
 
     def _recent(self, limit: int, simulations: bool) -> list[Decision]:
         query = select(DecisionRow).order_by(DecisionRow.created_at.desc()).limit(limit)

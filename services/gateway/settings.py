@@ -29,6 +29,10 @@ class GatewaySettings(BaseSettings):
         "sqlite:///data/decisions.db",
         description="Decision log (SQLAlchemy URL); postgresql+psycopg://... in production.",
     )
+    decision_archive_dir: Path | None = Field(
+        Path("data/decisions-archive"),
+        description="Where `credit decisions archive` moved old decisions; audit reads there.",
+    )
     api_keys_file: Path | None = Field(
         Path(".dev/api-keys.json"), description="JSON list of hashed API keys."
     )
