@@ -187,11 +187,61 @@ def bench_grpc_services(settings: PlatformSettings, work: Path, clients: int) ->
     return bench_grpc(scoring, explainer, ids, model.model_version, calls=2000, concurrency=8)
 
 
+def bench_decision_archive(settings: PlatformSettings, work: Path, clients: int) -> dict[str, Any]:
+    """Decision-log retention: a SQLite log of 50,000 decisions (216 feature values each,
+    like the gateway's) moved into Parquet by `credit decisions archive`, then audit
+    lookups of archived decisions."""
+    import asyncio
+    import random
+
+    from services.gateway.archive import find_archived
+    from services.gateway.decisions import Decision, DecisionLog
+
+    decisions, database = 50_000, work / "decisions.db"
+    url, archive_dir = f"sqlite:///{database}", work / "archive"
+    generator = random.Random(7)
+    names = [f"FEATURE_{i:03d}" for i in range(216)]
+    decision_log = DecisionLog(url)
+    decision_log.open()
+    ids: list[str] = []
+    for start in range(0, decisions, 1_000):
+        batch = [Decision.new(
+            key_id="bench", client_id=100_001 + start + i, application_hash=None,
+            model_version="1", probability=generator.random(), decision="granted",
+            threshold=0.3, simulation=False,
+            features={"numeric": {n: generator.gauss(0, 1e5) for n in names},
+                      "categorical": {"NAME_CONTRACT_TYPE": "Cash loans"}},
+        ) for i in range(1_000)]  # fmt: skip
+        asyncio.run(decision_log.write(batch))
+        ids += [d.decision_id for d in batch]
+    decision_log.close()
+    database_mb = database.stat().st_size / 1e6
+    archiving = run_measured([
+        "decisions", "archive", "--older-than-days", "0",
+        "--database-url", url, "--archive-dir", str(archive_dir),
+    ])  # fmt: skip
+    lookups = []
+    for decision_id in generator.sample(ids, 200):
+        started = time.perf_counter()
+        if find_archived(archive_dir, decision_id) is None:
+            raise RuntimeError(f"archived decision {decision_id} not found")
+        lookups.append((time.perf_counter() - started) * 1000)
+    lookups.sort()
+    return {
+        "decisions": decisions,
+        "archive": {**archiving, "decisions_per_s": round(decisions / archiving["seconds"])},
+        "sqlite_mb": round(database_mb, 1),
+        "parquet_mb": round(sum(p.stat().st_size for p in archive_dir.iterdir()) / 1e6, 1),
+        "lookup_ms": {"p50": round(lookups[100], 1), "p99": round(lookups[197], 1)},
+    }
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "rest": bench_rest,
     "grpc": bench_grpc_services,
     "full_scale": bench_full_scale,
     "feature_store": bench_feature_store_default,
+    "decision_archive": bench_decision_archive,
 }
 
 

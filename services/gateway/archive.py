@@ -36,6 +36,9 @@ from sqlalchemy.engine import Engine
 from services.gateway.decisions import Decision, DecisionRow
 
 DEFAULT_BATCH = 5_000
+# Row groups of 500 sorted ids: a lookup reads the one whose id range (min/max statistics)
+# holds the id, not the whole file.
+ROW_GROUP = 500
 PREFIX = "decisions_"
 SCHEMA = pa.schema([
     ("decision_id", pa.string()),
@@ -135,7 +138,8 @@ def _write_durably(archive_dir: Path, rows: list[dict[str, Any]]) -> Path:
     ids = [row["decision_id"] for row in rows]
     path = archive_dir / f"{PREFIX}{ids[0]}_{ids[-1]}.parquet"
     partial = path.with_suffix(".parquet.partial")
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), partial, compression="zstd")
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), partial, compression="zstd",
+                   row_group_size=ROW_GROUP)
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
     partial.replace(path)
