@@ -80,6 +80,7 @@ materialize: venv ## Load features into the online store (not implemented yet)
 test: venv services ops-tools ## Run the whole test suite
 	@bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 ops-tools: venv ## Install helm, kubectl, promtool/prometheus, hadolint, checkov, kubernetes-validate
@@ -97,8 +98,9 @@ locks: venv ## Regenerate the per-image docker/requirements-*.lock from pyprojec
 k8s-base: ## Regenerate k8s/base from the Helm chart
 	bash k8s/render-base.sh
 
-lint: venv ## Lint with ruff
+lint: venv ## Lint and check the formatting with ruff (ruff format . fixes the latter)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: venv ## Measure speed and memory -> artifacts/bench.{json,md} (REST/gRPC: after make up)
 	@bash scripts/apt-install.sh wrk

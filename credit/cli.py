@@ -158,8 +158,13 @@ def train(
     if not features.is_file():
         raise _fail(f"no features in {settings.features_dir}: run `make features` first")
     stamp = settings.artifacts_dir / "TRAINED_ON.json"
-    fingerprint = {"features_sha256": _sha256(features), "quick": quick, "folds": folds,
-                   "use_protected": use_protected, "tracking_uri": settings.mlflow_tracking_uri}
+    fingerprint = {
+        "features_sha256": _sha256(features),
+        "quick": quick,
+        "folds": folds,
+        "use_protected": use_protected,
+        "tracking_uri": settings.mlflow_tracking_uri,
+    }
     if if_stale and stamp.is_file() and json.loads(stamp.read_text()) == fingerprint:
         typer.echo("model is current for these features: not retraining (make train forces it)")
         return
@@ -205,8 +210,9 @@ def _register_feature_services(settings: PlatformSettings) -> list[str]:
     registered = []
     for version in client.search_model_versions(f"name='{settings.model_name}'"):
         model = registry.load(str(version.version))
-        registered.append(register_model_features(store, model.model_version,
-                                                  model.feature_names).name)
+        registered.append(
+            register_model_features(store, model.model_version, model.feature_names).name
+        )
     return registered
 
 
@@ -254,8 +260,9 @@ def materialize_command(
     )
 
 
-services_app = typer.Typer(help="Run the services in the background (make up/down).",
-                           no_args_is_help=True)
+services_app = typer.Typer(
+    help="Run the services in the background (make up/down).", no_args_is_help=True
+)
 app.add_typer(services_app, name="services")
 
 
@@ -301,8 +308,8 @@ def serve(
 
 @app.command("drift")
 def drift(
-    database_url: Annotated[str, typer.Option(
-        envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
+    database_url: Annotated[
+        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
     ] = "sqlite:///data/decisions.db",
     reference: Annotated[Path, typer.Option(help="The model's reference sample.")] = Path(
         "artifacts/reference.parquet"
@@ -311,8 +318,11 @@ def drift(
         "artifacts/drift"
     ),
     since_hours: Annotated[float, typer.Option(help="Decisions of the last N hours.")] = 168,
-    pushgateway_url: Annotated[str | None, typer.Option(
-        envvar="PUSHGATEWAY_URL", help="Push metrics there (else out_dir/drift.prom).")
+    pushgateway_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PUSHGATEWAY_URL", help="Push metrics there (else out_dir/drift.prom)."
+        ),
     ] = None,
 ) -> None:
     """Compare recent real decisions (inputs and scores) with the reference sample."""
@@ -332,13 +342,17 @@ app.add_typer(decisions_app, name="decisions")
 
 @decisions_app.command("archive")
 def decisions_archive(
-    older_than_days: Annotated[float, typer.Option(
-        min=0, help="Archive decisions created more than N days ago.")],
-    database_url: Annotated[str, typer.Option(
-        envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
+    older_than_days: Annotated[
+        float, typer.Option(min=0, help="Archive decisions created more than N days ago.")
+    ],
+    database_url: Annotated[
+        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
     ] = "sqlite:///data/decisions.db",
-    archive_dir: Annotated[Path, typer.Option(
-        envvar="GATEWAY_DECISION_ARCHIVE_DIR", help="Parquet archive (the gateway reads it).")
+    archive_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="GATEWAY_DECISION_ARCHIVE_DIR", help="Parquet archive (the gateway reads it)."
+        ),
     ] = Path("data/decisions-archive"),
     batch_size: Annotated[int, typer.Option(min=1, help="Decisions per Parquet file.")] = 5_000,
 ) -> None:

@@ -110,8 +110,10 @@ def start(timeout: float = 120.0) -> list[Service]:
                 (RUN_DIR / f"{service.name}.pid").unlink(missing_ok=True)
                 raise RuntimeError(f"{service.name} exited: see {RUN_DIR / service.name}.log")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{service.name} not ready after {timeout:.0f} s: "
-                                   f"see {RUN_DIR / service.name}.log")
+                raise RuntimeError(
+                    f"{service.name} not ready after {timeout:.0f} s: "
+                    f"see {RUN_DIR / service.name}.log"
+                )
             time.sleep(0.5)
     return services()
 

@@ -13,8 +13,13 @@ from training.schema import DAYS_SENTINEL
 
 
 def _application(**fields: object) -> common_pb2.Application:
-    base = {"contract_type": "Cash loans", "amt_income_total": 120_000.0,
-            "amt_credit": 500_000.0, "amt_annuity": 25_000.0, "days_birth": -20_000}
+    base = {
+        "contract_type": "Cash loans",
+        "amt_income_total": 120_000.0,
+        "amt_credit": 500_000.0,
+        "amt_annuity": 25_000.0,
+        "days_birth": -20_000,
+    }
     return common_pb2.Application(**{**base, **fields})  # type: ignore[arg-type]
 
 

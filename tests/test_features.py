@@ -30,41 +30,113 @@ def features(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, di
     root = tmp_path_factory.mktemp("features")
     tables = root / "tables"
     convert(write_minimal_tables(root / "source"), tables, progress=False)
-    _rows(tables, "application_train", [{
-        "SK_ID_CURR": CLIENT, "TARGET": 1, "AMT_CREDIT": 1000.0, "AMT_ANNUITY": 50.0,
-        "AMT_INCOME_TOTAL": 10000.0, "DAYS_EMPLOYED": 365243, "EXT_SOURCE_1": 0.2,
-        "EXT_SOURCE_2": 0.4, "EXT_SOURCE_3": None, "CODE_GENDER": "XNA",
-    }])
-    _rows(tables, "bureau", [
-        {"SK_ID_BUREAU": 1, "CREDIT_ACTIVE": "Active", "AMT_CREDIT_SUM": 1000.0,
-         "AMT_CREDIT_SUM_DEBT": 400.0, "CREDIT_DAY_OVERDUE": 5, "DAYS_CREDIT": -100},
-        {"SK_ID_BUREAU": 2, "CREDIT_ACTIVE": "Active", "AMT_CREDIT_SUM": 3000.0,
-         "AMT_CREDIT_SUM_DEBT": 600.0, "CREDIT_DAY_OVERDUE": 0, "DAYS_CREDIT": -200},
-        {"SK_ID_BUREAU": 3, "CREDIT_ACTIVE": "Closed", "AMT_CREDIT_SUM": 2000.0,
-         "AMT_CREDIT_SUM_DEBT": 0.0, "CREDIT_DAY_OVERDUE": 0, "DAYS_CREDIT": -1000},
-    ])
-    _rows(tables, "bureau_balance", [
-        {"SK_ID_BUREAU": 1, "MONTHS_BALANCE": 0, "STATUS": "0"},
-        {"SK_ID_BUREAU": 1, "MONTHS_BALANCE": -1, "STATUS": "1"},
-        {"SK_ID_BUREAU": 1, "MONTHS_BALANCE": -2, "STATUS": "C"},
-        {"SK_ID_BUREAU": 1, "MONTHS_BALANCE": -13, "STATUS": "X"},
-        {"SK_ID_BUREAU": 2, "MONTHS_BALANCE": 0, "STATUS": "2"},
-        {"SK_ID_BUREAU": 2, "MONTHS_BALANCE": -1, "STATUS": "0"},
-    ])
-    _rows(tables, "previous_application", [
-        {"SK_ID_PREV": 1, "NAME_CONTRACT_STATUS": "Approved", "AMT_CREDIT": 100.0,
-         "AMT_APPLICATION": 120.0, "DAYS_DECISION": -100, "DAYS_LAST_DUE_1ST_VERSION": 365243},
-        {"SK_ID_PREV": 2, "NAME_CONTRACT_STATUS": "Refused", "AMT_CREDIT": 0.0,
-         "AMT_APPLICATION": 500.0, "DAYS_DECISION": -500},
-        {"SK_ID_PREV": 3, "NAME_CONTRACT_STATUS": "Approved", "AMT_CREDIT": 300.0,
-         "AMT_APPLICATION": 300.0, "DAYS_DECISION": -50, "DAYS_LAST_DUE_1ST_VERSION": 365243},
-    ])
-    _rows(tables, "installments_payments", [
-        {"AMT_INSTALMENT": 100.0, "AMT_PAYMENT": 100.0, "DAYS_INSTALMENT": -12.0,
-         "DAYS_ENTRY_PAYMENT": -10.0},
-        {"AMT_INSTALMENT": 100.0, "AMT_PAYMENT": 50.0, "DAYS_INSTALMENT": -25.0,
-         "DAYS_ENTRY_PAYMENT": -30.0},
-    ])
+    _rows(
+        tables,
+        "application_train",
+        [
+            {
+                "SK_ID_CURR": CLIENT,
+                "TARGET": 1,
+                "AMT_CREDIT": 1000.0,
+                "AMT_ANNUITY": 50.0,
+                "AMT_INCOME_TOTAL": 10000.0,
+                "DAYS_EMPLOYED": 365243,
+                "EXT_SOURCE_1": 0.2,
+                "EXT_SOURCE_2": 0.4,
+                "EXT_SOURCE_3": None,
+                "CODE_GENDER": "XNA",
+            }
+        ],
+    )
+    _rows(
+        tables,
+        "bureau",
+        [
+            {
+                "SK_ID_BUREAU": 1,
+                "CREDIT_ACTIVE": "Active",
+                "AMT_CREDIT_SUM": 1000.0,
+                "AMT_CREDIT_SUM_DEBT": 400.0,
+                "CREDIT_DAY_OVERDUE": 5,
+                "DAYS_CREDIT": -100,
+            },
+            {
+                "SK_ID_BUREAU": 2,
+                "CREDIT_ACTIVE": "Active",
+                "AMT_CREDIT_SUM": 3000.0,
+                "AMT_CREDIT_SUM_DEBT": 600.0,
+                "CREDIT_DAY_OVERDUE": 0,
+                "DAYS_CREDIT": -200,
+            },
+            {
+                "SK_ID_BUREAU": 3,
+                "CREDIT_ACTIVE": "Closed",
+                "AMT_CREDIT_SUM": 2000.0,
+                "AMT_CREDIT_SUM_DEBT": 0.0,
+                "CREDIT_DAY_OVERDUE": 0,
+                "DAYS_CREDIT": -1000,
+            },
+        ],
+    )
+    _rows(
+        tables,
+        "bureau_balance",
+        [
+            {"SK_ID_BUREAU": 1, "MONTHS_BALANCE": 0, "STATUS": "0"},
+            {"SK_ID_BUREAU": 1, "MONTHS_BALANCE": -1, "STATUS": "1"},
+            {"SK_ID_BUREAU": 1, "MONTHS_BALANCE": -2, "STATUS": "C"},
+            {"SK_ID_BUREAU": 1, "MONTHS_BALANCE": -13, "STATUS": "X"},
+            {"SK_ID_BUREAU": 2, "MONTHS_BALANCE": 0, "STATUS": "2"},
+            {"SK_ID_BUREAU": 2, "MONTHS_BALANCE": -1, "STATUS": "0"},
+        ],
+    )
+    _rows(
+        tables,
+        "previous_application",
+        [
+            {
+                "SK_ID_PREV": 1,
+                "NAME_CONTRACT_STATUS": "Approved",
+                "AMT_CREDIT": 100.0,
+                "AMT_APPLICATION": 120.0,
+                "DAYS_DECISION": -100,
+                "DAYS_LAST_DUE_1ST_VERSION": 365243,
+            },
+            {
+                "SK_ID_PREV": 2,
+                "NAME_CONTRACT_STATUS": "Refused",
+                "AMT_CREDIT": 0.0,
+                "AMT_APPLICATION": 500.0,
+                "DAYS_DECISION": -500,
+            },
+            {
+                "SK_ID_PREV": 3,
+                "NAME_CONTRACT_STATUS": "Approved",
+                "AMT_CREDIT": 300.0,
+                "AMT_APPLICATION": 300.0,
+                "DAYS_DECISION": -50,
+                "DAYS_LAST_DUE_1ST_VERSION": 365243,
+            },
+        ],
+    )
+    _rows(
+        tables,
+        "installments_payments",
+        [
+            {
+                "AMT_INSTALMENT": 100.0,
+                "AMT_PAYMENT": 100.0,
+                "DAYS_INSTALMENT": -12.0,
+                "DAYS_ENTRY_PAYMENT": -10.0,
+            },
+            {
+                "AMT_INSTALMENT": 100.0,
+                "AMT_PAYMENT": 50.0,
+                "DAYS_INSTALMENT": -25.0,
+                "DAYS_ENTRY_PAYMENT": -30.0,
+            },
+        ],
+    )
     out = build_features(tables, root / "features", progress=False)
     return pl.read_parquet(out), load_feature_schema(root / "features"), tables
 
@@ -150,8 +222,13 @@ def test_schema_describes_every_column_in_both_languages(features):
     assert len(set(names)) == len(names)
     sources = {f["source"] for f in schema["features"]}
     assert sources == {
-        "application", "bureau", "bureau_balance", "previous_application",
-        "POS_CASH_balance", "installments_payments", "credit_card_balance",
+        "application",
+        "bureau",
+        "bureau_balance",
+        "previous_application",
+        "POS_CASH_balance",
+        "installments_payments",
+        "credit_card_balance",
     }
     for feature in schema["features"]:
         assert feature["label"]["en"] and feature["label"]["fr"], feature["name"]

@@ -108,7 +108,8 @@ def test_client_profile(client: TestClient, headers: dict[str, str], stack: Any)
     assert {"identity", "income_credit", "external_scores"} <= set(groups)
     income = {f["name"]: f for f in groups["income_credit"]["fields"]}
     assert income["AMT_INCOME_TOTAL"]["value"] == pytest.approx(
-        stack.features.set_index("SK_ID_CURR").loc[client_id, "AMT_INCOME_TOTAL"])
+        stack.features.set_index("SK_ID_CURR").loc[client_id, "AMT_INCOME_TOTAL"]
+    )
     assert income["AMT_INCOME_TOTAL"]["display_value"]
     assert fr["groups"][0]["label"] != en["groups"][0]["label"]
     fields = sum(len(g["fields"]) for g in en["groups"])
@@ -215,7 +216,7 @@ def test_metrics(client: TestClient, headers: dict[str, str], stack: Any) -> Non
     text = client.get("/metrics").text
     assert 'http_requests_total{method="POST",route="/v1/scores",status="200"}' in text
     assert 'http_request_duration_seconds_bucket{le="0.002",method="GET",route=' in text
-    assert 'credit_decisions_total{decision=' in text
+    assert "credit_decisions_total{decision=" in text
     assert 'gateway_backend_call_seconds_count{code="OK",method="Score",service="scoring"}' in text
     assert 'route="/v1/clients/{client_id}"' in text
 
@@ -265,11 +266,13 @@ def own_servers(stack: Any) -> Iterator[Any]:
     mine.stop()
 
 
-def test_backends_down(
-    own_servers: Any, keys: tuple[Path, dict[str, str]], tmp_path: Path
-) -> None:
-    settings = settings_for(keys[0], f"sqlite:///{tmp_path / 'd.db'}",
-                            own_servers.scoring_address, own_servers.explainer_address)
+def test_backends_down(own_servers: Any, keys: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    settings = settings_for(
+        keys[0],
+        f"sqlite:///{tmp_path / 'd.db'}",
+        own_servers.scoring_address,
+        own_servers.explainer_address,
+    )
     headers = {"X-API-Key": keys[1]["all"]}
     client_id = own_servers.train_ids[0]
     explanation = f"/v1/clients/{client_id}/explanation"

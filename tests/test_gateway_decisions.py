@@ -65,17 +65,25 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
         # them out, and the record must not change.
         again = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
         by_app = client.post("/v1/scores", json={"application": APPLICATION}, headers=headers)
-        what_if = client.post("/v1/scores", headers=headers,
-                              json={"application": APPLICATION, "simulation": True})
-        batch = client.post("/v1/scores/batch", headers=headers,
-                            json={"client_ids": [*stack.train_ids[6:8], 999_999_999]})
+        what_if = client.post(
+            "/v1/scores", headers=headers, json={"application": APPLICATION, "simulation": True}
+        )
+        batch = client.post(
+            "/v1/scores/batch",
+            headers=headers,
+            json={"client_ids": [*stack.train_ids[6:8], 999_999_999]},
+        )
         responses = [r.json() for r in (by_client, by_app, what_if)]
         responses += [item["score"] for item in batch.json()["items"][:2]] + [again.json()]
         assert all(r.status_code == 200 for r in (by_client, again, by_app, what_if, batch))
         # 5 real decisions (the simulation and the unknown client do not count).
         assert decisions_counted(client) - before == 5
-        records = {r["decision_id"]: client.get(f"/v1/decisions/{r['decision_id']}",
-                                                headers=headers).json() for r in responses}
+        records = {
+            r["decision_id"]: client.get(
+                f"/v1/decisions/{r['decision_id']}", headers=headers
+            ).json()
+            for r in responses
+        }
         listed = client.get("/v1/decisions?limit=50", headers=headers).json()
         with_simulations = client.get("/v1/decisions?limit=50&include_simulations=true",
                                       headers=headers).json()  # fmt: skip
@@ -91,12 +99,14 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
             assert record[name] == response[name], name
         assert record["key_id"] == "all"
     assert records[responses[0]["decision_id"]]["features"] == backend_features(
-        stack.scoring_address, client_id)
+        stack.scoring_address, client_id
+    )
     assert records[responses[5]["decision_id"]]["features"] == records[
         responses[0]["decision_id"]]["features"]  # fmt: skip
     for response in responses[3:5]:  # the batch's: names sent once for all its items
         assert records[response["decision_id"]]["features"] == backend_features(
-            stack.scoring_address, response["client_id"])
+            stack.scoring_address, response["client_id"]
+        )
     expected_hash = application_hash(Application.model_validate(APPLICATION))
     for response in responses[1:3]:
         record = records[response["decision_id"]]
@@ -127,10 +137,12 @@ def test_unknown_decision_is_404(stack: Any, tmp_path: Path) -> None:
 def test_application_hash_is_canonical() -> None:
     shuffled = dict(reversed(list(APPLICATION.items())))
     assert application_hash(Application.model_validate(APPLICATION)) == application_hash(
-        Application.model_validate(shuffled))
+        Application.model_validate(shuffled)
+    )
     changed = {**APPLICATION, "amt_credit": APPLICATION["amt_credit"] + 1}
     assert application_hash(Application.model_validate(APPLICATION)) != application_hash(
-        Application.model_validate(changed))
+        Application.model_validate(changed)
+    )
 
 
 def test_concurrent_decisions_are_group_committed_and_all_durable(tmp_path: Path) -> None:
@@ -205,7 +217,9 @@ def _decision_with_features(i: int, features: int = 200) -> Decision:
 
 
 def _write_for(
-    log: DecisionLog, seconds: float, pause: float = 0.0,
+    log: DecisionLog,
+    seconds: float,
+    pause: float = 0.0,
     after_each: Callable[[int], None] | None = None,
 ) -> int:
     """Writes one decision at a time for ``seconds`` (sleeping ``pause`` after each);

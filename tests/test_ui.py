@@ -31,8 +31,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    missing_service("no system Chromium at /usr/bin/chromium (make test installs it)",
-                    module_level=True)
+    missing_service(
+        "no system Chromium at /usr/bin/chromium (make test installs it)", module_level=True
+    )
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "ui_artifacts"

@@ -173,9 +173,7 @@ def _batches(path: Path, table: Table, header: list[str]) -> Iterator[pa.RecordB
         raise DataValidationError(path, f"cannot be read ({exc})") from exc
 
 
-def _check_batch(
-    batch: pa.RecordBatch, table: Table, path: Path, report: TableReport
-) -> None:
+def _check_batch(batch: pa.RecordBatch, table: Table, path: Path, report: TableReport) -> None:
     for column in table.columns:
         values = batch.column(column.name)
         if column.kind == "id" and values.null_count:
@@ -261,7 +259,10 @@ def convert(
             produced.replace(dest / produced.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("converted", source=str(source), dest=str(dest), rows={
-        name: r.rows for name, r in report.tables.items()
-    })
+    log.info(
+        "converted",
+        source=str(source),
+        dest=str(dest),
+        rows={name: r.rows for name, r in report.tables.items()},
+    )
     return report

@@ -44,8 +44,9 @@ def prepare_tables(
         from training.synthetic import generate
 
         source = Path(settings.raw_dir)
-        generate(source, n_clients=settings.synthetic_clients, seed=settings.seed,
-                 progress=progress)
+        generate(
+            source, n_clients=settings.synthetic_clients, seed=settings.seed, progress=progress
+        )
     else:
         source = Path(spec["path"])
     stamp = tables_dir / STAMP_FILE

@@ -75,9 +75,7 @@ def _table_stats(tables_dir: Path, table: str) -> dict[str, Any]:
 
 
 def _keys(tables_dir: Path, tables: tuple[str, ...], column: str) -> pl.LazyFrame:
-    return pl.concat(
-        [_scan(tables_dir, t).select(column) for t in tables]
-    ).unique()
+    return pl.concat([_scan(tables_dir, t).select(column) for t in tables]).unique()
 
 
 def _linkage(tables_dir: Path) -> dict[str, Any]:
@@ -87,9 +85,7 @@ def _linkage(tables_dir: Path) -> dict[str, Any]:
         parents = _keys(tables_dir, link.parents, link.column)
         orphan_rows = child.join(parents, on=link.column, how="anti").select(pl.len())
         parent_name = "application" if link.parents == APPLICATION_TABLES else link.parent
-        orphans[f"{link.child}.{link.column} -> {parent_name}"] = int(
-            orphan_rows.collect().item()
-        )
+        orphans[f"{link.child}.{link.column} -> {parent_name}"] = int(orphan_rows.collect().item())
     without_history = {}
     for application in APPLICATION_TABLES:
         clients = _scan(tables_dir, application).select("SK_ID_CURR")

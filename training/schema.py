@@ -124,6 +124,4 @@ def find_table_file(folder: Path, table: str) -> Path:
         candidate = folder / f"{table}{suffix}"
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(
-        f"{table}: no {table}.csv or {table}.csv.gz in {folder}"
-    )
+    raise FileNotFoundError(f"{table}: no {table}.csv or {table}.csv.gz in {folder}")

@@ -12,9 +12,7 @@ def mask_sentinels(frame: pl.LazyFrame, table: str) -> pl.LazyFrame:
     present = set(frame.collect_schema().names())
     days = [c for c in DAYS_SENTINEL_COLUMNS.get(table, ()) if c in present]
     categories = [
-        c.name
-        for c in kaggle_schema()[table].columns
-        if c.kind == "category" and c.name in present
+        c.name for c in kaggle_schema()[table].columns if c.kind == "category" and c.name in present
     ]
     return frame.with_columns(
         *[

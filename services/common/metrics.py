@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
-                   0.512, 1.0, 2.0, 5.0)
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.004,
+    0.008,
+    0.016,
+    0.032,
+    0.064,
+    0.128,
+    0.256,
+    0.512,
+    1.0,
+    2.0,
+    5.0,
+)
 
 GRPC_HANDLED = Counter(
     "grpc_server_handled_total",
@@ -22,9 +36,7 @@ MODEL_INFO = Info("credit_model", "The model version being served.")
 MODEL_LOADED_AT = Gauge(
     "credit_model_loaded_timestamp_seconds", "When the served model was loaded (Unix time)."
 )
-MODEL_RELOADS = Counter(
-    "credit_model_reloads_total", "Model (re)loads by outcome.", ["outcome"]
-)
+MODEL_RELOADS = Counter("credit_model_reloads_total", "Model (re)loads by outcome.", ["outcome"])
 FEATURE_READ_LATENCY = Histogram(
     "credit_feature_store_read_seconds",
     "Online feature-store read latency for one client.",

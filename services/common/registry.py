@@ -76,7 +76,6 @@ class ModelRegistry:
         bundle = next(target.rglob(META_FILE)).parent
         return ScoringModel.load(bundle)
 
-
     def reports(self, version: str) -> Path:
         """The training reports of one version (importance, population statistics, metrics,
         model card), downloaded once from its MLflow run."""
@@ -125,8 +124,12 @@ class ChampionFollower:
             loaded = self.registry.load(version)
         except Exception as error:
             MODEL_RELOADS.labels("failure").inc()
-            log.error("model_load_failed", version=version, error=str(error),
-                      keeping=current.model_version if current else None)
+            log.error(
+                "model_load_failed",
+                version=version,
+                error=str(error),
+                keeping=current.model_version if current else None,
+            )
             return False
         self.model = loaded  # one reference swap: requests see old or new, never a mix
         if self.on_change is not None:
@@ -134,8 +137,9 @@ class ChampionFollower:
         MODEL_RELOADS.labels("success").inc()
         MODEL_INFO.info({"version": version, "name": self.registry.settings.model_name})
         MODEL_LOADED_AT.set(time.time())
-        log.info("model_loaded", version=version,
-                 previous=current.model_version if current else None)
+        log.info(
+            "model_loaded", version=version, previous=current.model_version if current else None
+        )
         return True
 
     def start(self) -> None:

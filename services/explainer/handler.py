@@ -85,7 +85,10 @@ class ExplainerHandler:
         return self._populations[version]
 
     def neighbours(
-        self, version: str, k: int, client_id: int | None = None,
+        self,
+        version: str,
+        k: int,
+        client_id: int | None = None,
         raw: dict[str, Any] | None = None,
     ) -> tuple[Population, list[Neighbour]]:
         model = self.model(version)
@@ -238,10 +241,14 @@ def _plan_text(
     chance = wording.format_value({"unit": "share"}, p, lang)
     limit = wording.format_value({"unit": "share"}, threshold, lang)
     if lang == "fr":
-        return (f"Avec un crédit de {amount} sur {months} mois, la probabilité de défaut "
-                f"serait de {chance}, sous le seuil de {limit}.")
-    return (f"With a credit of {amount} over {months} months, the probability of default "
-            f"would be {chance}, under the {limit} threshold.")
+        return (
+            f"Avec un crédit de {amount} sur {months} mois, la probabilité de défaut "
+            f"serait de {chance}, sous le seuil de {limit}."
+        )
+    return (
+        f"With a credit of {amount} over {months} months, the probability of default "
+        f"would be {chance}, under the {limit} threshold."
+    )
 
 
 def _sigmoid(x: float) -> float:

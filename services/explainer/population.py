@@ -38,9 +38,9 @@ class Population:
         self.features: dict[str, dict[str, Any]] = stats["features"]
         importance = pd.read_csv(reports / "importance.csv")
         numeric = {f["name"] for f in model.schema["features"] if f["dtype"] == "float"}
-        self.neighbour_features = [
-            name for name in importance["feature"] if name in numeric
-        ][:NEIGHBOUR_FEATURES]
+        self.neighbour_features = [name for name in importance["feature"] if name in numeric][
+            :NEIGHBOUR_FEATURES
+        ]
         reference = pd.read_parquet(reports / "reference.parquet")
         values = reference[self.neighbour_features].to_numpy(dtype=np.float64)
         # Robust scaling: credit amounts and day counts have heavy tails.

@@ -108,8 +108,9 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
             response.bin_edges.extend(stats.get("bin_edges", []))
             response.repaid.extend(int(v) for v in stats.get("histogram", {}).get("0", []))
             response.defaulted.extend(int(v) for v in stats.get("histogram", {}).get("1", []))
-            response.quantiles.update({k: float(v) for k, v in stats.get("quantiles", {}).items()
-                                       if v is not None})
+            response.quantiles.update(
+                {k: float(v) for k, v in stats.get("quantiles", {}).items() if v is not None}
+            )
         return response
 
     def GetNeighbours(
@@ -164,9 +165,9 @@ def _lang(lang: str) -> str:
     return lang
 
 
-def create_server(settings: ExplainerSettings, features: FeatureSource) -> tuple[
-    grpc.Server, Any, ModelRegistry
-]:
+def create_server(
+    settings: ExplainerSettings, features: FeatureSource
+) -> tuple[grpc.Server, Any, ModelRegistry]:
     registry = ModelRegistry(settings.registry_settings())
     handler = ExplainerHandler(VersionCache(registry, settings.cached_versions), features)
     server, health = build_server(

@@ -138,8 +138,12 @@ def _write_durably(archive_dir: Path, rows: list[dict[str, Any]]) -> Path:
     ids = [row["decision_id"] for row in rows]
     path = archive_dir / f"{PREFIX}{ids[0]}_{ids[-1]}.parquet"
     partial = path.with_suffix(".parquet.partial")
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), partial, compression="zstd",
-                   row_group_size=ROW_GROUP)
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=SCHEMA),
+        partial,
+        compression="zstd",
+        row_group_size=ROW_GROUP,
+    )
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
     partial.replace(path)

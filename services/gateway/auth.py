@@ -82,9 +82,7 @@ class Authenticator:
 def require(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
     """Dependency: a valid key holding any of ``scopes`` (no scope: any valid key)."""
 
-    async def dependency(
-        request: Request, plain: str | None = Security(API_KEY_HEADER)
-    ) -> ApiKey:
+    async def dependency(request: Request, plain: str | None = Security(API_KEY_HEADER)) -> ApiKey:
         auth: Authenticator = request.app.state.auth
         key = auth.authenticate(plain, scopes)
         request.state.key_id = key.id  # for the access log; the key itself is never logged

@@ -27,7 +27,8 @@ DECISIONS = Counter(
     "credit_decisions_total", "Real credit decisions (simulations excluded).", ["decision"]
 )
 PROBABILITIES = Histogram(
-    "credit_score_probability", "Probability of default of real decisions (score distribution).",
+    "credit_score_probability",
+    "Probability of default of real decisions (score distribution).",
     buckets=(0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0),
 )
 BACKEND_CALLS = Histogram(

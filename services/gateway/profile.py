@@ -67,9 +67,7 @@ def build_profile(
     numeric, categorical = client.features.numeric, client.features.categorical
     fields: dict[str, list[ProfileField]] = {group: [] for group, _, _ in GROUPS}
     for spec in model.features:
-        value: Any = (
-            categorical[spec.name] if spec.name in categorical else numeric.get(spec.name)
-        )
+        value: Any = categorical[spec.name] if spec.name in categorical else numeric.get(spec.name)
         as_dict = {"dtype": spec.dtype, "unit": spec.unit}
         fields[group_of(spec)].append(
             ProfileField(

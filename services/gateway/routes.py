@@ -417,4 +417,3 @@ async def readyz(request: Request, backends: BackendsDep) -> Any:
 @ops.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-

@@ -143,9 +143,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         return profile
 
 
-def create_server(settings: ScoringSettings, features: FeatureSource) -> tuple[
-    grpc.Server, ChampionFollower, Any
-]:
+def create_server(
+    settings: ScoringSettings, features: FeatureSource
+) -> tuple[grpc.Server, ChampionFollower, Any]:
     """The server, its model follower and its health servicer (not started)."""
     registry = ModelRegistry(settings.registry_settings(settings.model_alias))
     follower = ChampionFollower(registry, poll_seconds=settings.poll_seconds)

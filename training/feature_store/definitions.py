@@ -130,6 +130,6 @@ def definitions(schema: dict[str, Any], offline_path: Path) -> list[Any]:
 def offline_frame(features: pl.DataFrame, event_time: Any) -> pl.DataFrame:
     """features.parquet + Feast's timestamp columns (both the build time)."""
     stamp = pl.lit(event_time).cast(pl.Datetime("us", "UTC"))
-    return features.with_columns(
-        stamp.alias(EVENT_TIMESTAMP), stamp.alias(CREATED_TIMESTAMP)
-    ).drop("TARGET", "split", strict=False)
+    return features.with_columns(stamp.alias(EVENT_TIMESTAMP), stamp.alias(CREATED_TIMESTAMP)).drop(
+        "TARGET", "split", strict=False
+    )

@@ -82,31 +82,85 @@ def bureau_features(tables_dir: Path) -> Built:
     a.count(("credits reported", "crédits déclarés"), "active", active)
     a.count(("credits reported", "crédits déclarés"), "closed", closed)
     a.count(("credits reported", "crédits déclarés"), "recent", recent)
-    a.stats("DAYS_CREDIT", ("time since credit opened", "ancienneté du crédit"),
-            ("mean", "min", "max"), "days")
-    a.stats("DAYS_CREDIT_ENDDATE", ("remaining duration", "durée restante"),
-            ("mean", "max"), "days", "active", active)
+    a.stats(
+        "DAYS_CREDIT",
+        ("time since credit opened", "ancienneté du crédit"),
+        ("mean", "min", "max"),
+        "days",
+    )
+    a.stats(
+        "DAYS_CREDIT_ENDDATE",
+        ("remaining duration", "durée restante"),
+        ("mean", "max"),
+        "days",
+        "active",
+        active,
+    )
     a.stats("CREDIT_DAY_OVERDUE", ("days overdue", "jours de retard"), ("max", "mean"), "day_count")
-    a.stats("AMT_CREDIT_MAX_OVERDUE", ("highest amount overdue", "montant maximal en retard"),
-            ("max",), "money")
+    a.stats(
+        "AMT_CREDIT_MAX_OVERDUE",
+        ("highest amount overdue", "montant maximal en retard"),
+        ("max",),
+        "money",
+    )
     a.stats("CNT_CREDIT_PROLONG", ("prolongations", "prolongations"), ("sum",), "count")
     a.stats("AMT_CREDIT_SUM", ("credit amount", "montant de crédit"), ("sum", "mean"), "money")
     for subset, where in (("active", active), ("closed", closed)):
-        a.stats("AMT_CREDIT_SUM", ("credit amount", "montant de crédit"), ("sum",), "money",
-                subset, where)
-    a.stats("AMT_CREDIT_SUM_DEBT", ("current debt", "dette en cours"), ("sum", "mean"),
-            "money", "active", active)
-    a.stats("AMT_CREDIT_SUM_OVERDUE", ("amount overdue", "montant en retard"), ("sum",),
-            "money", "active", active)
-    a.stats("DEBT_RATIO", ("debt as a share of credit", "dette en part du crédit"),
-            ("mean", "max"), "share", "active", active)
+        a.stats(
+            "AMT_CREDIT_SUM",
+            ("credit amount", "montant de crédit"),
+            ("sum",),
+            "money",
+            subset,
+            where,
+        )
+    a.stats(
+        "AMT_CREDIT_SUM_DEBT",
+        ("current debt", "dette en cours"),
+        ("sum", "mean"),
+        "money",
+        "active",
+        active,
+    )
+    a.stats(
+        "AMT_CREDIT_SUM_OVERDUE",
+        ("amount overdue", "montant en retard"),
+        ("sum",),
+        "money",
+        "active",
+        active,
+    )
+    a.stats(
+        "DEBT_RATIO",
+        ("debt as a share of credit", "dette en part du crédit"),
+        ("mean", "max"),
+        "share",
+        "active",
+        active,
+    )
     a.stats("AMT_ANNUITY", ("annuity", "annuité"), ("sum",), "money", "active", active)
-    a.stats("AMT_CREDIT_SUM", ("credit amount", "montant de crédit"), ("sum",), "money",
-            "recent", recent)
-    a.add("CREDIT_CARD_SHARE", (pl.col("CREDIT_TYPE") == "Credit card").mean(),
-          ("credit cards", "cartes de crédit"), "share", unit="share")
-    a.add("MICROLOAN_COUNT", (pl.col("CREDIT_TYPE") == "Microloan").sum(),
-          ("microloans", "microcrédits"), "count", unit="count")
+    a.stats(
+        "AMT_CREDIT_SUM",
+        ("credit amount", "montant de crédit"),
+        ("sum",),
+        "money",
+        "recent",
+        recent,
+    )
+    a.add(
+        "CREDIT_CARD_SHARE",
+        (pl.col("CREDIT_TYPE") == "Credit card").mean(),
+        ("credit cards", "cartes de crédit"),
+        "share",
+        unit="share",
+    )
+    a.add(
+        "MICROLOAN_COUNT",
+        (pl.col("CREDIT_TYPE") == "Microloan").sum(),
+        ("microloans", "microcrédits"),
+        "count",
+        unit="count",
+    )
     frame = bureau.group_by("SK_ID_CURR").agg(a.exprs)
     return frame, a.infos
 
@@ -129,14 +183,32 @@ def bureau_balance_features(tables_dir: Path) -> Built:
     links = pl.scan_parquet(tables_dir / "bureau.parquet").select("SK_ID_CURR", "SK_ID_BUREAU")
     joined = per_credit.join(links, on="SK_ID_BUREAU", how="inner")
     a = AggregateSet("BB", "bureau_balance")
-    a.stats("MONTHS", ("months reported per credit", "mois déclarés par crédit"),
-            ("mean", "sum"), "count")
-    a.stats("LATE_SHARE", ("share of months past due", "part des mois en retard"),
-            ("mean", "max"), "share")
-    a.add("LATE_SHARE_MEAN", pl.col("LATE_SHARE_RECENT").mean(),
-          ("share of months past due", "part des mois en retard"), "mean", "recent", "share")
-    a.stats("WORST_STATUS", ("worst lateness level (0-5)", "pire niveau de retard (0-5)"),
-            ("max", "mean"), "score")
+    a.stats(
+        "MONTHS",
+        ("months reported per credit", "mois déclarés par crédit"),
+        ("mean", "sum"),
+        "count",
+    )
+    a.stats(
+        "LATE_SHARE",
+        ("share of months past due", "part des mois en retard"),
+        ("mean", "max"),
+        "share",
+    )
+    a.add(
+        "LATE_SHARE_MEAN",
+        pl.col("LATE_SHARE_RECENT").mean(),
+        ("share of months past due", "part des mois en retard"),
+        "mean",
+        "recent",
+        "share",
+    )
+    a.stats(
+        "WORST_STATUS",
+        ("worst lateness level (0-5)", "pire niveau de retard (0-5)"),
+        ("max", "mean"),
+        "score",
+    )
     frame = joined.group_by("SK_ID_CURR").agg(a.exprs)
     return frame, a.infos
 
@@ -153,25 +225,66 @@ def previous_application_features(tables_dir: Path) -> Built:
     a.count(("previous applications", "demandes précédentes"), "approved", approved)
     a.count(("previous applications", "demandes précédentes"), "refused", refused)
     a.count(("previous applications", "demandes précédentes"), "recent", recent)
-    a.add("REFUSED_SHARE", refused.mean(), ("applications refused", "demandes refusées"),
-          "share", unit="share")
-    a.add("REFUSED_SHARE", refused.filter(recent).mean(),
-          ("applications refused", "demandes refusées"), "share", "recent", "share")
+    a.add(
+        "REFUSED_SHARE",
+        refused.mean(),
+        ("applications refused", "demandes refusées"),
+        "share",
+        unit="share",
+    )
+    a.add(
+        "REFUSED_SHARE",
+        refused.filter(recent).mean(),
+        ("applications refused", "demandes refusées"),
+        "share",
+        "recent",
+        "share",
+    )
     for subset, where in (("approved", approved), ("refused", refused)):
-        a.stats("AMT_CREDIT", ("credit amount", "montant du crédit"), ("mean", "max"),
-                "money", subset, where)
-        a.stats("APPLICATION_CREDIT", ("amount asked / granted", "montant demandé / accordé"),
-                ("mean",), "ratio", subset, where)
-        a.stats("DAYS_DECISION", ("time since decision", "ancienneté de la décision"),
-                ("max",), "days", subset, where)
+        a.stats(
+            "AMT_CREDIT",
+            ("credit amount", "montant du crédit"),
+            ("mean", "max"),
+            "money",
+            subset,
+            where,
+        )
+        a.stats(
+            "APPLICATION_CREDIT",
+            ("amount asked / granted", "montant demandé / accordé"),
+            ("mean",),
+            "ratio",
+            subset,
+            where,
+        )
+        a.stats(
+            "DAYS_DECISION",
+            ("time since decision", "ancienneté de la décision"),
+            ("max",),
+            "days",
+            subset,
+            where,
+        )
     a.stats("AMT_ANNUITY", ("annuity", "annuité"), ("mean",), "money", "approved", approved)
-    a.stats("CNT_PAYMENT", ("term in months", "durée en mois"), ("mean",), "count",
-            "approved", approved)
+    a.stats(
+        "CNT_PAYMENT", ("term in months", "durée en mois"), ("mean",), "count", "approved", approved
+    )
     a.stats("RATE_DOWN_PAYMENT", ("down-payment rate", "taux d'apport"), ("mean",), "share")
-    a.stats("DAYS_LAST_DUE_1ST_VERSION", ("planned last due date", "dernière échéance prévue"),
-            ("max",), "days", "approved", approved)
-    a.add("INSURED_SHARE", pl.col("NFLAG_INSURED_ON_APPROVAL").mean(),
-          ("loans with insurance", "prêts assurés"), "share", unit="share")
+    a.stats(
+        "DAYS_LAST_DUE_1ST_VERSION",
+        ("planned last due date", "dernière échéance prévue"),
+        ("max",),
+        "days",
+        "approved",
+        approved,
+    )
+    a.add(
+        "INSURED_SHARE",
+        pl.col("NFLAG_INSURED_ON_APPROVAL").mean(),
+        ("loans with insurance", "prêts assurés"),
+        "share",
+        unit="share",
+    )
     frame = previous.group_by("SK_ID_CURR").agg(a.exprs)
     return frame, a.infos
 
@@ -182,18 +295,38 @@ def pos_cash_features(tables_dir: Path) -> Built:
     a = AggregateSet("POS", "POS_CASH_balance")
     a.count(("monthly records", "relevés mensuels"))
     a.stats("SK_DPD", ("days past due", "jours de retard"), ("max", "mean"), "day_count")
-    a.stats("SK_DPD_DEF", ("days past due (tolerance applied)", "jours de retard (avec tolérance)"),
-            ("max", "mean"), "day_count")
-    a.stats("SK_DPD", ("days past due", "jours de retard"), ("mean",), "day_count",
-            "recent", recent)
-    a.add("LATE_SHARE", (pl.col("SK_DPD") > 0).mean(),
-          ("months past due", "mois en retard"), "share", unit="share")
-    a.stats("CNT_INSTALMENT_FUTURE", ("instalments left", "échéances restantes"),
-            ("mean",), "count", "recent", recent)
-    a.add("COMPLETED_COUNT", (pl.col("NAME_CONTRACT_STATUS") == "Completed").sum(),
-          ("completed contracts", "contrats terminés"), "count", unit="count")
-    a.add("LOANS_COUNT", pl.col("SK_ID_PREV").n_unique(), ("loans", "prêts"), "count",
-          unit="count")
+    a.stats(
+        "SK_DPD_DEF",
+        ("days past due (tolerance applied)", "jours de retard (avec tolérance)"),
+        ("max", "mean"),
+        "day_count",
+    )
+    a.stats(
+        "SK_DPD", ("days past due", "jours de retard"), ("mean",), "day_count", "recent", recent
+    )
+    a.add(
+        "LATE_SHARE",
+        (pl.col("SK_DPD") > 0).mean(),
+        ("months past due", "mois en retard"),
+        "share",
+        unit="share",
+    )
+    a.stats(
+        "CNT_INSTALMENT_FUTURE",
+        ("instalments left", "échéances restantes"),
+        ("mean",),
+        "count",
+        "recent",
+        recent,
+    )
+    a.add(
+        "COMPLETED_COUNT",
+        (pl.col("NAME_CONTRACT_STATUS") == "Completed").sum(),
+        ("completed contracts", "contrats terminés"),
+        "count",
+        unit="count",
+    )
+    a.add("LOANS_COUNT", pl.col("SK_ID_PREV").n_unique(), ("loans", "prêts"), "count", unit="count")
     frame = pos.group_by("SK_ID_CURR").agg(a.exprs)
     return frame, a.infos
 
@@ -209,18 +342,38 @@ def installments_features(tables_dir: Path) -> Built:
     recent = pl.col("DAYS_INSTALMENT") >= -RECENT_DAYS
     a = AggregateSet("INST", "installments_payments")
     a.count(("instalments", "échéances"))
-    a.stats("PAID_SHARE", ("share of the instalment paid", "part de l'échéance payée"),
-            ("mean", "min"), "share")
-    a.stats("PAID_DIFF", ("amount left unpaid", "montant impayé"), ("mean", "max", "sum"),
-            "money")
+    a.stats(
+        "PAID_SHARE",
+        ("share of the instalment paid", "part de l'échéance payée"),
+        ("mean", "min"),
+        "share",
+    )
+    a.stats("PAID_DIFF", ("amount left unpaid", "montant impayé"), ("mean", "max", "sum"), "money")
     a.stats("DPD", ("days paid late", "jours de retard de paiement"), ("mean", "max"), "day_count")
     a.stats("DBD", ("days paid early", "jours payés en avance"), ("mean",), "day_count")
-    a.add("LATE_SHARE", (pl.col("DPD") > 0).mean(), ("instalments paid late",
-          "échéances payées en retard"), "share", unit="share")
-    a.stats("DPD", ("days paid late", "jours de retard de paiement"), ("mean",), "day_count",
-            "recent", recent)
-    a.stats("PAID_SHARE", ("share of the instalment paid", "part de l'échéance payée"),
-            ("mean",), "share", "recent", recent)
+    a.add(
+        "LATE_SHARE",
+        (pl.col("DPD") > 0).mean(),
+        ("instalments paid late", "échéances payées en retard"),
+        "share",
+        unit="share",
+    )
+    a.stats(
+        "DPD",
+        ("days paid late", "jours de retard de paiement"),
+        ("mean",),
+        "day_count",
+        "recent",
+        recent,
+    )
+    a.stats(
+        "PAID_SHARE",
+        ("share of the instalment paid", "part de l'échéance payée"),
+        ("mean",),
+        "share",
+        "recent",
+        recent,
+    )
     frame = inst.group_by("SK_ID_CURR").agg(a.exprs)
     return frame, a.infos
 
@@ -236,16 +389,20 @@ def credit_card_features(tables_dir: Path) -> Built:
     a = AggregateSet("CC", "credit_card_balance")
     a.count(("monthly records", "relevés mensuels"))
     a.stats("AMT_BALANCE", ("balance", "solde"), ("mean", "max"), "money")
-    a.stats("USE", ("share of the limit used", "part du plafond utilisée"), ("mean", "max"),
-            "share")
-    a.stats("USE", ("share of the limit used", "part du plafond utilisée"), ("mean",), "share",
-            "recent", recent)
-    a.stats("AMT_DRAWINGS_CURRENT", ("monthly drawings", "retraits mensuels"), ("mean",),
-            "money")
-    a.stats("CNT_DRAWINGS_CURRENT", ("drawings per month", "retraits par mois"), ("mean",),
-            "count")
-    a.stats("PAID_MIN", ("payment / minimum due", "paiement / minimum dû"), ("mean",),
-            "ratio")
+    a.stats(
+        "USE", ("share of the limit used", "part du plafond utilisée"), ("mean", "max"), "share"
+    )
+    a.stats(
+        "USE",
+        ("share of the limit used", "part du plafond utilisée"),
+        ("mean",),
+        "share",
+        "recent",
+        recent,
+    )
+    a.stats("AMT_DRAWINGS_CURRENT", ("monthly drawings", "retraits mensuels"), ("mean",), "money")
+    a.stats("CNT_DRAWINGS_CURRENT", ("drawings per month", "retraits par mois"), ("mean",), "count")
+    a.stats("PAID_MIN", ("payment / minimum due", "paiement / minimum dû"), ("mean",), "ratio")
     a.stats("SK_DPD", ("days past due", "jours de retard"), ("max", "mean"), "day_count")
     frame = cards.group_by("SK_ID_CURR").agg(a.exprs)
     return frame, a.infos

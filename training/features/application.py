@@ -33,65 +33,124 @@ def _ext_std() -> pl.Expr:
 
 DERIVED: tuple[tuple[FeatureInfo, pl.Expr], ...] = (
     (
-        FeatureInfo("CREDIT_TERM_MONTHS", "application", "Loan term in months",
-                    "Durée du prêt en mois", unit="count", actionable=True),
+        FeatureInfo(
+            "CREDIT_TERM_MONTHS",
+            "application",
+            "Loan term in months",
+            "Durée du prêt en mois",
+            unit="count",
+            actionable=True,
+        ),
         # Kaggle's AMT_ANNUITY is the monthly instalment: credit / annuity = months.
         safe_divide(pl.col("AMT_CREDIT"), pl.col("AMT_ANNUITY")),
     ),
     (
-        FeatureInfo("ANNUITY_INCOME_RATIO", "application", "Annuity as a share of income",
-                    "Annuité en part du revenu", unit="share"),
+        FeatureInfo(
+            "ANNUITY_INCOME_RATIO",
+            "application",
+            "Annuity as a share of income",
+            "Annuité en part du revenu",
+            unit="share",
+        ),
         safe_divide(pl.col("AMT_ANNUITY"), pl.col("AMT_INCOME_TOTAL")),
     ),
     (
-        FeatureInfo("CREDIT_INCOME_RATIO", "application", "Credit as a multiple of income",
-                    "Crédit en multiple du revenu", unit="ratio"),
+        FeatureInfo(
+            "CREDIT_INCOME_RATIO",
+            "application",
+            "Credit as a multiple of income",
+            "Crédit en multiple du revenu",
+            unit="ratio",
+        ),
         safe_divide(pl.col("AMT_CREDIT"), pl.col("AMT_INCOME_TOTAL")),
     ),
     (
-        FeatureInfo("GOODS_CREDIT_RATIO", "application", "Goods price as a share of the credit",
-                    "Prix du bien en part du crédit", unit="share"),
+        FeatureInfo(
+            "GOODS_CREDIT_RATIO",
+            "application",
+            "Goods price as a share of the credit",
+            "Prix du bien en part du crédit",
+            unit="share",
+        ),
         safe_divide(pl.col("AMT_GOODS_PRICE"), pl.col("AMT_CREDIT")),
     ),
     (
-        FeatureInfo("EMPLOYED_AGE_RATIO", "application", "Share of life in the current job",
-                    "Part de la vie passée dans l'emploi actuel", unit="share"),
+        FeatureInfo(
+            "EMPLOYED_AGE_RATIO",
+            "application",
+            "Share of life in the current job",
+            "Part de la vie passée dans l'emploi actuel",
+            unit="share",
+        ),
         safe_divide(pl.col("DAYS_EMPLOYED"), pl.col("DAYS_BIRTH")),
     ),
     (
-        FeatureInfo("INCOME_PER_PERSON", "application", "Income per family member",
-                    "Revenu par membre de la famille", unit="money"),
+        FeatureInfo(
+            "INCOME_PER_PERSON",
+            "application",
+            "Income per family member",
+            "Revenu par membre de la famille",
+            unit="money",
+        ),
         safe_divide(pl.col("AMT_INCOME_TOTAL"), pl.col("CNT_FAM_MEMBERS")),
     ),
     (
-        FeatureInfo("EXT_SOURCE_MEAN", "application", "Average of the external scores",
-                    "Moyenne des scores externes", unit="score"),
+        FeatureInfo(
+            "EXT_SOURCE_MEAN",
+            "application",
+            "Average of the external scores",
+            "Moyenne des scores externes",
+            unit="score",
+        ),
         pl.mean_horizontal(*EXT_SOURCES),
     ),
     (
-        FeatureInfo("EXT_SOURCE_MIN", "application", "Lowest external score",
-                    "Score externe le plus bas", unit="score"),
+        FeatureInfo(
+            "EXT_SOURCE_MIN",
+            "application",
+            "Lowest external score",
+            "Score externe le plus bas",
+            unit="score",
+        ),
         pl.min_horizontal(*EXT_SOURCES),
     ),
     (
-        FeatureInfo("EXT_SOURCE_MAX", "application", "Highest external score",
-                    "Score externe le plus haut", unit="score"),
+        FeatureInfo(
+            "EXT_SOURCE_MAX",
+            "application",
+            "Highest external score",
+            "Score externe le plus haut",
+            unit="score",
+        ),
         pl.max_horizontal(*EXT_SOURCES),
     ),
     (
-        FeatureInfo("EXT_SOURCE_STD", "application", "Spread of the external scores",
-                    "Dispersion des scores externes", unit="score"),
+        FeatureInfo(
+            "EXT_SOURCE_STD",
+            "application",
+            "Spread of the external scores",
+            "Dispersion des scores externes",
+            unit="score",
+        ),
         _ext_std(),
     ),
     (
-        FeatureInfo("EXT_SOURCE_PROD", "application", "Product of the external scores",
-                    "Produit des scores externes", unit="score"),
+        FeatureInfo(
+            "EXT_SOURCE_PROD",
+            "application",
+            "Product of the external scores",
+            "Produit des scores externes",
+            unit="score",
+        ),
         pl.col("EXT_SOURCE_1") * pl.col("EXT_SOURCE_2") * pl.col("EXT_SOURCE_3"),
     ),
 )
 ANOMALY = FeatureInfo(
-    "DAYS_EMPLOYED_ANOMALY", "application", "No employment date (pensioner or unemployed)",
-    "Pas de date d'emploi (retraité ou sans emploi)", unit="flag",
+    "DAYS_EMPLOYED_ANOMALY",
+    "application",
+    "No employment date (pensioner or unemployed)",
+    "Pas de date d'emploi (retraité ou sans emploi)",
+    unit="flag",
 )
 
 

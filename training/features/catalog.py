@@ -13,8 +13,17 @@ from typing import Literal
 # days: a date as an offset from the application (negative = past), read as a duration in
 # years; day_count: a number of days (days past due, days paid early), read as days.
 Unit = Literal[
-    "money", "days", "day_count", "years", "ratio", "share", "score", "count", "flag",
-    "category", "",
+    "money",
+    "days",
+    "day_count",
+    "years",
+    "ratio",
+    "share",
+    "score",
+    "count",
+    "flag",
+    "category",
+    "",
 ]
 
 
@@ -100,25 +109,35 @@ APPLICATION_LABELS: dict[str, tuple[str, str, Unit]] = {
     "NAME_FAMILY_STATUS": ("Family status", "Situation familiale", "category"),
     "NAME_HOUSING_TYPE": ("Housing", "Logement", "category"),
     "REGION_POPULATION_RELATIVE": (
-        "Population density of the region", "Densité de population de la région", "ratio"
+        "Population density of the region",
+        "Densité de population de la région",
+        "ratio",
     ),
     "DAYS_BIRTH": ("Age", "Âge", "days"),
     "DAYS_EMPLOYED": ("Time in current job", "Ancienneté dans l'emploi", "days"),
     "DAYS_REGISTRATION": (
-        "Time since registration changed", "Ancienneté de l'enregistrement", "days"
+        "Time since registration changed",
+        "Ancienneté de l'enregistrement",
+        "days",
     ),
     "DAYS_ID_PUBLISH": (
-        "Time since the ID document was issued", "Ancienneté de la pièce d'identité", "days"
+        "Time since the ID document was issued",
+        "Ancienneté de la pièce d'identité",
+        "days",
     ),
     "OWN_CAR_AGE": ("Age of the car", "Âge de la voiture", "years"),
     "OCCUPATION_TYPE": ("Occupation", "Profession", "category"),
     "CNT_FAM_MEMBERS": ("Family members", "Membres de la famille", "count"),
     "REGION_RATING_CLIENT": ("Region rating", "Notation de la région", "score"),
     "REGION_RATING_CLIENT_W_CITY": (
-        "Region rating (with city)", "Notation de la région (avec la ville)", "score"
+        "Region rating (with city)",
+        "Notation de la région (avec la ville)",
+        "score",
     ),
     "WEEKDAY_APPR_PROCESS_START": (
-        "Weekday of the application", "Jour de la semaine de la demande", "category"
+        "Weekday of the application",
+        "Jour de la semaine de la demande",
+        "category",
     ),
     "HOUR_APPR_PROCESS_START": ("Hour of the application", "Heure de la demande", "count"),
     "ORGANIZATION_TYPE": ("Employer's sector", "Secteur de l'employeur", "category"),
@@ -126,27 +145,33 @@ APPLICATION_LABELS: dict[str, tuple[str, str, Unit]] = {
     "EXT_SOURCE_2": ("External score 2", "Score externe 2", "score"),
     "EXT_SOURCE_3": ("External score 3", "Score externe 3", "score"),
     "DAYS_LAST_PHONE_CHANGE": (
-        "Time since the phone was changed", "Ancienneté du téléphone", "days"
+        "Time since the phone was changed",
+        "Ancienneté du téléphone",
+        "days",
     ),
     "FONDKAPREMONT_MODE": ("Building: repair fund", "Immeuble : fonds de travaux", "category"),
     "HOUSETYPE_MODE": ("Building: type of house", "Immeuble : type de logement", "category"),
     "WALLSMATERIAL_MODE": ("Building: wall material", "Immeuble : matériau des murs", "category"),
-    "EMERGENCYSTATE_MODE": (
-        "Building: emergency state", "Immeuble : état d'urgence", "category"
-    ),
+    "EMERGENCYSTATE_MODE": ("Building: emergency state", "Immeuble : état d'urgence", "category"),
     "OBS_30_CNT_SOCIAL_CIRCLE": (
-        "Social circle with 30-day overdue observed", "Entourage observé avec 30 j de retard",
+        "Social circle with 30-day overdue observed",
+        "Entourage observé avec 30 j de retard",
         "count",
     ),
     "DEF_30_CNT_SOCIAL_CIRCLE": (
-        "Social circle that defaulted (30 days)", "Entourage en défaut (30 jours)", "count"
+        "Social circle that defaulted (30 days)",
+        "Entourage en défaut (30 jours)",
+        "count",
     ),
     "OBS_60_CNT_SOCIAL_CIRCLE": (
-        "Social circle with 60-day overdue observed", "Entourage observé avec 60 j de retard",
+        "Social circle with 60-day overdue observed",
+        "Entourage observé avec 60 j de retard",
         "count",
     ),
     "DEF_60_CNT_SOCIAL_CIRCLE": (
-        "Social circle that defaulted (60 days)", "Entourage en défaut (60 jours)", "count"
+        "Social circle that defaulted (60 days)",
+        "Entourage en défaut (60 jours)",
+        "count",
     ),
 }
 
@@ -171,8 +196,11 @@ BUILDING_PARTS = {
     "NONLIVINGAREA": ("non-living area", "surface non habitable"),
     "TOTALAREA": ("total area", "surface totale"),
 }
-BUILDING_STATS = {"AVG": ("average", "moyenne"), "MODE": ("mode", "mode"),
-                  "MEDI": ("median", "médiane")}
+BUILDING_STATS = {
+    "AVG": ("average", "moyenne"),
+    "MODE": ("mode", "mode"),
+    "MEDI": ("median", "médiane"),
+}
 
 
 def raw_application_info(

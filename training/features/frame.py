@@ -11,9 +11,7 @@ NAN = float("nan")
 
 
 def model_columns(schema: dict[str, Any], *, use_protected: bool = False) -> list[str]:
-    return [
-        f["name"] for f in schema["features"] if use_protected or not f.get("protected", False)
-    ]
+    return [f["name"] for f in schema["features"] if use_protected or not f.get("protected", False)]
 
 
 def model_matrix(
