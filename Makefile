@@ -74,8 +74,8 @@ train: features ## Features, then train, calibrate, evaluate and register (artif
 mlflow: venv ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
-materialize: venv ## Load features into the online store (not implemented yet)
-	@echo "make materialize: not implemented yet (feature store issue)" >&2; exit 2
+materialize: features ## Features into the online store (ONLINE_STORE=sqlite|redis) + feature services
+	$(BIN)/credit materialize
 
 test: venv services ops-tools ## Run the whole test suite
 	@bash scripts/ensure-test-tools.sh
