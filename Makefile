@@ -81,6 +81,7 @@ test: venv services ops-tools ## Run the whole test suite
 	@bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 ops-tools: venv ## Install helm, kubectl, promtool/prometheus, hadolint, checkov, kubernetes-validate
@@ -98,9 +99,10 @@ locks: venv ## Regenerate the per-image docker/requirements-*.lock from pyprojec
 k8s-base: ## Regenerate k8s/base from the Helm chart
 	bash k8s/render-base.sh
 
-lint: venv ## Lint and check the formatting with ruff (ruff format . fixes the latter)
+lint: venv ## ruff (lint, formatting: ruff format . fixes it) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: venv ## Measure speed and memory -> artifacts/bench.{json,md} (REST/gRPC: after make up)
 	@bash scripts/apt-install.sh wrk

@@ -298,12 +298,15 @@ def serve(
 ) -> None:
     """Run one service in the foreground (what `make up` starts in the background)."""
     if service == "scoring":
-        from services.scoring.server import serve as run
+        from services.scoring.server import serve as serve_scoring
+
+        serve_scoring()
     elif service == "explainer":
-        from services.explainer.server import serve as run
+        from services.explainer.server import serve as serve_explainer
+
+        serve_explainer()
     else:
         raise _fail(f"unknown service {service!r}: scoring or explainer")
-    run()
 
 
 @app.command("drift")

@@ -105,8 +105,8 @@ def start(timeout: float = 120.0) -> list[Service]:
     deadline = time.monotonic() + timeout
     for service in services():
         while not service.ready():
-            child = children.get(service.name)
-            if (child is not None and child.poll() is not None) or _pid(service.name) is None:
+            started = children.get(service.name)
+            if (started is not None and started.poll() is not None) or _pid(service.name) is None:
                 (RUN_DIR / f"{service.name}.pid").unlink(missing_ok=True)
                 raise RuntimeError(f"{service.name} exited: see {RUN_DIR / service.name}.log")
             if time.monotonic() > deadline:

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightgbm as lgb
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
 # LightGBM's C library and helpers: the fast single-row API has no Python wrapper.
 from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _c_str, _safe_call
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from training.features.frame import RowEncoder
 
@@ -192,7 +192,7 @@ class ScoringModel:
     def decide(self, p: float | np.ndarray) -> str | np.ndarray:
         """Refuse when the calibrated probability reaches the cost-optimal threshold."""
         if np.ndim(p) == 0:
-            return REFUSED if float(p) >= self.threshold else GRANTED  # type: ignore[arg-type]
+            return REFUSED if float(p) >= self.threshold else GRANTED
         return np.where(np.asarray(p) >= self.threshold, REFUSED, GRANTED)
 
     def save(self, directory: Path) -> Path:
@@ -229,17 +229,17 @@ class ScoringModel:
         )
 
 
-class ScoringPyfunc(mlflow.pyfunc.PythonModel):
+class ScoringPyfunc(PythonModel):
     """MLflow wrapper: the bundle directory is the model's only artefact."""
 
     BUNDLE_KEY = "bundle"
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         self.model = ScoringModel.load(Path(context.artifacts[self.BUNDLE_KEY]))
 
     def predict(
         self,
-        context: mlflow.pyfunc.PythonModelContext,
+        context: PythonModelContext,
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> np.ndarray:

@@ -335,7 +335,7 @@ def compare_imbalance(
     for weighting in ("none", "scale_pos_weight"):
         if progress:
             progress(f"class weighting: {weighting}")
-        params = lgb_params(seed=seed, weighting=weighting, y=y, quick=quick)  # type: ignore[arg-type]
+        params = lgb_params(seed=seed, weighting=weighting, y=y, quick=quick)
         results[weighting] = cross_validate_lgbm(
             X,
             y,

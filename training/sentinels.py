@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import polars as pl
 
 from training.schema import CATEGORY_MISSING, DAYS_SENTINEL, DAYS_SENTINEL_COLUMNS, kaggle_schema
 
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
-def mask_sentinels(frame: pl.LazyFrame, table: str) -> pl.LazyFrame:
+
+def mask_sentinels(frame: Frame, table: str) -> Frame:
     """365243 day offsets and the XNA category become null; XAP stays (it is meaningful)."""
     present = set(frame.collect_schema().names())
     days = [c for c in DAYS_SENTINEL_COLUMNS.get(table, ()) if c in present]

@@ -127,6 +127,8 @@ def _champion_auc(
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None, None
+    if champion.run_id is None:  # registered without a run: nothing to compare with
+        return str(champion.version), None
     run = client.get_run(champion.run_id)
     if run.data.tags.get(DATA_SOURCE_TAG, "") != data_source:
         return str(champion.version), None
@@ -478,7 +480,7 @@ def run_training(
         reference_out.insert(0, "SK_ID_CURR", train.loc[reference.index, "SK_ID_CURR"])
         reference_out["TARGET"] = y[reference.index]
         reference_out["prediction"] = bundle.calibrator.predict(
-            booster.predict(reference, num_threads=1)
+            np.asarray(booster.predict(reference, num_threads=1), dtype=np.float64)
         )
         reference_out.to_parquet(artifacts_dir / "reference.parquet", index=False)
         step("drift report: train vs application_test clients")

@@ -185,8 +185,8 @@ class ExplainerHandler:
         ]
         # Smallest effort first: a 10% smaller loan ~ a 25% longer term.
         plans.sort(key=lambda plan: (1 - plan[0]) + (plan[1] - 1) * 0.4)
-        candidates = []
-        base_raw = {name: features.get(name) for name in raw_columns()}
+        candidates: list[dict[str, Any]] = []
+        base_raw: dict[str, Any] = {name: features.get(name) for name in raw_columns()}
         for c, t in plans:
             raw = dict(base_raw)
             raw["AMT_CREDIT"] = credit * c
@@ -200,7 +200,7 @@ class ExplainerHandler:
             model.encoder.encode({**features, **{k: new[k] for k in recomputed}})
             for new in derived.select(recomputed).to_dicts()
         ])  # fmt: skip
-        raw_probability = model.booster.predict(rows, num_threads=1)
+        raw_probability = np.asarray(model.booster.predict(rows, num_threads=1), dtype=np.float64)
         probabilities = model.calibrator.predict(raw_probability)
         for (c, t), raw, p in zip(plans, candidates, probabilities, strict=True):
             if p < model.threshold:

@@ -85,4 +85,4 @@ def build_profile(
     ]
     return ClientProfile(
         client_id=client.client_id, model_version=client.model_version, lang=lang, groups=groups
-    )  # type: ignore[arg-type]
+    )

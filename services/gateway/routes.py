@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -27,7 +27,10 @@ from services.gateway.metrics import DECISIONS, PROBABILITIES
 from services.gateway.profile import build_profile
 from services.gateway.settings import GatewaySettings
 
-DECISION_NAMES = {common_pb2.DECISION_GRANTED: "granted", common_pb2.DECISION_REFUSED: "refused"}
+DECISION_NAMES: dict[int, Literal["granted", "refused"]] = {
+    common_pb2.DECISION_GRANTED: "granted",
+    common_pb2.DECISION_REFUSED: "refused",
+}
 AUTH_ERRORS = (401, 403, 429)
 BACKEND_ERRORS = (503, 504)
 
@@ -63,7 +66,7 @@ LogDep = Annotated[DecisionLog, Depends(get_log)]
 v1 = APIRouter(prefix="/v1")
 
 
-def _decision_name(value: int) -> str:
+def _decision_name(value: int) -> Literal["granted", "refused"]:
     if value not in DECISION_NAMES:
         raise ApiError(502, "the scoring service returned no decision", slug="backend-error")
     return DECISION_NAMES[value]
@@ -111,7 +114,7 @@ def _decision(
 
 def _score(decision: Decision, reply: scoring_pb2.ScoreResponse) -> schemas.Score:
     return schemas.Score(
-        probability=decision.probability, decision=decision.decision,  # type: ignore[arg-type]
+        probability=decision.probability, decision=decision.decision,
         threshold=decision.threshold, distance_to_threshold=reply.distance_to_threshold,
         model_version=decision.model_version, decision_id=decision.decision_id,
         client_id=decision.client_id, simulation=decision.simulation,
@@ -205,7 +208,7 @@ def _explanation(reply: explainer_pb2.Explanation) -> schemas.Explanation:
     cf = reply.counterfactual
     return schemas.Explanation(
         model_version=reply.model_version, probability=reply.probability,
-        decision=_decision_name(reply.decision),  # type: ignore[arg-type]
+        decision=_decision_name(reply.decision),
         threshold=reply.threshold, base_value=reply.base_value, raw_score=reply.raw_score,
         other_contributions=reply.other_contributions,
         contributions=[

@@ -45,7 +45,7 @@ def _bench_one(
     sample = ids["SK_ID_CURR"].sample(min(reads, ids.height), seed=0).to_list()
     result: dict[str, Any] = {"materialize": written, "features": len(names)}
     for backend in ("sdk", "direct"):
-        reader = OnlineFeatureReader(store, backend)  # type: ignore[arg-type]
+        reader = OnlineFeatureReader(store, backend)
         reader.get_client_features(sample[0], "bench")  # warm caches and connections
         timings = []
         for client_id in sample:

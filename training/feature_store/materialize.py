@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import redis
@@ -165,7 +165,8 @@ def _restore(
 ) -> bool:
     """Stream one RESTORE per client; False, with nothing written, if Redis refuses it."""
     config = store.config
-    client = store._get_provider().online_store._get_client(config.online_store)
+    online_store = cast(RedisOnlineStore, store._get_provider().online_store)
+    client = online_store._get_client(config.online_store)
     layout = restore_layout(config, frame, views, JOIN_KEY, config.online_store.key_ttl_seconds)
     per_client = sum(len(v.features) for v in views)
     advance = None if progress is None else lambda clients: progress(clients * per_client)
@@ -200,7 +201,7 @@ def _write_redis_pipelined(
     once per view and once per distinct value, so the stored hash is byte for byte the same.
     """
     config = store.config
-    online_store = store._get_provider().online_store
+    online_store = cast(RedisOnlineStore, store._get_provider().online_store)
     client = online_store._get_client(config.online_store)
     ttl = config.online_store.key_ttl_seconds
     stamp = Timestamp()

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeatureServiceNotFoundException
@@ -265,7 +265,7 @@ class OnlineFeatureReader:
     ) -> tuple[dict[str, Any], dict[FeatureView, datetime | None]]:
         plan = self._plan(model_version)
         config = self.store.config
-        client = self._online_store._get_client(config.online_store)
+        client = cast(RedisOnlineStore, self._online_store)._get_client(config.online_store)
         key = _redis_key(
             config.project,
             self._entity_key(client_id),
@@ -288,7 +288,7 @@ class OnlineFeatureReader:
     def _sqlite_connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._sqlite, "connection", None)
         if connection is None:
-            path = self._online_store._get_db_path(self.store.config)
+            path = cast(SqliteOnlineStore, self._online_store)._get_db_path(self.store.config)
             # Read-only, and without detect_types: Feast's connection converts the
             # timestamp of every row (one per feature); one per view is enough here.
             connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

@@ -207,7 +207,7 @@ def raw_application_info(
     name: str, kind: str, description: str, categories: tuple[str, ...]
 ) -> FeatureInfo:
     """The catalogue entry of a raw application field."""
-    dtype = "category" if kind == "category" else "float"
+    dtype: Literal["float", "category"] = "category" if kind == "category" else "float"
     if name in APPLICATION_LABELS:
         en, fr, unit = APPLICATION_LABELS[name]
     elif name.startswith("FLAG_DOCUMENT_"):
