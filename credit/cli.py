@@ -358,14 +358,22 @@ def decisions_archive(
         ),
     ] = Path("data/decisions-archive"),
     batch_size: Annotated[int, typer.Option(min=1, help="Decisions per Parquet file.")] = 5_000,
+    pushgateway_url: Annotated[
+        str | None,
+        typer.Option(envvar="PUSHGATEWAY_URL", help="Push the run's metrics there."),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option(help="Write the run's metrics there (Prometheus text).")
+    ] = None,
 ) -> None:
     """Move old decisions out of the log's table into Parquet (still found by the audit API)."""
     from datetime import UTC, datetime, timedelta
 
+    from prometheus_client import push_to_gateway, write_to_textfile
     from rich.progress import Progress
     from sqlalchemy import create_engine
 
-    from services.gateway.archive import archive_decisions, count_older
+    from services.gateway.archive import archive_decisions, archive_metrics, count_older
 
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     engine = create_engine(database_url)
@@ -378,6 +386,11 @@ def decisions_archive(
             )  # fmt: skip
     finally:
         engine.dispose()
+    metrics = archive_metrics(report, finished=datetime.now(UTC))
+    if pushgateway_url:
+        push_to_gateway(pushgateway_url, job="credit-decision-archive", registry=metrics)
+    if metrics_file:
+        write_to_textfile(str(metrics_file), metrics)
     typer.echo(f"{report.decisions:,} decision(s) created before {cutoff:%Y-%m-%d %H:%M} UTC "
                f"moved into {len(report.files)} file(s) in {archive_dir}")  # fmt: skip
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
 from services.gateway import archive
@@ -117,13 +118,25 @@ def test_cli_archives_and_the_audit_api_still_answers(tmp_path: Path) -> None:
     write(log, [old, recent])
     log.close()
 
+    metrics_file = tmp_path / "archive.prom"
     result = subprocess.run(
         [sys.executable, "-m", "credit.cli", "decisions", "archive",
-         "--older-than-days", "365", "--database-url", url, "--archive-dir", str(directory)],
+         "--older-than-days", "365", "--database-url", url, "--archive-dir", str(directory),
+         "--metrics-file", str(metrics_file)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "1 decision(s) created before" in result.stdout
+    metrics = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics_file.read_text())
+        for sample in family.samples
+    }
+    assert metrics["credit_decision_archive_moved"] == 1
+    finished = metrics["credit_decision_archive_last_success_timestamp_seconds"]
+    assert abs(finished - datetime.now(UTC).timestamp()) < 120
+    cutoff = metrics["credit_decision_archive_cutoff_timestamp_seconds"]
+    assert abs(finished - cutoff - 365 * 86400) < 120
     engine = create_engine(url)
     assert archive.count_older(engine, NOW) == 1  # the recent one only
     engine.dispose()

@@ -30,6 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import Text, cast, delete, func, select
 from sqlalchemy.engine import Engine
 
@@ -94,6 +95,28 @@ def archive_decisions(
         if on_batch is not None:
             on_batch(len(ids))
     return ArchiveReport(cutoff=cutoff, decisions=moved, files=files)
+
+
+def archive_metrics(report: ArchiveReport, finished: datetime) -> CollectorRegistry:
+    """The run's results for Prometheus (pushed by the CronJob; alert
+    CreditDecisionArchiveMissing when no run has succeeded for over a week)."""
+    registry = CollectorRegistry()
+    Gauge(
+        "credit_decision_archive_last_success_timestamp_seconds",
+        "When the decision-archive job last finished without error.",
+        registry=registry,
+    ).set(finished.timestamp())
+    Gauge(
+        "credit_decision_archive_moved",
+        "Decisions the last decision-archive run moved into Parquet.",
+        registry=registry,
+    ).set(report.decisions)
+    Gauge(
+        "credit_decision_archive_cutoff_timestamp_seconds",
+        "Decisions created before this time are archived (last run).",
+        registry=registry,
+    ).set(report.cutoff.timestamp())
+    return registry
 
 
 def count_older(engine: Engine, cutoff: datetime) -> int:
