@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -160,7 +161,9 @@ def _write_durably(archive_dir: Path, rows: list[dict[str, Any]]) -> Path:
             row["created_at"] = row["created_at"].replace(tzinfo=UTC)
     ids = [row["decision_id"] for row in rows]
     path = archive_dir / f"{PREFIX}{ids[0]}_{ids[-1]}.parquet"
-    partial = path.with_suffix(".parquet.partial")
+    # A name of its own: two runs at once (a manual one beside the CronJob) never write into
+    # the same temporary file.
+    partial = archive_dir / f".{path.name}.{uuid.uuid4().hex}.partial"
     pq.write_table(
         pa.Table.from_pylist(rows, schema=SCHEMA),
         partial,
