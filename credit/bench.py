@@ -138,8 +138,29 @@ def _running_stack_inputs(settings: PlatformSettings) -> tuple[str, str, list[in
     return gateway, key_file.read_text().strip(), ids.column(0).to_pylist()[:500]
 
 
+def _service_cpu_seconds() -> dict[str, tuple[float, float]]:
+    """(user, system) CPU seconds so far of the gateway and scoring processes `make up`
+    started (their pid files), from /proc; empty where unknown."""
+    from credit.stack import RUN_DIR
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for service in ("gateway", "scoring"):
+        try:
+            pid = (RUN_DIR / f"{service}.pid").read_text().strip()
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        seconds[service] = (int(fields[11]) / ticks, int(fields[12]) / ticks)  # utime, stime
+    return seconds
+
+
 def _wrk(gateway: str, connections: int, seconds: int, env: dict[str, str]) -> dict[str, Any]:
-    """POST /v1/scores from wrk (a C load generator in its own process) for ``seconds``."""
+    """POST /v1/scores from wrk (a C load generator in its own process) for ``seconds``;
+    with the CPU time each service spent per request meanwhile, which shows how fast the
+    machine was better than ``python_loop_s`` (in a slow stretch of this VM the loop kept
+    its speed while the services' CPU per request rose ~1.7x)."""
+    cpu_before = _service_cpu_seconds()
     loaded = subprocess.run(
         ["wrk", "-t1" if connections == 1 else "-t2", f"-c{connections}", f"-d{seconds}s",
          "--latency", "-s", "bench/score.lua", gateway],
@@ -149,6 +170,17 @@ def _wrk(gateway: str, connections: int, seconds: int, env: dict[str, str]) -> d
         line[5:] for line in loaded.stdout.splitlines() if line.startswith("JSON ")
     ))  # fmt: skip
     summary["requests_per_s"] = round(summary["requests"] / summary["seconds"], 1)
+    cpu_after = _service_cpu_seconds()
+    per_request = 1000 / max(summary["requests"], 1)
+    summary["cpu_ms_per_request"] = {
+        service: {
+            kind: round((after - before) * per_request, 2)
+            for kind, before, after in zip(
+                ("user", "system"), cpu_before[service], cpu_after[service], strict=True
+            )
+        }
+        for service in sorted(cpu_before.keys() & cpu_after.keys())
+    }
     return summary
 
 

@@ -41,3 +41,24 @@ def test_results_are_merged_and_record_the_machine_speed(
 def test_unknown_benchmarks_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown benchmark"):
         bench.run_benchmarks(PlatformSettings(artifacts_dir=tmp_path), only=["nope"])
+
+
+def test_service_cpu_is_read_from_the_pid_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The REST benchmark's CPU per request comes from the services' pid files and /proc:
+    a process that burns CPU shows it as user time; a missing pid file is left out."""
+    import os
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".run").mkdir()
+    (tmp_path / ".run" / "gateway.pid").write_text(str(os.getpid()))
+    before = bench._service_cpu_seconds()
+    started = time.process_time()
+    sum(i * i for i in range(3_000_000))  # pure Python: user time, no system calls
+    burnt = time.process_time() - started
+    after = bench._service_cpu_seconds()
+    assert set(before) == set(after) == {"gateway"}  # no scoring.pid: not measured
+    user = after["gateway"][0] - before["gateway"][0]
+    assert burnt > 0.1 and user >= burnt / 2, (user, burnt)
