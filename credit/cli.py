@@ -365,16 +365,28 @@ def decisions_archive(
     metrics_file: Annotated[
         Path | None, typer.Option(help="Write the run's metrics there (Prometheus text).")
     ] = None,
+    purge_older_than_days: Annotated[
+        float | None,
+        typer.Option(min=0, help="Retention: delete archive files whose decisions are all older."),
+    ] = None,
 ) -> None:
-    """Move old decisions out of the log's table into Parquet (still found by the audit API)."""
+    """Move old decisions out of the log's table into Parquet (still found by the audit API);
+    with --purge-older-than-days, delete archived decisions past the retention period."""
     from datetime import UTC, datetime, timedelta
 
     from prometheus_client import push_to_gateway, write_to_textfile
     from rich.progress import Progress
     from sqlalchemy import create_engine
 
-    from services.gateway.archive import archive_decisions, archive_metrics, count_older
+    from services.gateway.archive import (
+        archive_decisions,
+        archive_metrics,
+        count_older,
+        purge_archives,
+    )
 
+    if purge_older_than_days is not None and purge_older_than_days < older_than_days:
+        raise _fail("--purge-older-than-days must be at least --older-than-days")
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     engine = create_engine(database_url)
     try:
@@ -386,13 +398,22 @@ def decisions_archive(
             )  # fmt: skip
     finally:
         engine.dispose()
-    metrics = archive_metrics(report, finished=datetime.now(UTC))
+    purged = None
+    if purge_older_than_days is not None:
+        purge_cutoff = datetime.now(UTC) - timedelta(days=purge_older_than_days)
+        purged = purge_archives(archive_dir, purge_cutoff)
+    metrics = archive_metrics(report, finished=datetime.now(UTC), purged=purged)
     if pushgateway_url:
         push_to_gateway(pushgateway_url, job="credit-decision-archive", registry=metrics)
     if metrics_file:
         write_to_textfile(str(metrics_file), metrics)
     typer.echo(f"{report.decisions:,} decision(s) created before {cutoff:%Y-%m-%d %H:%M} UTC "
                f"moved into {len(report.files)} file(s) in {archive_dir}")  # fmt: skip
+    if purged is not None:
+        typer.echo(
+            f"{purged.decisions:,} archived decision(s) created before "
+            f"{purged.cutoff:%Y-%m-%d %H:%M} UTC deleted ({len(purged.files)} file(s))"
+        )
 
 
 @app.command("bench")

@@ -118,6 +118,14 @@ def test_cli_archives_and_the_audit_api_still_answers(tmp_path: Path) -> None:
     write(log, [old, recent])
     log.close()
 
+    refused = subprocess.run(
+        [sys.executable, "-m", "credit.cli", "decisions", "archive", "--older-than-days", "365",
+         "--purge-older-than-days", "30", "--database-url", url, "--archive-dir", str(directory)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "--purge-older-than-days must be at least --older-than-days" in refused.stderr
+    assert not directory.exists()  # refused before anything was archived
     metrics_file = tmp_path / "archive.prom"
     result = subprocess.run(
         [sys.executable, "-m", "credit.cli", "decisions", "archive",
@@ -133,6 +141,7 @@ def test_cli_archives_and_the_audit_api_still_answers(tmp_path: Path) -> None:
         for sample in family.samples
     }
     assert metrics["credit_decision_archive_moved"] == 1
+    assert metrics["credit_decision_archive_purged"] == 0  # no retention period given
     finished = metrics["credit_decision_archive_last_success_timestamp_seconds"]
     assert abs(finished - datetime.now(UTC).timestamp()) < 120
     cutoff = metrics["credit_decision_archive_cutoff_timestamp_seconds"]
@@ -158,3 +167,25 @@ def test_cli_archives_and_the_audit_api_still_answers(tmp_path: Path) -> None:
                              headers=headers)  # fmt: skip
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_purge_deletes_only_files_wholly_past_retention(tmp_path: Path) -> None:
+    """Retention: a file whose decisions are all older than the cutoff goes; a file with
+    any newer decision stays whole; the audit lookup then finds only what is kept."""
+    log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}", archive_dir=tmp_path / "archive")
+    log.open()
+    expired = [decision(i, age_days=2_000) for i in range(1, 6)]
+    mixed = [decision(i, age_days=2_000 if i % 2 else 400) for i in range(6, 11)]
+    kept = [decision(i, age_days=400) for i in range(11, 16)]
+    write(log, expired + mixed + kept)  # ids in this order: one file each at batch size 5
+    assert log.archive_dir is not None
+    archived = archive.archive_decisions(log.engine, log.archive_dir, NOW, batch_size=5)
+    assert len(archived.files) == 3
+
+    purged = archive.purge_archives(log.archive_dir, NOW - timedelta(days=5 * 365))
+
+    assert purged.decisions == 5 and purged.files == archived.files[:1]
+    assert sorted(archived_ids(log.archive_dir)) == sorted(d.decision_id for d in mixed + kept)
+    assert asyncio.run(log.get(expired[0].decision_id)) is None
+    assert asyncio.run(log.get(mixed[0].decision_id)) == mixed[0]  # old, in a kept file
+    log.close()

@@ -13,6 +13,9 @@ run take the same rows again and write the same file name. (Replicas whose clock
 can make a later run's batches differ: a decision may then sit in two files, never in
 none; readers here keep one.)
 
+Past the retention period, ``purge_archives`` deletes whole files: those whose newest
+decision is older than its cutoff (a file holding any newer decision is kept whole).
+
 A file is named ``decisions_<first id>_<last id>.parquet``: ids are UUIDv7 strings of one
 width, so a lookup reads only the files whose id range holds the id. ``features`` is kept
 as the log's own JSON text, byte for byte.
@@ -64,6 +67,8 @@ _COLUMNS = [
 
 @dataclass(frozen=True)
 class ArchiveReport:
+    """Decisions moved (archive) or deleted (purge), and the files written or removed."""
+
     cutoff: datetime
     decisions: int
     files: list[Path]
@@ -98,7 +103,25 @@ def archive_decisions(
     return ArchiveReport(cutoff=cutoff, decisions=moved, files=files)
 
 
-def archive_metrics(report: ArchiveReport, finished: datetime) -> CollectorRegistry:
+def purge_archives(archive_dir: Path, cutoff: datetime) -> ArchiveReport:
+    """Deletes the archive files whose newest decision was created before ``cutoff`` (the
+    end of the retention period); see the module docstring."""
+    deleted, files = 0, []
+    for path in sorted(archive_dir.glob(f"{PREFIX}*.parquet")):
+        created = pq.read_table(path, columns=["created_at"]).column(0)
+        newest = max(created.to_pylist())
+        if newest < cutoff:
+            deleted += len(created)
+            path.unlink()
+            files.append(path)
+    if files:
+        _fsync_directory(archive_dir)
+    return ArchiveReport(cutoff=cutoff, decisions=deleted, files=files)
+
+
+def archive_metrics(
+    report: ArchiveReport, finished: datetime, purged: ArchiveReport | None = None
+) -> CollectorRegistry:
     """The run's results for Prometheus (pushed by the CronJob; alert
     CreditDecisionArchiveMissing when no run has succeeded for over a week)."""
     registry = CollectorRegistry()
@@ -117,6 +140,11 @@ def archive_metrics(report: ArchiveReport, finished: datetime) -> CollectorRegis
         "Decisions created before this time are archived (last run).",
         registry=registry,
     ).set(report.cutoff.timestamp())
+    Gauge(
+        "credit_decision_archive_purged",
+        "Archived decisions the last run deleted, past the retention period.",
+        registry=registry,
+    ).set(purged.decisions if purged else 0)
     return registry
 
 
@@ -173,14 +201,19 @@ def _write_durably(archive_dir: Path, rows: list[dict[str, Any]]) -> Path:
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
     partial.replace(path)
-    directory = os.open(archive_dir, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    _fsync_directory(archive_dir)
     if pq.read_table(path, columns=["decision_id"]).column(0).to_pylist() != ids:
         raise RuntimeError(f"{path} does not read back as written; nothing deleted")
     return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Makes the folder's entries (a rename, a removal) durable."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _decision(row: dict[str, Any]) -> Decision:
