@@ -301,3 +301,52 @@ def test_decision_ids_are_time_ordered_uuids(tmp_path: Path) -> None:
     ids = [_decision_with_features(i, features=1).decision_id for i in range(200)]
     assert all(UUID(i).version == 7 for i in ids)
     assert ids == sorted(ids)
+
+
+def test_decision_log_down_is_503_and_no_decision_is_returned(stack: Any, tmp_path: Path) -> None:
+    """The decision log's database really goes away (dropped, its connections killed): a
+    score gets a 503 problem with Retry-After and no decision, audits too; the failure is
+    counted. Explanations, which log nothing, still work."""
+    import psycopg
+
+    from tests.test_gateway_support import PG_ADMIN
+
+    plain = write_keys(tmp_path / "keys.json")
+    headers = {"X-API-Key": plain["all"]}
+    client_id = stack.train_ids[3]
+    with postgres_database() as url:
+        settings = settings_for(tmp_path / "keys.json", url, stack.scoring_address,
+                                stack.explainer_address)  # fmt: skip
+        with running(settings) as client:
+            scored = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
+            assert scored.status_code == 200, scored.text
+            failures_before = metric(client, "credit_decision_log_write_failures_total")
+            assert metric(client, "credit_decision_log_commit_seconds_count") >= 1
+
+            name = url.rsplit("/", 1)[1]
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+            refused = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.headers["retry-after"] == "1"
+            body = refused.json()
+            assert body["type"].endswith("/decision-log-unavailable")
+            assert "no decision was recorded" in body["detail"] and "decision_id" not in body
+            assert name not in refused.text  # no connection details leak
+            audit = client.get(f"/v1/decisions/{scored.json()['decision_id']}", headers=headers)
+            assert audit.status_code == 503, audit.text
+            assert metric(client, "credit_decision_log_write_failures_total") == (
+                failures_before + 1
+            )
+            explained = client.get(f"/v1/clients/{client_id}/explanation", headers=headers)
+            assert explained.status_code == 200, explained.text
+
+
+def metric(client: Any, name: str) -> float:
+    """A label-less sample of the gateway's /metrics (0 when absent)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0

@@ -50,6 +50,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from starlette.concurrency import run_in_threadpool
 
+from services.gateway.metrics import DECISION_COMMITS, DECISION_LOG_FAILURES, DECISIONS_PER_COMMIT
+
 log = structlog.get_logger(__name__)
 CHECKPOINT_SECONDS = 1.0
 WAL_RESTART_FRAMES = 8192  # pages (4 KiB): ~6 s of decisions at ~900/s
@@ -195,8 +197,11 @@ class DecisionLog:
                 log.warning("decision_log_checkpoint_failed", error=str(error))
 
     def _write(self, decisions: list[Decision]) -> None:
+        started = time.perf_counter()
         with self.engine.begin() as connection:
             connection.execute(INSERT, [vars(d) for d in decisions])
+        DECISION_COMMITS.observe(time.perf_counter() - started)
+        DECISIONS_PER_COMMIT.observe(len(decisions))
 
     def _get(self, decision_id: str) -> Decision | None:
         with Session(self.engine) as session:
@@ -235,6 +240,7 @@ class DecisionLog:
                     self._writer, self._write, [d for group, _ in batch for d in group]
                 )
             except Exception as error:  # nothing of this batch is durable: all callers fail
+                DECISION_LOG_FAILURES.inc()
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(error)

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -139,6 +140,20 @@ def install_handlers(app: FastAPI) -> None:
             request, error.status_code, str(error.detail), headers=dict(error.headers or {})
         )
 
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        # The decision log's database is down, gone or full. Driver messages name hosts and
+        # users: they stay in the logs.
+        log.error("decision_log_unavailable", path=request.url.path,
+                  error=str(error).splitlines()[0][:300])  # fmt: skip
+        detail = "the decision log is unavailable; retry later"
+        if request.method == "POST":
+            detail = (
+                "the decision log is unavailable, so no decision was recorded or returned; "
+                "retry later"
+            )
+        return problem_response(request, 503, detail, slug="decision-log-unavailable",
+                                headers={"Retry-After": "1"})  # fmt: skip
+
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
         return problem_response(request, 500, "internal error", slug="internal-error")
@@ -146,6 +161,8 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(InterfaceError, database_unavailable)
     app.add_exception_handler(Exception, unexpected)
 
 

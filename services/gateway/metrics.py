@@ -35,6 +35,20 @@ BACKEND_CALLS = Histogram(
     "gateway_backend_call_seconds", "gRPC calls to the backends, by service, method and code.",
     ["service", "method", "code"], buckets=BUCKETS,
 )  # fmt: skip
+DECISION_COMMITS = Histogram(
+    "credit_decision_log_commit_seconds",
+    "Decision-log transactions (one group commit each): the INSERT and the commit, fsync included.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+DECISIONS_PER_COMMIT = Histogram(
+    "credit_decision_log_decisions_per_commit",
+    "Decisions one decision-log transaction carried (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+DECISION_LOG_FAILURES = Counter(
+    "credit_decision_log_write_failures_total",
+    "Decision-log transactions that failed: their callers got 503 and no decision.",
+)
 
 QUIET_ROUTES = {"/healthz", "/readyz", "/metrics"}  # probes would drown the log
 

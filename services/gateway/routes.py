@@ -359,7 +359,7 @@ async def neighbours(
 @v1.get(
     "/decisions/{decision_id}", response_model=schemas.DecisionRecord, tags=["audit"],
     summary="The audit record of one decision (scope audit)",
-    responses=problem_responses(*AUTH_ERRORS, 404, 422),
+    responses=problem_responses(*AUTH_ERRORS, 404, 422, 503),
 )  # fmt: skip
 async def decision(
     decision_id: UUID,
@@ -375,7 +375,7 @@ async def decision(
 @v1.get(
     "/decisions", response_model=list[schemas.DecisionSummary], tags=["audit"],
     summary="Most recent decisions first (scope audit or read:clients)",
-    responses=problem_responses(*AUTH_ERRORS, 422),
+    responses=problem_responses(*AUTH_ERRORS, 422, 503),
 )  # fmt: skip
 async def recent_decisions(
     _: Annotated[ApiKey, Depends(require("audit", "read:clients"))],
