@@ -743,18 +743,23 @@ def test_deadlines_are_honoured(stack: Stack, scoring: Any, mixed_ids: list[int]
 
 
 @pytest.mark.parametrize("service", ["services.scoring.server", "services.explainer.server"])
-def test_service_metrics_stay_in_memory_although_feast_is_imported(service: str) -> None:
+def test_service_metrics_stay_in_memory_and_ours_although_feast_is_imported(service: str) -> None:
     """Importing Feast turns on prometheus_client's multiprocess mode (an mmap'd file per
-    metric) unless prometheus_client was imported first: each service must import it first."""
+    metric) unless prometheus_client was imported first: each service must import it first.
+    It also registers its feature server's metrics, which the services take out again."""
     import os
     import sys
 
     env = {k: v for k, v in os.environ.items() if "PROMETHEUS_MULTIPROC" not in k}
-    probe = (f"import sys, {service}, prometheus_client.values as values; "
-             "print('feast' in sys.modules, values.ValueClass.__name__)")  # fmt: skip
+    probe = (f"import sys, {service}, prometheus_client as client; "
+             "import prometheus_client.values as values; "
+             "exported = client.generate_latest().decode(); "
+             "print('feast' in sys.modules, values.ValueClass.__name__, "
+             "'feast_' in exported, 'credit_feature_store_read_seconds' in exported)")  # fmt: skip
     shown = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
                            text=True, check=True, timeout=120).stdout.split()  # fmt: skip
-    assert shown == ["True", "MutexValue"]
+    # In memory, and without Feast's feature-server series (zeros that are not ours).
+    assert shown == ["True", "MutexValue", "False", "True"]
 
 
 def test_health_serving_with_a_champion(stack: Stack) -> None:

@@ -19,7 +19,11 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from services.common.errors import NotFound, Unavailable
-from services.common.metrics import FEATURE_READ_ERRORS, FEATURE_READ_LATENCY
+from services.common.metrics import (
+    FEATURE_READ_ERRORS,
+    FEATURE_READ_LATENCY,
+    hide_feast_server_metrics,
+)
 from training.bundle import ScoringModel
 from training.feature_store import (
     FeatureServiceMismatch,
@@ -31,6 +35,7 @@ from training.feature_store import (
 from training.features.application import application_features
 
 log = structlog.get_logger(__name__)
+hide_feast_server_metrics()  # Feast is imported by now; its metrics are not ours
 # What "the store is down" looks like from the SQLite and Redis clients.
 STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
               sqlite3.OperationalError, OSError)  # fmt: skip

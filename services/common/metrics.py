@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+import contextlib
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -45,3 +48,15 @@ FEATURE_READ_LATENCY = Histogram(
 FEATURE_READ_ERRORS = Counter(
     "credit_feature_store_errors_total", "Feature-store reads that failed.", ["reason"]
 )
+
+
+def hide_feast_server_metrics() -> None:
+    """Takes Feast's own metrics out of the default registry. Importing Feast registers its
+    feature server's (request counts, CPU gauges, freshness...); these services are not that
+    server, and on their /metrics those series would stay at zero and mislead."""
+    import feast.metrics
+
+    for value in vars(feast.metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            with contextlib.suppress(KeyError):  # already taken out
+                REGISTRY.unregister(value)
