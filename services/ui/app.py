@@ -1,12 +1,11 @@
-"""The advisor dashboard: layout and callbacks. Every callback catches everything and shows
-a worded message (texts.ERRORS): the advisor never sees a stack trace or a gateway detail
-other than a validation message about the values they typed."""
+"""The advisor dashboard: layout and callbacks (what each shows comes from ``views``, the
+words from ``texts``, the charts from ``charts``). Every callback catches everything and
+shows a worded message (texts.ERRORS): the advisor never sees a stack trace or a gateway
+detail other than a validation message about the values they typed."""
 
 from __future__ import annotations
 
-import html
 import logging
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,50 +15,13 @@ from typing import Any
 import gradio as gr
 
 from credit.heap import freeze_startup_objects
-from services.ui import charts
+from services.ui import charts, views
 from services.ui.client import GatewayClient, GatewayError
 from services.ui.settings import UISettings
 from services.ui.texts import LANGS, METRIC_NAMES, error_text, percent, t
 
 log = logging.getLogger(__name__)
 
-# Typed fields of the gateway's Application (schemas.Application) by Kaggle column.
-TYPED = {
-    "NAME_CONTRACT_TYPE": "contract_type", "AMT_INCOME_TOTAL": "amt_income_total",
-    "AMT_CREDIT": "amt_credit", "AMT_ANNUITY": "amt_annuity",
-    "AMT_GOODS_PRICE": "amt_goods_price", "DAYS_BIRTH": "days_birth",
-    "DAYS_EMPLOYED": "days_employed", "CNT_CHILDREN": "cnt_children",
-    "CNT_FAM_MEMBERS": "cnt_fam_members", "CODE_GENDER": "code_gender",
-    "FLAG_OWN_CAR": "flag_own_car", "FLAG_OWN_REALTY": "flag_own_realty",
-    "NAME_INCOME_TYPE": "name_income_type", "NAME_EDUCATION_TYPE": "name_education_type",
-    "NAME_FAMILY_STATUS": "name_family_status", "NAME_HOUSING_TYPE": "name_housing_type",
-    "OCCUPATION_TYPE": "occupation_type", "ORGANIZATION_TYPE": "organization_type",
-    "EXT_SOURCE_1": "ext_source_1", "EXT_SOURCE_2": "ext_source_2",
-    "EXT_SOURCE_3": "ext_source_3",
-}  # fmt: skip
-INTEGER_TYPED = {"days_birth", "days_employed", "cnt_children"}
-# The other columns of Home Credit's public application table, which the gateway accepts in
-# numeric_fields / category_fields. A what-if re-sends them all (with the client id, so the
-# stored credit history is reused): without them the simulated score would differ from the
-# real one before anything was edited. Engineered features (ratios, bureau...) are recomputed.
-OTHER_APPLICATION_COLUMNS = frozenset([
-    "NAME_TYPE_SUITE", "REGION_POPULATION_RELATIVE", "DAYS_REGISTRATION", "DAYS_ID_PUBLISH",
-    "OWN_CAR_AGE", "FLAG_MOBIL", "FLAG_EMP_PHONE", "FLAG_WORK_PHONE", "FLAG_CONT_MOBILE",
-    "FLAG_PHONE", "FLAG_EMAIL", "REGION_RATING_CLIENT", "REGION_RATING_CLIENT_W_CITY",
-    "WEEKDAY_APPR_PROCESS_START", "HOUR_APPR_PROCESS_START", "REG_REGION_NOT_LIVE_REGION",
-    "REG_REGION_NOT_WORK_REGION", "LIVE_REGION_NOT_WORK_REGION", "REG_CITY_NOT_LIVE_CITY",
-    "REG_CITY_NOT_WORK_CITY", "LIVE_CITY_NOT_WORK_CITY", "FONDKAPREMONT_MODE",
-    "HOUSETYPE_MODE", "TOTALAREA_MODE", "WALLSMATERIAL_MODE", "EMERGENCYSTATE_MODE",
-    "OBS_30_CNT_SOCIAL_CIRCLE", "DEF_30_CNT_SOCIAL_CIRCLE", "OBS_60_CNT_SOCIAL_CIRCLE",
-    "DEF_60_CNT_SOCIAL_CIRCLE", "DAYS_LAST_PHONE_CHANGE", "AMT_REQ_CREDIT_BUREAU_HOUR",
-    "AMT_REQ_CREDIT_BUREAU_DAY", "AMT_REQ_CREDIT_BUREAU_WEEK", "AMT_REQ_CREDIT_BUREAU_MON",
-    "AMT_REQ_CREDIT_BUREAU_QRT", "AMT_REQ_CREDIT_BUREAU_YEAR",
-    *[f"FLAG_DOCUMENT_{n}" for n in range(2, 22)],
-    *[f"{area}_{stat}" for stat in ("AVG", "MODE", "MEDI") for area in (
-        "APARTMENTS", "BASEMENTAREA", "YEARS_BEGINEXPLUATATION", "YEARS_BUILD", "COMMONAREA",
-        "ELEVATORS", "ENTRANCES", "FLOORSMAX", "FLOORSMIN", "LANDAREA", "LIVINGAPARTMENTS",
-        "LIVINGAREA", "NONLIVINGAPARTMENTS", "NONLIVINGAREA")],
-])  # fmt: skip
 # What-if inputs: (text key, Kaggle column).
 WHATIF_FIELDS = [("income", "AMT_INCOME_TOTAL"), ("credit", "AMT_CREDIT"),
                  ("annuity", "AMT_ANNUITY"), ("goods", "AMT_GOODS_PRICE"),
@@ -102,126 +64,6 @@ RESIZE_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')),
 QUEUE_POLL_SECONDS = 0.02  # see launch()
 
 
-def _message(text: str, error: bool = False) -> str:
-    # role=alert makes screen readers announce failures; status for the rest.
-    role, cls = ("alert", "ui-msg error") if error else ("status", "ui-msg")
-    return f'<div role="{role}" class="{cls}">{html.escape(text)}</div>'
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return None if math.isnan(value) else float(value)
-
-
-def _reasons(lang: str, explanation: dict[str, Any]) -> str:
-    def items(reasons: list[dict[str, Any]]) -> str:
-        if not reasons:
-            return f"- {t(lang, 'none')}"
-        return "\n".join(f"- {r['text']}" for r in reasons)
-
-    parts = [f"### {t(lang, 'raising')}", items(explanation["raising"]),
-             f"### {t(lang, 'lowering')}", items(explanation["lowering"])]  # fmt: skip
-    cf = explanation["counterfactual"]
-    if cf["applicable"] and cf["text"]:
-        parts += [f"### {t(lang, 'counterfactual')}", cf["text"]]
-    return "\n\n".join(parts)
-
-
-def _decision_html(lang: str, probability: float, threshold: float, decision: str,
-                   meta: str = "") -> str:  # fmt: skip
-    refused = decision == "refused"
-    gap = abs(probability - threshold) * 100
-    side = "above" if probability > threshold else "below" if probability < threshold else "at"
-    line = t(lang, "decision_line", mark="✗" if refused else "✓", word=t(lang, decision),
-             p=percent(probability, lang), gap=f"{gap:.1f}".replace(".", "," if lang == "fr"
-                                                                    else "."),
-             side=t(lang, side), thr=percent(threshold, lang))  # fmt: skip
-    # Markdown bold -> HTML by hand: gr.HTML renders no markdown.
-    body = html.escape(line)
-    while "**" in body:
-        body = body.replace("**", "<strong>", 1).replace("**", "</strong>", 1)
-    extra = f"<p>{html.escape(meta)}</p>" if meta else ""
-    return f'<div class="decision {decision}"><p style="font-size:1.2rem">{body}</p>{extra}</div>'
-
-
-def _waterfall(lang: str, explanation: dict[str, Any]) -> tuple[Any, str]:
-    rows = [(f"{c['label']} ({c['display_value']})", c["contribution"])
-            for c in explanation["contributions"]]  # fmt: skip
-    labels = {"start": t(lang, "waterfall_start"), "others": t(lang, "waterfall_others"),
-              "end": t(lang, "waterfall_end")}  # fmt: skip
-    fig = charts.waterfall(rows, explanation["base_value"], explanation["other_contributions"],
-                           labels, t(lang, "waterfall_title"), t(lang, "waterfall_x"))  # fmt: skip
-    up = sum(1 for _, v in rows if v > 0)
-    top = rows[0][0] if rows else "-"
-    alt = t(lang, "waterfall_alt", up=up, down=len(rows) - up, top=top)
-    return fig, alt
-
-
-def _gauge(lang: str, probability: float, threshold: float, decision: str,
-           title: str) -> tuple[Any, str]:  # fmt: skip
-    fig = charts.gauge(probability, threshold, title, decision == "refused", lang)
-    alt = t(lang, "gauge_alt", p=percent(probability, lang), thr=percent(threshold, lang),
-            word=t(lang, decision).lower())  # fmt: skip
-    return fig, alt
-
-
-def _profile_html(profile: dict[str, Any]) -> str:
-    sections = []
-    for index, group in enumerate(profile["groups"]):
-        rows = "".join(
-            f'<tr><th scope="row">{html.escape(f["label"])}</th>'
-            f"<td>{html.escape(f['display_value'])}</td></tr>"
-            for f in group["fields"]
-        )
-        opened = " open" if index < 2 else ""  # identity and income first, the rest folded
-        sections.append(
-            f"<details{opened}><summary>{html.escape(group['label'])}</summary>"
-            f"<table><caption class='sr-only' style='position:absolute;left:-9999px'>"
-            f"{html.escape(group['label'])}</caption>{rows}</table></details>"
-        )
-    return f'<div class="profile">{"".join(sections)}</div>'
-
-
-def _application(values: dict[str, Any], client_id: int, edits: dict[str, Any]) -> dict:
-    """The client's application fields (with the advisor's edits) in the gateway's shape."""
-    merged = {**values, **{k: v for k, v in edits.items() if v is not None}}
-    application: dict[str, Any] = {"client_id": client_id}
-    numeric: dict[str, float] = {}
-    categorical: dict[str, str] = {}
-    for name, value in merged.items():
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        if name in TYPED:
-            field = TYPED[name]
-            application[field] = round(value) if field in INTEGER_TYPED else value
-        elif name in OTHER_APPLICATION_COLUMNS:
-            if isinstance(value, str):
-                categorical[name] = value
-            else:
-                numeric[name] = float(value)
-    application["numeric_fields"] = numeric
-    application["category_fields"] = categorical
-    return application
-
-
-def _plotted(value: Any, unit: str) -> float | None:
-    """Days before the application (negative) read better as years, as in the profile."""
-    number = _number(value)
-    if number is not None and unit == "days" and number <= 0:
-        return -number / charts.DAYS_PER_YEAR
-    return number
-
-
-def _axis(lang: str, label: str, unit: str) -> str:
-    return f"{label} ({t(lang, 'years')})" if unit == "days" else label
-
-
-def _term(values: dict[str, Any]) -> float | None:
-    credit, annuity = _number(values.get("AMT_CREDIT")), _number(values.get("AMT_ANNUITY"))
-    return round(credit / annuity, 1) if credit and annuity else None
-
-
 def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
     """The Blocks app; ``launch(demo, settings)`` serves it."""
     neighbour_cache: OrderedDict[int, dict[str, Any]] = OrderedDict()
@@ -238,10 +80,10 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 return fn(*args)
             except GatewayError as error:
                 text = error_text(lang, error.kind, client_id="", detail=error.detail)
-                return {status: _message(text, error=True)}
+                return {status: views.message(text, error=True)}
             except Exception:
                 log.exception("dashboard callback %s failed", fn.__name__)
-                return {status: _message(error_text(lang, "error"), error=True)}
+                return {status: views.message(error_text(lang, "error"), error=True)}
 
         return wrapper
 
@@ -281,7 +123,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                                  info=t(default_lang, "recent_info"), scale=3,
                                  elem_id="recent")  # fmt: skip
             refresh_btn = gr.Button(t(default_lang, "refresh"), scale=1, elem_id="refresh")
-        status = gr.HTML(_message(t(default_lang, "empty")), elem_id="status")
+        status = gr.HTML(views.message(t(default_lang, "empty")), elem_id="status")
 
         with gr.Tabs():
             with gr.Tab(t(default_lang, "tab_decision"), id="decision") as tab_decision:
@@ -337,16 +179,16 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             fields = [f for g in profile["groups"] for f in g["fields"]]
             values = {f["name"]: f["value"] for f in fields}
             labels = {f["name"]: f["label"] for f in fields}
-            numeric = [(labels[n], n) for n, v in values.items() if _number(v) is not None]
+            numeric = [(labels[n], n) for n, v in values.items() if views.number(v) is not None]
             contributions = [c["feature"] for c in explanation["contributions"]]
-            numeric_top = [n for n in contributions if _number(values.get(n)) is not None]
+            numeric_top = [n for n in contributions if views.number(values.get(n)) is not None]
             feature = contributions[0] if contributions else fields[0]["name"]
             fx = numeric_top[0] if numeric_top else numeric[0][1]
             fy = numeric_top[1] if len(numeric_top) > 1 else numeric[1][1]
-            gauge_fig, gauge_text = _gauge(code, score["probability"], score["threshold"],
+            gauge_fig, gauge_text = views.gauge(code, score["probability"], score["threshold"],
                                            score["decision"],
                                            t(code, "gauge_title", client_id=client_id))  # fmt: skip
-            water_fig, water_text = _waterfall(code, explanation)
+            water_fig, water_text = views.waterfall(code, explanation)
             meta = t(code, "decision_meta", version=score["model_version"],
                      decision_id=score["decision_id"]).replace("`", "")  # fmt: skip
             state = {
@@ -356,17 +198,17 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 "labels": labels,
                 "display": {f["name"]: f["display_value"] for f in fields},
                 "units": {f["name"]: f["unit"] for f in fields},
-                "shown_term": _term(values),
+                "shown_term": views.term(values),
             }
             updates: dict[Any, Any] = {
                 ctx: state,
-                status: _message(t(code, "loaded", client_id=client_id)),
+                status: views.message(t(code, "loaded", client_id=client_id)),
                 gauge_plot: gauge_fig, gauge_alt: gauge_text,
-                decision_html: _decision_html(code, score["probability"], score["threshold"],
+                decision_html: views.decision_html(code, score["probability"], score["threshold"],
                                               score["decision"], meta),
-                reasons_md: _reasons(code, explanation),
+                reasons_md: views.reasons(code, explanation),
                 waterfall_plot: water_fig, waterfall_alt: water_text,
-                profile_html: _profile_html(profile),
+                profile_html: views.profile_html(profile),
                 feature_dd: gr.update(choices=[(lb, n) for n, lb in labels.items()],
                                       value=feature),
                 fx_dd: gr.update(choices=numeric, value=fx),
@@ -382,7 +224,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             values = state.get("values", {})
             out: dict[Any, Any] = {}
             for key, column in WHATIF_FIELDS:
-                value = _term(values) if column == "TERM" else _number(values.get(column))
+                value = views.term(values) if column == "TERM" else views.number(values.get(column))
                 out[inputs[key]] = value
             return out
 
@@ -390,14 +232,14 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         def on_lookup(raw: str | float | None, code: str) -> dict[Any, Any]:
             text = str(raw if raw is not None else "").strip()
             if not text.isdigit() or int(text) <= 0 or int(text) >= 2**63:
-                return {status: _message(error_text(code, "invalid_id"), error=True)}
+                return {status: views.message(error_text(code, "invalid_id"), error=True)}
             client_id = int(text)
             try:
                 score = client.score(client_id)
             except GatewayError as error:
                 if error.kind == "not_found":
                     return {
-                        status: _message(
+                        status: views.message(
                             error_text(code, "not_found", client_id=client_id), error=True
                         )
                     }
@@ -416,7 +258,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 names,
                 t(code, "dist_title", label=label),
                 t(code, "dist_y"),
-                _axis(code, label, population["unit"]),
+                views.axis(code, label, population["unit"]),
             )
             shown = state.get("display", {}).get(feature)
             if value is None:
@@ -431,44 +273,27 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             others = neighbour_values([n["client_id"] for n in found])
             units = state["units"]
             ux, uy = units.get(fx, ""), units.get(fy, "")
-            points = [(_plotted(others[n["client_id"]].get(fx), ux),
-                       _plotted(others[n["client_id"]].get(fy), uy), n["defaulted"])
+            points = [(views.plotted(others[n["client_id"]].get(fx), ux),
+                       views.plotted(others[n["client_id"]].get(fy), uy), n["defaulted"])
                       for n in found]  # fmt: skip
             labels = state["labels"]
             names = {"repaid": t(code, "repaid"), "defaulted": t(code, "defaulted"),
                      "client": t(code, "client")}  # fmt: skip
             x_label, y_label = labels.get(fx, fx), labels.get(fy, fy)
             k, d = len(found), sum(1 for n in found if n["defaulted"])
-            fig = charts.scatter(points, (_plotted(state["values"].get(fx), ux),
-                                          _plotted(state["values"].get(fy), uy)), names,
-                                 t(code, "scatter_title", x=x_label, y=y_label, k=k),
-                                 _axis(code, x_label, ux), _axis(code, y_label, uy))  # fmt: skip
+            client_point = (views.plotted(state["values"].get(fx), ux),
+                            views.plotted(state["values"].get(fy), uy))  # fmt: skip
+            fig = charts.scatter(
+                points, client_point, names,
+                t(code, "scatter_title", x=x_label, y=y_label, k=k),
+                views.axis(code, x_label, ux), views.axis(code, y_label, uy),
+            )  # fmt: skip
             alt = t(code, "scatter_alt", x=x_label, y=y_label, k=k, d=d)
             if not any(x is not None and y is not None for x, y, _ in points):
                 alt += " " + t(code, "scatter_none")
             alt += "\n\n*" + t(code, "scatter_note") + "*"
             return {scatter_plot: fig, scatter_alt: alt,
-                    neighbours_html: _neighbours_table(code, found)}  # fmt: skip
-
-        def _neighbours_table(code: str, found: list[dict[str, Any]]) -> str:
-            shown = found[:10]
-            d = sum(1 for n in found if n["defaulted"])
-            rows = "".join(
-                f"<tr><td>{n['client_id']}</td><td>{n['distance']:.2f}</td>"
-                f"<td>{'✗ ' + t(code, 'defaulted') if n['defaulted'] else '✓ ' + t(code, 'repaid')}"
-                f"</td><td>{percent(n['probability'], code)}</td></tr>"
-                for n in shown
-            )
-            head = "".join(
-                f'<th scope="col">{t(code, key)}</th>'
-                for key in ("col_client", "col_similarity", "col_outcome", "col_probability")
-            )
-            summary = t(code, "neighbours_summary", k=len(found), d=d,
-                        rate=percent(d / max(len(found), 1), code, 0))  # fmt: skip
-            return (f'<div class="profile"><h3>{t(code, "neighbours_title")}</h3>'
-                    f"<p>{html.escape(summary)}</p><table><caption style='position:absolute;"
-                    f"left:-9999px'>{t(code, 'neighbours_title')}</caption><thead><tr>{head}"
-                    f"</tr></thead><tbody>{rows}</tbody></table></div>")  # fmt: skip
+                    neighbours_html: views.neighbours_table(code, found)}  # fmt: skip
 
         def part_failed(code: str, error: Exception, *targets: Any) -> dict[Any, Any]:
             kind = error.kind if isinstance(error, GatewayError) else "error"
@@ -512,11 +337,11 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         @guarded
         def on_simulate(state: dict[str, Any], code: str, *edited: float | None) -> dict:
             if not state.get("client_id"):
-                return {sim_status: _message(t(code, "sim_none"), error=True)}
+                return {sim_status: views.message(t(code, "sim_none"), error=True)}
             fields = dict(zip([column for _, column in WHATIF_FIELDS], edited, strict=True))
             term = fields.pop("TERM")
             if any(v is not None and v <= 0 for k, v in fields.items() if k != "CNT_CHILDREN"):
-                return {sim_status: _message(error_text(code, "invalid", detail="> 0"),
+                return {sim_status: views.message(error_text(code, "invalid", detail="> 0"),
                                              error=True)}  # fmt: skip
             # The term is credit / annuity: when the advisor changed the term shown last, it
             # sets the annuity; otherwise it follows the credit and annuity entered.
@@ -524,25 +349,25 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             credit = fields.get("AMT_CREDIT")
             if term and shown and credit and abs(term - shown) >= 0.05:
                 fields["AMT_ANNUITY"] = round(credit / term, 2)
-            new_term = _term(fields)
-            application = _application(state["values"], state["client_id"], fields)
+            new_term = views.term(fields)
+            application = views.whatif_application(state["values"], state["client_id"], fields)
             try:
                 score = client.simulate(application)
                 explanation = client.explain_application(application, code)
             except GatewayError as error:
                 if error.kind != "invalid":
                     raise
-                return {sim_status: _message(error_text(code, "invalid", detail=error.detail),
+                return {sim_status: views.message(error_text(code, "invalid", detail=error.detail),
                                              error=True)}  # fmt: skip
             real = state["score"]
-            fig, alt = _gauge(
+            fig, alt = views.gauge(
                 code,
                 score["probability"],
                 score["threshold"],
                 score["decision"],
                 f"{t(code, 'sim_banner')}: {t(code, 'gauge_title', client_id=state['client_id'])}",
             )
-            water_fig, water_alt = _waterfall(code, explanation)
+            water_fig, water_alt = views.waterfall(code, explanation)
             change = t(code, "sim_change", new=percent(score["probability"], code),
                        old=percent(real["probability"], code),
                        word=t(code, score["decision"]).lower())  # fmt: skip
@@ -550,9 +375,9 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 sim_status: f'<div class="sim-banner" role="status">⚠ {t(code, "sim_banner")}'
                 f"</div>",
                 sim_gauge: fig, sim_gauge_alt: alt,
-                sim_decision: _decision_html(code, score["probability"], score["threshold"],
+                sim_decision: views.decision_html(code, score["probability"], score["threshold"],
                                              score["decision"], t(code, "sim_banner")),
-                sim_reasons: change + "\n\n" + _reasons(code, explanation),
+                sim_reasons: change + "\n\n" + views.reasons(code, explanation),
                 sim_waterfall: water_fig, sim_waterfall_alt: water_alt,
                 inputs["annuity"]: fields.get("AMT_ANNUITY"), inputs["term"]: new_term,
                 ctx: {**state, "shown_term": new_term},
@@ -562,8 +387,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         def on_reset(state: dict[str, Any], code: str) -> dict[Any, Any]:
             out = reset_fields(state)
             if state.get("values"):
-                out[ctx] = {**state, "shown_term": _term(state["values"])}
-            out.update({sim_status: _message(t(code, "reset_done")), sim_gauge: None,
+                out[ctx] = {**state, "shown_term": views.term(state["values"])}
+            out.update({sim_status: views.message(t(code, "reset_done")), sim_gauge: None,
                         sim_gauge_alt: "", sim_decision: "", sim_reasons: "",
                         sim_waterfall: None, sim_waterfall_alt: ""})  # fmt: skip
             return out
@@ -632,7 +457,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 whatif_intro: t(code, "whatif_intro"),
                 simulate_btn: gr.update(value=t(code, "simulate")),
                 reset_btn: gr.update(value=t(code, "reset")),
-                status: _message(t(code, "empty")),
+                status: views.message(t(code, "empty")),
             }  # fmt: skip
             for key, _ in WHATIF_FIELDS:
                 out[inputs[key]] = gr.update(label=t(code, key))
