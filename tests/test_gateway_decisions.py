@@ -87,6 +87,11 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
         listed = client.get("/v1/decisions?limit=50", headers=headers).json()
         with_simulations = client.get("/v1/decisions?limit=50&include_simulations=true",
                                       headers=headers).json()  # fmt: skip
+        # A client contesting: their decisions only, newest first.
+        of_client = client.get(f"/v1/decisions?client_id={client_id}", headers=headers)
+        assert [d["decision_id"] for d in of_client.json()] == [
+            again.json()["decision_id"], by_client.json()["decision_id"]]  # fmt: skip
+        assert client.get("/v1/decisions?client_id=0", headers=headers).status_code == 422
 
     assert {d["decision_id"] for d in listed} == {r["decision_id"] for r in responses} - {
         responses[2]["decision_id"]}  # fmt: skip

@@ -213,10 +213,14 @@ class DecisionLog:
 
         return find_archived(self.archive_dir, decision_id)
 
-    def _recent(self, limit: int, simulations: bool) -> list[Decision]:
+    def _recent(
+        self, limit: int, simulations: bool, client_id: int | None = None
+    ) -> list[Decision]:
         query = select(DecisionRow).order_by(DecisionRow.created_at.desc()).limit(limit)
         if not simulations:
             query = query.where(DecisionRow.simulation.is_(False))
+        if client_id is not None:
+            query = query.where(DecisionRow.client_id == client_id)
         with Session(self.engine) as session:
             return [_from_row(row) for row in session.scalars(query)]
 
@@ -252,8 +256,12 @@ class DecisionLog:
     async def get(self, decision_id: str) -> Decision | None:
         return await run_in_threadpool(self._get, decision_id)
 
-    async def recent(self, limit: int, simulations: bool = False) -> list[Decision]:
-        return await run_in_threadpool(self._recent, limit, simulations)
+    async def recent(
+        self, limit: int, simulations: bool = False, client_id: int | None = None
+    ) -> list[Decision]:
+        """Newest first; only ``client_id``'s when given (decisions still in the table, not
+        archived ones)."""
+        return await run_in_threadpool(self._recent, limit, simulations, client_id)
 
     async def ping(self) -> None:
         await run_in_threadpool(self._recent, 1, True)

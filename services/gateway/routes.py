@@ -374,7 +374,7 @@ async def decision(
 
 @v1.get(
     "/decisions", response_model=list[schemas.DecisionSummary], tags=["audit"],
-    summary="Most recent decisions first (scope audit or read:clients)",
+    summary="Most recent decisions first, optionally one client's (scope audit or read:clients)",
     responses=problem_responses(*AUTH_ERRORS, 422, 503),
 )  # fmt: skip
 async def recent_decisions(
@@ -382,8 +382,18 @@ async def recent_decisions(
     decisions: LogDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     include_simulations: bool = False,
+    client_id: Annotated[
+        int | None,
+        Query(
+            gt=0,
+            le=schemas.INT64_MAX,
+            examples=[100002],
+            description="Only this client's decisions (a client contesting one: what was "
+            "decided for them, when, by which model). Archived decisions are not listed.",
+        ),
+    ] = None,
 ) -> list[schemas.DecisionSummary]:
-    found = await decisions.recent(limit, include_simulations)
+    found = await decisions.recent(limit, include_simulations, client_id)
     return [schemas.DecisionSummary(**{k: v for k, v in vars(d).items()
                                        if k in schemas.DecisionSummary.model_fields})
             for d in found]  # fmt: skip
