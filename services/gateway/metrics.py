@@ -47,7 +47,7 @@ DECISIONS_PER_COMMIT = Histogram(
 )
 DECISION_LOG_FAILURES = Counter(
     "credit_decision_log_write_failures_total",
-    "Decision-log transactions that failed: their callers got 503 and no decision.",
+    "Decision-log transactions that failed: their callers got an error and no decision.",
 )
 
 QUIET_ROUTES = {"/healthz", "/readyz", "/metrics"}  # probes would drown the log
