@@ -355,3 +355,59 @@ def metric(client: Any, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
+
+
+def test_a_logged_decision_is_explained_from_its_own_inputs(stack: Any, tmp_path: Path) -> None:
+    """GET /v1/decisions/{id}/explanation sends the logged inputs and model version to the
+    explainer: it reproduces the decision's probability and outcome, for a stored client
+    (the same reasons as explaining the client today, as the store has not changed) and for
+    a new application, whose fields exist nowhere but in the log."""
+    from credit.v1 import common_pb2, explainer_pb2, explainer_pb2_grpc
+
+    plain = write_keys(tmp_path / "keys.json")
+    headers = {"X-API-Key": plain["all"]}
+    settings = settings_for(tmp_path / "keys.json", f"sqlite:///{tmp_path / 'd.db'}",
+                            stack.scoring_address, stack.explainer_address)  # fmt: skip
+    client_id = stack.train_ids[4]
+    with running(settings) as client:
+        by_client = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
+        by_app = client.post("/v1/scores", json={"application": APPLICATION}, headers=headers)
+        for scored in (by_client.json(), by_app.json()):
+            explained = client.get(
+                f"/v1/decisions/{scored['decision_id']}/explanation?lang=fr", headers=headers
+            )
+            assert explained.status_code == 200, explained.text
+            body = explained.json()
+            assert body["model_version"] == scored["model_version"]
+            assert body["decision"] == scored["decision"]
+            assert abs(body["probability"] - scored["probability"]) < 1e-9
+            assert body["contributions"] and body["threshold"] == scored["threshold"]
+        today = client.get(
+            f"/v1/clients/{client_id}/explanation?lang=fr&model_version="
+            f"{by_client.json()['model_version']}", headers=headers,
+        ).json()  # fmt: skip
+        logged = client.get(
+            f"/v1/decisions/{by_client.json()['decision_id']}/explanation?lang=fr",
+            headers=headers,
+        ).json()
+        assert logged["contributions"] == today["contributions"]
+        missing = client.get(
+            "/v1/decisions/00000000-0000-7000-8000-000000000000/explanation", headers=headers
+        )
+        assert missing.status_code == 404
+        reader = client.get(
+            f"/v1/decisions/{by_client.json()['decision_id']}/explanation",
+            headers={"X-API-Key": plain["reader"]},
+        )
+        assert reader.status_code == 403  # read:clients alone may not
+
+    with grpc.insecure_channel(stack.explainer_address) as channel:
+        explainer = explainer_pb2_grpc.ExplainerServiceStub(channel)
+        for numeric, categorical in (({"NOT_A_FEATURE": 1.0}, {}),
+                                     ({"AMT_CREDIT": 1.0}, {"AMT_CREDIT": "x"})):  # fmt: skip
+            with pytest.raises(grpc.RpcError) as refused:
+                explainer.Explain(explainer_pb2.ExplainRequest(
+                    inputs=common_pb2.FeatureVector(numeric=numeric, categorical=categorical),
+                    model_version=by_client.json()["model_version"]), timeout=30)  # fmt: skip
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert refused.value.details().startswith("inputs:")

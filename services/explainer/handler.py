@@ -116,6 +116,26 @@ class ExplainerHandler:
         model = self.model(version)
         return self.explain(model, self.features.application(raw, model), lang, top_k)
 
+    def explain_inputs(
+        self,
+        numeric: dict[str, float],
+        categorical: dict[str, str],
+        version: str,
+        lang: str,
+        top_k: int,
+    ) -> Explained:
+        """A logged decision's own inputs (missing values absent), explained as they were."""
+        model = self.model(version)
+        known = set(model.feature_names)
+        unknown = sorted((numeric.keys() | categorical.keys()) - known)
+        if unknown:
+            raise InvalidArgument(
+                "inputs", f"not features of model version {version}: {', '.join(unknown[:5])}"
+            )
+        if numeric.keys() & categorical.keys():
+            raise InvalidArgument("inputs", "a feature is given both as a number and a category")
+        return self.explain(model, {**numeric, **categorical}, lang, top_k)
+
     def explain(
         self, model: ScoringModel, features: dict[str, Any], lang: str, top_k: int
     ) -> Explained:

@@ -73,8 +73,13 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
             result = self.handler.explain_application(
                 raw, request.model_version, request.lang, request.top_k
             )
+        elif subject == "inputs":
+            result = self.handler.explain_inputs(
+                dict(request.inputs.numeric), dict(request.inputs.categorical),
+                request.model_version, request.lang, request.top_k,
+            )  # fmt: skip
         else:
-            raise InvalidArgument("subject", "give client_id or application")
+            raise InvalidArgument("subject", "give client_id, application or inputs")
         return explanation(result)
 
     def GetPopulation(

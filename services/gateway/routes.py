@@ -373,6 +373,37 @@ async def decision(
 
 
 @v1.get(
+    "/decisions/{decision_id}/explanation", response_model=schemas.Explanation,
+    tags=["audit", "explanations"],
+    summary="Why a logged decision was made: its own inputs and model version "
+    "(scope audit or explain)",
+    responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
+)  # fmt: skip
+async def decision_explanation(
+    decision_id: UUID,
+    _: Annotated[ApiKey, Depends(require("audit", "explain"))],
+    backends: BackendsDep,
+    decisions: LogDep,
+    lang: LangQuery = "en",
+    top_k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> schemas.Explanation:
+    """Explains the inputs the decision log holds for this decision, with the model version
+    that made it: the same probability and decision as then, even if the client's stored
+    features have changed since (a client contesting a decision gets the reasons of that
+    decision)."""
+    found = await decisions.get(str(decision_id))
+    if found is None:
+        raise ApiError(404, f"unknown decision {decision_id}", slug="not-found")
+    inputs = common_pb2.FeatureVector(
+        numeric=found.features.get("numeric", {}),
+        categorical=found.features.get("categorical", {}),
+    )
+    reply = await backends.explain(explainer_pb2.ExplainRequest(
+        inputs=inputs, model_version=found.model_version, lang=lang, top_k=top_k))  # fmt: skip
+    return _explanation(reply)
+
+
+@v1.get(
     "/decisions", response_model=list[schemas.DecisionSummary], tags=["audit"],
     summary="Most recent decisions first, optionally one client's (scope audit or read:clients)",
     responses=problem_responses(*AUTH_ERRORS, 422, 503),
