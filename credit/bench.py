@@ -226,6 +226,7 @@ def bench_decision_archive(settings: PlatformSettings, work: Path, clients: int)
     import asyncio
     import random
 
+    from services.bench import percentiles, sequential
     from services.gateway.archive import find_archived
     from services.gateway.decisions import Decision, DecisionLog
 
@@ -252,19 +253,18 @@ def bench_decision_archive(settings: PlatformSettings, work: Path, clients: int)
         "decisions", "archive", "--older-than-days", "0",
         "--database-url", url, "--archive-dir", str(archive_dir),
     ])  # fmt: skip
-    lookups = []
-    for decision_id in generator.sample(ids, 200):
-        started = time.perf_counter()
-        if find_archived(archive_dir, decision_id) is None:
-            raise RuntimeError(f"archived decision {decision_id} not found")
-        lookups.append((time.perf_counter() - started) * 1000)
-    lookups.sort()
+    audited = generator.sample(ids, 200)
+
+    def lookup(i: int) -> None:
+        if find_archived(archive_dir, audited[i]) is None:
+            raise RuntimeError(f"archived decision {audited[i]} not found")
+
     return {
         "decisions": decisions,
         "archive": {**archiving, "decisions_per_s": round(decisions / archiving["seconds"])},
         "sqlite_mb": round(database_mb, 1),
         "parquet_mb": round(sum(p.stat().st_size for p in archive_dir.iterdir()) / 1e6, 1),
-        "lookup_ms": {"p50": round(lookups[100], 1), "p99": round(lookups[197], 1)},
+        "lookup": percentiles(sequential(lookup, len(audited), budget_s=120)),
     }
 
 

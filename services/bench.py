@@ -63,7 +63,7 @@ def _stubs(
     )
 
 
-def _percentiles(latencies: list[float]) -> dict[str, float]:
+def percentiles(latencies: list[float]) -> dict[str, float]:
     values = np.asarray(latencies) * 1000.0
     return {
         "p50_ms": round(float(np.percentile(values, 50)), 3),
@@ -72,7 +72,7 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
     }
 
 
-def _sequential(call: Callable[[int], Any], calls: int, budget_s: float) -> list[float]:
+def sequential(call: Callable[[int], Any], calls: int, budget_s: float) -> list[float]:
     latencies: list[float] = []
     stop_at = time.perf_counter() + budget_s
     for i in range(calls):
@@ -97,7 +97,7 @@ def _concurrent(
     def run(index: int) -> None:
         try:
             start.wait()
-            results[index] = _sequential(
+            results[index] = sequential(
                 lambda i: callers[index](index * per_thread + i), per_thread, budget_s
             )
         except BaseException as error:  # reported below, never swallowed
@@ -115,7 +115,7 @@ def _concurrent(
         raise errors[0]
     latencies = [value for chunk in results for value in chunk]
     return {
-        **_percentiles(latencies),
+        **percentiles(latencies),
         "throughput_per_s": round(len(latencies) / elapsed, 1),
         "concurrency": concurrency,
     }
@@ -174,9 +174,9 @@ def bench_grpc(
             explain_call(explainer)(i)
             scoring.Score(application_request, timeout=TIMEOUT_S)
         result: dict[str, Any] = {
-            "score": _percentiles(_sequential(score_call(scoring), calls, budget)),
-            "explain": _percentiles(_sequential(explain_call(explainer), calls, budget)),
-            "score_application": _percentiles(_sequential(
+            "score": percentiles(sequential(score_call(scoring), calls, budget)),
+            "explain": percentiles(sequential(explain_call(explainer), calls, budget)),
+            "score_application": percentiles(sequential(
                 lambda _: scoring.Score(application_request, timeout=TIMEOUT_S),
                 calls, budget,
             )),

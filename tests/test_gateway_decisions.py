@@ -44,10 +44,12 @@ def backend_features(address: str, client_id: int) -> dict[str, Any]:
     return logged_features(reply.inputs, reply.inputs.names)
 
 
-def decisions_counted(client: Any) -> float:
+def metric(client: Any, name: str) -> float:
+    """The sum of a series' samples on the gateway's /metrics, over its labels (0 when
+    absent)."""
     total = 0.0
     for line in client.get("/metrics").text.splitlines():
-        if line.startswith("credit_decisions_total{"):
+        if line.startswith((name + "{", name + " ")):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -59,7 +61,7 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
                             stack.explainer_address)  # fmt: skip
     client_id = stack.train_ids[5]
     with running(settings) as client:
-        before = decisions_counted(client)
+        before = metric(client, "credit_decisions_total")
         by_client = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
         # Scored again once the gateway holds the model's feature names: the reply leaves
         # them out, and the record must not change.
@@ -77,7 +79,7 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
         responses += [item["score"] for item in batch.json()["items"][:2]] + [again.json()]
         assert all(r.status_code == 200 for r in (by_client, again, by_app, what_if, batch))
         # 5 real decisions (the simulation and the unknown client do not count).
-        assert decisions_counted(client) - before == 5
+        assert metric(client, "credit_decisions_total") - before == 5
         records = {
             r["decision_id"]: client.get(
                 f"/v1/decisions/{r['decision_id']}", headers=headers
@@ -347,14 +349,6 @@ def test_decision_log_down_is_503_and_no_decision_is_returned(stack: Any, tmp_pa
             )
             explained = client.get(f"/v1/clients/{client_id}/explanation", headers=headers)
             assert explained.status_code == 200, explained.text
-
-
-def metric(client: Any, name: str) -> float:
-    """A label-less sample of the gateway's /metrics (0 when absent)."""
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 def test_a_logged_decision_is_explained_from_its_own_inputs(stack: Any, tmp_path: Path) -> None:

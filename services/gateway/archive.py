@@ -28,7 +28,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import Text, cast, delete, func, select
 from sqlalchemy.engine import Engine
 
-from services.gateway.decisions import Decision, DecisionRow
+from services.gateway.decisions import Decision, DecisionRow, as_utc
 
 DEFAULT_BATCH = 5_000
 # Row groups of 500 sorted ids: a lookup reads the one whose id range (min/max statistics)
@@ -185,8 +185,7 @@ def _batches(engine: Engine, cutoff: datetime, size: int) -> Iterator[list[dict[
 
 def _write_durably(archive_dir: Path, rows: list[dict[str, Any]]) -> Path:
     for row in rows:
-        if row["created_at"].tzinfo is None:  # SQLite keeps no offset; all written are UTC
-            row["created_at"] = row["created_at"].replace(tzinfo=UTC)
+        row["created_at"] = as_utc(row["created_at"])
     ids = [row["decision_id"] for row in rows]
     path = archive_dir / f"{PREFIX}{ids[0]}_{ids[-1]}.parquet"
     # A name of its own: two runs at once (a manual one beside the CronJob) never write into

@@ -103,12 +103,15 @@ class Decision:
         return Decision(decision_id=str(uuid6.uuid7()), created_at=datetime.now(UTC), **fields)
 
 
+def as_utc(created: datetime) -> datetime:
+    """A stored decision time, with its offset: SQLite keeps none, and every time the log
+    writes is UTC."""
+    return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+
+
 def _from_row(row: DecisionRow) -> Decision:
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite keeps no offset; every time written is UTC
-        created = created.replace(tzinfo=UTC)
     return Decision(
-        decision_id=row.decision_id, created_at=created, key_id=row.key_id,
+        decision_id=row.decision_id, created_at=as_utc(row.created_at), key_id=row.key_id,
         client_id=row.client_id, application_hash=row.application_hash,
         model_version=row.model_version, probability=row.probability, decision=row.decision,
         threshold=row.threshold, simulation=row.simulation, features=row.features,

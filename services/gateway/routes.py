@@ -356,6 +356,14 @@ async def neighbours(
     )  # fmt: skip
 
 
+async def _logged(decisions: DecisionLog, decision_id: UUID) -> Decision:
+    """The logged decision (from the table or the archive); 404 when there is none."""
+    found = await decisions.get(str(decision_id))
+    if found is None:
+        raise ApiError(404, f"unknown decision {decision_id}", slug="not-found")
+    return found
+
+
 @v1.get(
     "/decisions/{decision_id}", response_model=schemas.DecisionRecord, tags=["audit"],
     summary="The audit record of one decision (scope audit)",
@@ -366,10 +374,7 @@ async def decision(
     _: Annotated[ApiKey, Depends(require("audit"))],
     decisions: LogDep,
 ) -> schemas.DecisionRecord:
-    found = await decisions.get(str(decision_id))
-    if found is None:
-        raise ApiError(404, f"unknown decision {decision_id}", slug="not-found")
-    return schemas.DecisionRecord(**vars(found))
+    return schemas.DecisionRecord(**vars(await _logged(decisions, decision_id)))
 
 
 @v1.get(
@@ -391,9 +396,7 @@ async def decision_explanation(
     that made it: the same probability and decision as then, even if the client's stored
     features have changed since (a client contesting a decision gets the reasons of that
     decision)."""
-    found = await decisions.get(str(decision_id))
-    if found is None:
-        raise ApiError(404, f"unknown decision {decision_id}", slug="not-found")
+    found = await _logged(decisions, decision_id)
     inputs = common_pb2.FeatureVector(
         numeric=found.features.get("numeric", {}),
         categorical=found.features.get("categorical", {}),
