@@ -24,12 +24,14 @@ DESCRIPTION = """
 Credit scoring for partners and the advisor dashboard.
 
 * Authenticate with an API key in the `X-API-Key` header; scopes: `score`, `explain`,
-  `read:clients`, `audit`. Each key has a rate limit (per gateway process): over it the
-  answer is 429 with `Retry-After`.
+  `read:clients`, `audit`, `outcomes`. Each key has a rate limit (per gateway process):
+  over it the answer is 429 with `Retry-After`.
 * Errors are RFC 9457 `application/problem+json` bodies; `field` names the offending input.
 * Every real decision is logged before the answer is sent; `decision_id` retrieves it
   (`GET /v1/decisions/{decision_id}`, scope `audit`). Simulations (`"simulation": true`)
   are logged flagged as such and never count as decisions.
+* What became of a granted loan: `PUT /v1/decisions/{decision_id}/outcome` (scope
+  `outcomes`), idempotent; a different outcome for the same decision is a 409.
 """
 
 

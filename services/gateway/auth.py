@@ -22,7 +22,7 @@ from services.gateway.keys import ApiKey, hash_key
 log = structlog.get_logger(__name__)
 API_KEY_HEADER = APIKeyHeader(
     name="X-API-Key", auto_error=False,
-    description="API key; scopes: score, explain, read:clients, audit.",
+    description="API key; scopes: score, explain, read:clients, audit, outcomes.",
 )  # fmt: skip
 
 

@@ -14,6 +14,12 @@ right edge of the primary-key index instead of on a random page of it.
 
 Simulations (dashboard what-ifs) are logged too, flagged ``simulation=True``, so the audit
 trail shows what an advisor tried; they never count as decisions (metrics, default list).
+
+Outcomes (did the client default?) arrive months after the decision, from partners
+(``PUT /v1/decisions/{id}/outcome``) or the back office (``credit outcomes import``). They live
+in a table of their own, ``outcomes``, keyed by decision id and created when absent: a log
+written by an earlier version gains it without touching ``decisions``, and an outcome
+survives its decision's move into the Parquet archive (hence no foreign key).
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import structlog
@@ -36,6 +42,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Double,
     Index,
@@ -46,7 +53,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from starlette.concurrency import run_in_threadpool
 
@@ -80,8 +88,87 @@ class DecisionRow(Base):
     features: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class OutcomeRow(Base):
+    """What became of a decision's loan: one outcome per decision, never overwritten."""
+
+    __tablename__ = "outcomes"
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    defaulted: Mapped[bool] = mapped_column(Boolean)
+    observed_at: Mapped[date] = mapped_column(Date)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The reporting key: once keys belong to partners (tenants), whose outcome this is.
+    key_id: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(16))  # api | import | simulated
+
+
 # Built once: a statement built per write had its cache key computed again every time.
 INSERT = insert(DecisionRow)
+OutcomeStatus = Literal["new", "unchanged", "conflicting"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision_id: str
+    defaulted: bool
+    observed_at: date
+    reported_at: datetime
+    key_id: str
+    source: str
+
+    def same_as(self, other: Outcome) -> bool:
+        return (self.defaulted, self.observed_at) == (other.defaulted, other.observed_at)
+
+
+class UnknownDecision(Exception):
+    """No decision with this id, in the log's table or its archive."""
+
+    def __init__(self, decision_id: str) -> None:
+        super().__init__(f"unknown decision {decision_id}")
+        self.decision_id = decision_id
+
+
+class OutcomeConflict(Exception):
+    """A different outcome is already recorded for this decision (outcomes are never
+    overwritten: a correction is a back-office act, not a retry)."""
+
+    def __init__(self, recorded: Outcome) -> None:
+        super().__init__(
+            f"decision {recorded.decision_id} already has the outcome defaulted="
+            f"{str(recorded.defaulted).lower()} observed {recorded.observed_at.isoformat()}"
+        )
+        self.recorded = recorded
+
+
+class SimulationOutcome(Exception):
+    """A what-if (simulation) granted no loan: it can have no outcome."""
+
+    def __init__(self, decision_id: str) -> None:
+        super().__init__(f"decision {decision_id} is a simulation (what-if): no loan, no outcome")
+        self.decision_id = decision_id
+
+
+def record_outcome(connection: Connection, outcome: Outcome) -> tuple[OutcomeStatus, Outcome]:
+    """Inserts ``outcome`` unless one is recorded: ("new", it), ("unchanged", the recorded
+    one) or ("conflicting", the recorded one). Inside the caller's transaction; a concurrent
+    insert of the same id is caught by the primary key and compared like any other."""
+    found = connection.execute(
+        select(OutcomeRow).where(OutcomeRow.decision_id == outcome.decision_id)
+    ).first()
+    if found is None:
+        try:
+            with connection.begin_nested():  # a savepoint: a lost race keeps the transaction
+                connection.execute(insert(OutcomeRow), [vars(outcome)])
+            return "new", outcome
+        except IntegrityError:
+            found = connection.execute(
+                select(OutcomeRow).where(OutcomeRow.decision_id == outcome.decision_id)
+            ).one()
+    recorded = Outcome(
+        decision_id=found.decision_id, defaulted=found.defaulted, observed_at=found.observed_at,
+        reported_at=as_utc(found.reported_at), key_id=found.key_id, source=found.source,
+    )  # fmt: skip
+    return ("unchanged" if recorded.same_as(outcome) else "conflicting"), recorded
 
 
 @dataclass(frozen=True)
@@ -258,6 +345,23 @@ class DecisionLog:
 
     async def get(self, decision_id: str) -> Decision | None:
         return await run_in_threadpool(self._get, decision_id)
+
+    def _report_outcome(self, outcome: Outcome) -> tuple[OutcomeStatus, Outcome]:
+        decision = self._get(outcome.decision_id)
+        if decision is None:
+            raise UnknownDecision(outcome.decision_id)
+        if decision.simulation:
+            raise SimulationOutcome(outcome.decision_id)
+        with self.engine.begin() as connection:
+            return record_outcome(connection, outcome)
+
+    async def report_outcome(self, outcome: Outcome) -> tuple[OutcomeStatus, Outcome]:
+        """Records a decision's outcome once: "new" or "unchanged" (the same outcome again);
+        raises ``UnknownDecision``, ``SimulationOutcome`` or ``OutcomeConflict``."""
+        status, recorded = await run_in_threadpool(self._report_outcome, outcome)
+        if status == "conflicting":
+            raise OutcomeConflict(recorded)
+        return status, recorded
 
     async def recent(
         self, limit: int, simulations: bool = False, client_id: int | None = None

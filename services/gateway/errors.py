@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.gateway.decisions import OutcomeConflict, SimulationOutcome, UnknownDecision
+
 log = structlog.get_logger(__name__)
 PROBLEM_TYPE = "https://credit-scoring.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -34,6 +36,9 @@ class Problem(BaseModel):
     instance: str = Field(examples=["/v1/clients/123"])
     field: str | None = Field(None, description="The offending field, when one is known.")
     errors: list[dict[str, Any]] | None = Field(None, description="Validation errors.")
+    recorded: dict[str, Any] | None = Field(
+        None, description="409 outcome-conflict: the outcome already recorded."
+    )
 
 
 class ApiError(Exception):
@@ -154,6 +159,26 @@ def install_handlers(app: FastAPI) -> None:
         return problem_response(request, 503, detail, slug="decision-log-unavailable",
                                 headers={"Retry-After": "1"})  # fmt: skip
 
+    async def unknown_decision(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, UnknownDecision)
+        return problem_response(request, 404, str(error), slug="not-found",
+                                field="decision_id")  # fmt: skip
+
+    async def outcome_conflict(request: Request, error: Exception) -> JSONResponse:
+        # The recorded outcome goes back with the 409: the caller sees what it contradicts.
+        assert isinstance(error, OutcomeConflict)
+        recorded = error.recorded
+        return problem_response(
+            request, 409, str(error), slug="outcome-conflict",
+            recorded={"defaulted": recorded.defaulted,
+                      "observed_at": recorded.observed_at.isoformat()},
+        )  # fmt: skip
+
+    async def simulation_outcome(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, SimulationOutcome)
+        return problem_response(request, 422, str(error), slug="simulation-decision",
+                                field="decision_id")  # fmt: skip
+
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
         return problem_response(request, 500, "internal error", slug="internal-error")
@@ -161,6 +186,9 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(UnknownDecision, unknown_decision)
+    app.add_exception_handler(OutcomeConflict, outcome_conflict)
+    app.add_exception_handler(SimulationOutcome, simulation_outcome)
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(InterfaceError, database_unavailable)
     app.add_exception_handler(Exception, unexpected)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-SCOPES = ("score", "explain", "read:clients", "audit")
+SCOPES = ("score", "explain", "read:clients", "audit", "outcomes")
 DEV_KEYS_FILE = Path(".dev/api-keys.json")
 DEV_KEY_FILE = Path(".dev/api-key")
 

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from credit.v1 import common_pb2, explainer_pb2, scoring_pb2
 from services.gateway import schemas
 from services.gateway.auth import require
 from services.gateway.backends import Backends
-from services.gateway.decisions import Decision, DecisionLog
+from services.gateway.decisions import Decision, DecisionLog, Outcome
 from services.gateway.errors import ApiError, problem_response, problem_responses
 from services.gateway.keys import ApiKey
 from services.gateway.metrics import DECISIONS, PROBABILITIES
@@ -404,6 +405,46 @@ async def decision_explanation(
     reply = await backends.explain(explainer_pb2.ExplainRequest(
         inputs=inputs, model_version=found.model_version, lang=lang, top_k=top_k))  # fmt: skip
     return _explanation(reply)
+
+
+def may_report_outcome(key: ApiKey, decision: Decision) -> bool:
+    """Whether ``key`` may report this decision's outcome. Keys belong to no partner yet,
+    so any key with the scope may; once keys carry a tenant, this compares it with the
+    deciding key's (``decision.key_id``), and the outcome row keeps the reporting key."""
+    return True
+
+
+@v1.put(
+    "/decisions/{decision_id}/outcome", response_model=schemas.Outcome, tags=["outcomes"],
+    summary="Report what became of a decision's loan (scope outcomes); idempotent",
+    status_code=200,
+    responses={
+        201: {"model": schemas.Outcome, "description": "Recorded now"},
+        **problem_responses(*AUTH_ERRORS, 404, 409, 422, 503),
+    },
+)  # fmt: skip
+async def report_outcome(
+    decision_id: UUID,
+    body: schemas.OutcomeReport,
+    response: Response,
+    key: Annotated[ApiKey, Depends(require("outcomes"))],
+    decisions: LogDep,
+) -> schemas.Outcome:
+    """201 when the outcome is recorded now, 200 when this same outcome was recorded before
+    (a retry is harmless), 409 when a different one was: outcomes are never overwritten."""
+    found = await _logged(decisions, decision_id)
+    if not may_report_outcome(key, found):  # reads as unknown: no probing others' ids
+        raise ApiError(404, f"unknown decision {decision_id}", slug="not-found")
+    status, recorded = await decisions.report_outcome(Outcome(
+        decision_id=found.decision_id, defaulted=body.defaulted, observed_at=body.observed_at,
+        reported_at=datetime.now(UTC), key_id=key.id, source="api",
+    ))  # fmt: skip
+    response.status_code = 201 if status == "new" else 200
+    return schemas.Outcome(
+        decision_id=recorded.decision_id, defaulted=recorded.defaulted,
+        observed_at=recorded.observed_at, reported_at=recorded.reported_at,
+        status="new" if status == "new" else "unchanged",
+    )  # fmt: skip
 
 
 @v1.get(

@@ -3,7 +3,7 @@ ranges checked) so a partner learns of a typo from a 422, not from a strange sco
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -257,6 +257,37 @@ class DecisionSummary(BaseModel):
 class DecisionRecord(DecisionSummary):
     key_id: str
     features: dict[str, Any] = Field(description='{"numeric": {...}, "categorical": {...}}')
+
+
+def _not_future(value: date) -> date:
+    # A day of slack: the reporter's "today" may already be tomorrow in UTC+14.
+    if value > (datetime.now(UTC) + timedelta(days=1)).date():
+        raise ValueError("an outcome cannot be observed in the future")
+    return value
+
+
+class OutcomeReport(Strict):
+    """What became of a granted loan."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"defaulted": False, "observed_at": "2026-11-30"}]},
+    )
+
+    defaulted: bool = Field(strict=True, description="The client defaulted on this loan.")
+    observed_at: Annotated[date, AfterValidator(_not_future)] = Field(
+        description="When the outcome was established (ISO date, not in the future)."
+    )
+
+
+class Outcome(BaseModel):
+    decision_id: str
+    defaulted: bool
+    observed_at: date
+    reported_at: datetime = Field(description="When the outcome was first recorded.")
+    status: Literal["new", "unchanged"] = Field(
+        description="new (201): recorded now; unchanged (200): this outcome was recorded before."
+    )
 
 
 class Health(BaseModel):
