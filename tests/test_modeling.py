@@ -90,10 +90,30 @@ def test_calibration_improves_brier_on_miscalibrated_scores() -> None:
     p_raw = p_true**0.4  # same ranking, far too high
     folds = modeling.make_folds(y, 5, seed=0)
     result = modeling.fit_calibration(y, p_raw, folds)
-    assert result.brier_by_method[result.method] == min(result.brier_by_method.values())
+    assert result.method in modeling.SMOOTH_METHODS
+    assert result.brier_by_method[result.method] == min(
+        result.brier_by_method[m] for m in modeling.SMOOTH_METHODS
+    )
     assert brier_score_loss(y, result.crossfit) < 0.8 * result.brier_raw
     assert modeling.expected_calibration_error(y, result.crossfit) < 0.02
     assert modeling.expected_calibration_error(y, p_raw) > 0.2
+
+
+def test_served_calibration_is_smooth_strictly_monotone_and_never_0_or_1() -> None:
+    """What-ifs must move the probability: every distinct raw score keeps a distinct,
+    ordered probability strictly between 0 and 1 (isotonic steps would merge them)."""
+    rng = np.random.default_rng(2)
+    p_raw = rng.beta(1, 9, 5000)
+    y = (rng.uniform(size=p_raw.size) < p_raw).astype(int)
+    result = modeling.fit_calibration(y, p_raw, modeling.make_folds(y, 5, seed=0))
+    grid = np.sort(np.concatenate([p_raw, [0.0, 1e-9, 1 - 1e-9, 1.0]]))
+    calibrated = result.calibrator.predict(grid)
+    assert np.all(np.diff(calibrated)[np.diff(grid) > 0] > 0)
+    assert calibrated.min() > 0 and calibrated.max() < 1
+    assert len(np.unique(result.calibrator.predict(p_raw))) == len(np.unique(p_raw))
+    # Isotonic is measured beside it, never served.
+    assert set(result.brier_by_method) == {"platt", "isotonic"} == set(result.ece_by_method)
+    assert result.method == "platt"
 
 
 def test_isotonic_json_calibrator_reproduces_sklearn() -> None:
@@ -139,6 +159,43 @@ def test_oof_predictions_come_from_models_that_did_not_see_the_row() -> None:
     assert roc_auc_score(y, cv.oof) < 0.6
     in_sample = modeling.fit_booster(X, y, params, 300).predict(X, num_threads=1)
     assert roc_auc_score(y, in_sample) > 0.95
+
+
+def test_scored_fold_takes_no_part_in_choosing_the_tree_count() -> None:
+    """Honest CV: shuffling the labels of one outer fold changes neither that fold's tree
+    count nor its predictions (they were chosen and fitted without it); only its AUC."""
+    X, y = _frame(1500, seed=4)
+    folds = modeling.make_folds(y, 3, seed=0)
+    params = modeling.lgb_params(seed=0, quick=True)
+    cv = modeling.cross_validate_lgbm(X, y, folds, params, refit=False, **FAST)
+    scored = folds[0][1]
+    y_shuffled = y.copy()
+    y_shuffled[scored] = np.random.default_rng(0).permutation(y[scored])
+    again = modeling.cross_validate_lgbm(X, y_shuffled, folds, params, refit=False, **FAST)
+    assert again.best_iterations[0] == cv.best_iterations[0]
+    np.testing.assert_array_equal(again.oof[scored], cv.oof[scored])
+    # The optimistic figure picks the scored fold's best tree count: never below the honest.
+    assert all(o >= h - 1e-12 for o, h in zip(cv.optimistic_fold_auc, cv.fold_auc, strict=True))
+
+
+def test_cross_fitted_threshold_never_sees_the_fold_it_decides() -> None:
+    rng = np.random.default_rng(5)
+    p = rng.beta(1, 9, 3000)
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    folds = modeling.make_folds(y, 5, seed=0)
+    honest = modeling.cross_fitted_threshold(y, p, folds, cost_fn=10, cost_fp=1)
+    for (train_idx, valid_idx), t in zip(folds, honest.fold_thresholds, strict=True):
+        assert t == modeling.choose_threshold(y[train_idx], p[train_idx]).threshold
+        np.testing.assert_array_equal(honest.refused[valid_idx], p[valid_idx] >= t)
+    total = modeling.decision_metrics(y, honest.refused.astype(float), 0.5)["business_cost"]
+    assert honest.cost == total == sum(honest.fold_costs)
+    # The threshold chosen on the very rows it is costed on can only look cheaper.
+    assert modeling.choose_threshold(y, p).cost <= honest.cost
+    intervals = modeling.bootstrap_intervals(y, p, honest.refused, n_boot=200, seed=0)
+    low, high = intervals["business_cost"]
+    assert low < honest.cost < high
+    low, high = intervals["oof_auc"]
+    assert low < roc_auc_score(y, p) < high
 
 
 def test_cv_result_fields_and_refit() -> None:

@@ -110,7 +110,19 @@ def test_metrics_json_has_required_keys(trained: dict[str, Any]) -> None:
     assert {"CODE_GENDER=F", "CODE_GENDER=M"} <= set(metrics["fairness"])
     assert any(k.startswith("age_band=") for k in metrics["fairness"])
     assert 0 < metrics["threshold"] < 1
-    assert metrics["calibration_method"] in {"isotonic", "platt"}
+    assert metrics["calibration_method"] == "platt"  # smooth: what-ifs move the probability
+    # Honest headline, optimistic figures labelled beside it, intervals around the headline.
+    low, high = metrics["auc_mean_ci95"]
+    assert low < metrics["auc_mean"] < high
+    low, high = metrics["business_cost_ci95"]
+    assert low < metrics["business_cost"] < high
+    assert metrics["business_cost"] == sum(metrics["fold_business_cost"])
+    assert metrics["optimistic"]["auc_mean"] >= metrics["auc_mean"]
+    assert metrics["optimistic"]["business_cost"] <= metrics["business_cost"]
+    assert "optimistic" in metrics["optimistic"]["note"]
+    assert metrics["cost_baselines"]["approve_all"] == 10 * round(metrics["default_rate"] * N_TRAIN)
+    card = (artifacts / "model_card.md").read_text()
+    assert "honest" in card and "Optimistic, for comparison only" in card
     for name in ("cost_curve.png", "reliability.png", "importance.png", "importance.csv",
                  "model_card.md", "population_stats.json", "reference.parquet",
                  "drift_train_vs_test.html", "drift_train_vs_test.json"):  # fmt: skip

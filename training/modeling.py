@@ -22,7 +22,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -78,11 +78,20 @@ def lgb_params(
 
 @dataclass
 class CVResult:
+    """Out-of-fold results of one CV run.
+
+    ``fold_auc``/``oof`` are honest: each fold's tree count was chosen on an inner split of
+    its own training part, never on the rows it scores. ``optimistic_fold_auc`` is the same
+    fold models' AUC at the tree count that suits the scored fold best (what early stopping
+    on the scored fold reports): kept only to show how much that choice flatters.
+    """
+
     oof: np.ndarray
     fold_auc: list[float]
     best_iterations: list[int]
     params: dict[str, Any]
     booster: lgb.Booster | None = None
+    optimistic_fold_auc: list[float] = field(default_factory=list)
 
     @property
     def auc_mean(self) -> float:
@@ -97,6 +106,32 @@ class CVResult:
         return max(1, round(float(np.mean(self.best_iterations))))
 
 
+class _StopOnInner:
+    """Early stopping that watches only the ``inner`` validation set.
+
+    LightGBM's own callback stops on whichever validation set stalls first; the scored fold
+    is also evaluated (to record the optimistic curve), so it must never decide anything.
+    """
+
+    order = 30
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.best_score = -np.inf
+        self.best_iteration = 0
+        self.best_results: list[Any] = []
+
+    def __call__(self, env: Any) -> None:
+        for data_name, metric, value, *_ in env.evaluation_result_list:
+            if data_name != "inner" or metric != "auc":
+                continue
+            if value > self.best_score:
+                self.best_score, self.best_iteration = value, env.iteration
+                self.best_results = list(env.evaluation_result_list)
+            elif env.iteration - self.best_iteration >= self.rounds:
+                raise lgb.callback.EarlyStopException(self.best_iteration, self.best_results)
+
+
 def cross_validate_lgbm(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -105,36 +140,59 @@ def cross_validate_lgbm(
     *,
     num_boost_round: int = 2000,
     early_stopping_rounds: int = 100,
+    inner_valid_share: float = 0.2,
     refit: bool = True,
     progress: ProgressFn | None = None,
 ) -> CVResult:
-    """Stratified-CV LightGBM: out-of-fold predictions, fold AUCs, best iterations.
+    """Stratified-CV LightGBM: honest out-of-fold predictions, fold AUCs, best iterations.
 
-    Each fold stops early on its own validation rows (so the OOF AUC is slightly optimistic,
-    as usual for early stopping); with ``refit`` a final booster is trained on all rows for
-    the mean best iteration.
+    Each outer fold's training part is split again (stratified, ``inner_valid_share`` held
+    out); trees are added until the inner hold-out stops improving, and that model scores
+    the outer fold, which takes part in no choice. With ``refit`` a final booster is
+    trained on all rows for the mean best iteration.
     """
     y = np.asarray(y)
     oof = np.full(len(y), np.nan)
     fold_auc: list[float] = []
+    optimistic: list[float] = []
     best: list[int] = []
+    seed = int(params.get("seed", 0))
     for k, (train_idx, valid_idx) in enumerate(folds):
-        train_set = lgb.Dataset(X.iloc[train_idx], y[train_idx], free_raw_data=False)
-        valid_set = lgb.Dataset(X.iloc[valid_idx], y[valid_idx], reference=train_set)
+        inner = StratifiedShuffleSplit(
+            n_splits=1, test_size=inner_valid_share, random_state=seed + k
+        )
+        fit_pos, stop_pos = next(inner.split(np.zeros(len(train_idx)), y[train_idx]))
+        fit_idx, stop_idx = train_idx[fit_pos], train_idx[stop_pos]
+        train_set = lgb.Dataset(X.iloc[fit_idx], y[fit_idx], free_raw_data=False)
+        stop_set = lgb.Dataset(X.iloc[stop_idx], y[stop_idx], reference=train_set)
+        scored_set = lgb.Dataset(X.iloc[valid_idx], y[valid_idx], reference=train_set)
+        stopper = _StopOnInner(early_stopping_rounds)
+        curves: dict[str, Any] = {}
         booster = lgb.train(
-            params,
+            {**params, "metric": "auc"},
             train_set,
             num_boost_round=num_boost_round,
-            valid_sets=[valid_set],
-            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+            valid_sets=[stop_set, scored_set],
+            valid_names=["inner", "scored"],
+            callbacks=[stopper, lgb.record_evaluation(curves)],
         )
-        iteration = booster.best_iteration or booster.current_iteration()
+        iteration = stopper.best_iteration + 1
         oof[valid_idx] = booster.predict(X.iloc[valid_idx], num_iteration=iteration, num_threads=1)
         fold_auc.append(float(roc_auc_score(y[valid_idx], oof[valid_idx])))
+        optimistic.append(float(np.max(curves["scored"]["auc"])))
         best.append(int(iteration))
         if progress:
-            progress(f"fold {k + 1}/{len(folds)}: AUC {fold_auc[-1]:.4f} at {iteration} trees")
-    result = CVResult(oof=oof, fold_auc=fold_auc, best_iterations=best, params=dict(params))
+            progress(
+                f"fold {k + 1}/{len(folds)}: AUC {fold_auc[-1]:.4f} at {iteration} trees "
+                f"(chosen on the inner split)"
+            )
+    result = CVResult(
+        oof=oof,
+        fold_auc=fold_auc,
+        best_iterations=best,
+        params=dict(params),
+        optimistic_fold_auc=optimistic,
+    )
     if refit:
         result.booster = fit_booster(X, y, params, result.refit_rounds)
     return result
@@ -211,6 +269,84 @@ def decision_metrics(
     }
 
 
+@dataclass
+class HonestDecision:
+    """Decisions where no row took part in choosing its own threshold."""
+
+    refused: np.ndarray  # bool per row
+    fold_thresholds: list[float]
+    cost: float
+    fold_costs: list[float]
+
+
+def cross_fitted_threshold(
+    y: np.ndarray,
+    p: np.ndarray,
+    folds: Sequence[Fold],
+    cost_fn: float = 10,
+    cost_fp: float = 1,
+) -> HonestDecision:
+    """Each fold is decided at the threshold that minimises cost on the *other* folds.
+
+    Choosing the threshold on the rows it is then scored on picks the luckiest cut of those
+    very rows; this measures what a threshold chosen on past clients costs on new ones.
+    ``p`` may be raw or calibrated: a monotone calibration leaves the decisions unchanged.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    refused = np.zeros(len(y), dtype=bool)
+    thresholds: list[float] = []
+    costs: list[float] = []
+    for train_idx, valid_idx in folds:
+        t = choose_threshold(y[train_idx], p[train_idx], cost_fn, cost_fp).threshold
+        refused[valid_idx] = p[valid_idx] >= t
+        thresholds.append(t)
+        m = decision_metrics(y[valid_idx], p[valid_idx], t, cost_fn, cost_fp)
+        costs.append(m["business_cost"])
+    return HonestDecision(refused, thresholds, float(sum(costs)), costs)
+
+
+def bootstrap_intervals(
+    y: np.ndarray,
+    p: np.ndarray,
+    refused: np.ndarray,
+    *,
+    cost_fn: float = 10,
+    cost_fp: float = 1,
+    n_boot: int = 500,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals (clients resampled) of the pooled OOF AUC and the cost.
+
+    The cost interval is for a population of the same size as the training set.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    refused = np.asarray(refused, dtype=bool)
+    unit_cost = np.where(refused, cost_fp * (y == 0), cost_fn * (y == 1)).astype(np.float64)
+    aucs, costs = [], []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if 0 < y[idx].sum() < len(idx):
+            aucs.append(roc_auc_score(y[idx], p[idx]))
+        costs.append(unit_cost[idx].sum())
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    return {
+        "oof_auc": np.quantile(aucs, [lo, hi]).tolist(),
+        "business_cost": np.quantile(costs, [lo, hi]).tolist(),
+    }
+
+
+def fold_interval(values: Sequence[float], level: float = 0.95) -> list[float]:
+    """t interval of a mean over folds (fold spread): mean ± t * std / sqrt(k)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return [float(v.mean() - half), float(v.mean() + half)]
+
+
 # --- calibration -------------------------------------------------------------------------
 
 
@@ -260,40 +396,50 @@ class CalibrationResult:
     method: str
     brier_raw: float
     brier_by_method: dict[str, float]
+    ece_by_method: dict[str, float] = field(default_factory=dict)
     # Calibrated probabilities where each row's calibrator never saw that row.
     crossfit: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+
+# Served calibrations must be smooth and strictly monotone: a what-if that changes the
+# inputs must move the probability, and no client may be shown exactly 0 or 1. Isotonic
+# regression is a step function (a dozen distinct probabilities on the synthetic model),
+# so it is measured for comparison only.
+SMOOTH_METHODS: tuple[str, ...] = ("platt",)
+COMPARED_METHODS: tuple[str, ...] = ("isotonic",)
 
 
 def fit_calibration(
     y: np.ndarray,
     p_raw: np.ndarray,
     folds: Sequence[Fold],
-    methods: Sequence[str] = (
-        "isotonic",
-        "platt",
-    ),
+    methods: Sequence[str] = SMOOTH_METHODS,
+    compared: Sequence[str] = COMPARED_METHODS,
 ) -> CalibrationResult:
-    """Calibrate OOF probabilities; pick the method with the lower *cross-fitted* Brier.
+    """Calibrate OOF probabilities; pick the eligible method with the lower *cross-fitted* Brier.
 
     Comparing on the rows a calibrator was fitted on would always favour isotonic (it can
     memorise), so each method is scored on folds it did not see, then refitted on all rows.
+    ``compared`` methods are scored the same way but never chosen.
     """
     y = np.asarray(y, dtype=np.int64)
     crossfit: dict[str, np.ndarray] = {}
-    for method in methods:
+    for method in (*methods, *compared):
         pred = np.empty(len(y))
         for train_idx, valid_idx in folds:
             pred[valid_idx] = _fit_one(method, y[train_idx], p_raw[train_idx]).predict(
                 p_raw[valid_idx]
             )
         crossfit[method] = pred
-    briers = {m: float(brier_score_loss(y, crossfit[m])) for m in methods}
-    best = min(briers, key=lambda m: briers[m])
+    briers = {m: float(brier_score_loss(y, crossfit[m])) for m in crossfit}
+    eces = {m: expected_calibration_error(y, crossfit[m]) for m in crossfit}
+    best = min(methods, key=lambda m: briers[m])
     return CalibrationResult(
         calibrator=_fit_one(best, y, p_raw),
         method=best,
         brier_raw=float(brier_score_loss(y, p_raw)),
         brier_by_method=briers,
+        ece_by_method=eces,
         crossfit=crossfit[best],
     )
 
