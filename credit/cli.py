@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from credit.logging import configure_logging
 from credit.settings import PlatformSettings
+
+if TYPE_CHECKING:
+    from training.feature_store import FeatureStoreSettings
 
 # Every job here may load LightGBM/SHAP: one thread each unless told otherwise (2-core box).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -216,6 +219,17 @@ def _register_feature_services(settings: PlatformSettings) -> list[str]:
     return registered
 
 
+def _store_marked(store_settings: FeatureStoreSettings) -> bool:
+    """Whether the online store holds a complete materialisation's marker."""
+    from training.feature_store import VIEWS, MarkerStore, open_store
+
+    try:
+        return VIEWS in MarkerStore(open_store(store_settings)).read()
+    except Exception as error:  # unreachable or unreadable: load again (it says why)
+        typer.echo(f"online store not checked ({type(error).__name__}: {error}): reloading")
+        return False
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 
@@ -245,7 +259,10 @@ def materialize_command(
     store_settings = FeatureStoreSettings()
     stamp = store_settings.data_dir / "MATERIALIZED.json"
     fingerprint = {"features_sha256": _sha256(features), **store_settings.config_dict()}
-    if if_stale and stamp.is_file() and json.loads(stamp.read_text()) == fingerprint:
+    current = stamp.is_file() and json.loads(stamp.read_text()) == fingerprint
+    # The stamp is a local file: only the store's own marker says its data is still there
+    # (a Redis emptied since, or a load cut short, has none).
+    if if_stale and current and _store_marked(store_settings):
         services = _register_feature_services(settings)
         typer.echo(f"online store is current; feature services: {', '.join(services)}")
         return
@@ -416,6 +433,151 @@ def decisions_archive(
         )
 
 
+outcomes_app = typer.Typer(
+    help="What became of granted loans (outcomes): import, simulate.", no_args_is_help=True
+)
+app.add_typer(outcomes_app, name="outcomes")
+
+
+@outcomes_app.command("import")
+def outcomes_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV or Parquet: decision_id, defaulted, observed_at.")
+    ],
+    database_url: Annotated[
+        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
+    ] = "sqlite:///data/decisions.db",
+    archive_dir: Annotated[
+        Path,
+        typer.Option(envvar="GATEWAY_DECISION_ARCHIVE_DIR", help="Archived decisions count too."),
+    ] = Path("data/decisions-archive"),
+    key_id: Annotated[str, typer.Option(help="Recorded as the reporter of these outcomes.")] = (
+        "import"
+    ),
+) -> None:
+    """Record a file of outcomes in one transaction (all or nothing); prints how many were
+    new, unchanged, conflicting (a different outcome already recorded: not applied) or
+    unknown (no such real decision)."""
+    from rich.progress import Progress
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.gateway.outcomes import OutcomeFileError, import_outcomes, read_outcome_file
+
+    try:
+        outcomes = read_outcome_file(file)
+    except OutcomeFileError as error:
+        raise _fail(f"{error}; nothing imported") from None
+    engine = create_engine(database_url)
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("importing outcomes", total=len(outcomes))
+            summary = import_outcomes(
+                engine, outcomes, key_id=key_id,
+                archive_dir=archive_dir if archive_dir.is_dir() else None,
+                on_batch=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+    except SQLAlchemyError as error:
+        raise _fail(
+            f"the decision log failed ({str(error).splitlines()[0][:200]}); nothing imported"
+        ) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"{summary.rows:,} row(s): {summary.new:,} new, {summary.unchanged:,} unchanged, "
+               f"{summary.conflicting:,} conflicting, {summary.unknown:,} unknown")  # fmt: skip
+    for decision_id, recorded, offered in summary.conflicts:
+        typer.secho(f"conflicting: {decision_id} recorded {recorded}, file says {offered}",
+                    fg=typer.colors.YELLOW, err=True)  # fmt: skip
+    for decision_id in summary.unknown_ids:
+        typer.secho(f"unknown: {decision_id}", fg=typer.colors.YELLOW, err=True)
+
+
+@outcomes_app.command("simulate")
+def outcomes_simulate(
+    database_url: Annotated[
+        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
+    ] = "sqlite:///data/decisions.db",
+    include_refused: Annotated[
+        bool, typer.Option(help="Label refused decisions too (only a simulation can).")
+    ] = False,
+) -> None:
+    """Demonstration: label logged decisions of training clients with their real TARGET
+    (outcomes of source `simulated`), granted decisions only unless --include-refused."""
+    from sqlalchemy import create_engine
+
+    from services.gateway.outcomes import simulate_outcomes, training_targets
+
+    try:
+        targets = training_targets(PlatformSettings().tables_dir)
+    except FileNotFoundError as error:
+        raise _fail(str(error)) from None
+    engine = create_engine(database_url)
+    try:
+        summary = simulate_outcomes(engine, targets, include_refused=include_refused)
+    finally:
+        engine.dispose()
+    typer.echo(f"{summary.labelled:,} decision(s) labelled ({summary.defaulted:,} defaulted); "
+               f"skipped: {summary.refused_skipped:,} refused, {summary.unknown_client:,} "
+               f"without a known client's TARGET")  # fmt: skip
+
+
+performance_app = typer.Typer(
+    help="Realised model performance from outcomes.", no_args_is_help=True
+)
+app.add_typer(performance_app, name="performance")
+
+
+@performance_app.command("report")
+def performance_report(
+    database_url: Annotated[
+        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
+    ] = "sqlite:///data/decisions.db",
+    archive_dir: Annotated[
+        Path,
+        typer.Option(envvar="GATEWAY_DECISION_ARCHIVE_DIR", help="Archived decisions count too."),
+    ] = Path("data/decisions-archive"),
+    out_dir: Annotated[Path | None, typer.Option(help="Default: ARTIFACTS_DIR/performance.")] = (
+        None
+    ),
+    pushgateway_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PUSHGATEWAY_URL", help="Push metrics there (else out_dir/performance.prom)."
+        ),
+    ] = None,
+) -> None:
+    """Per model version and decision month: approval rate, outcomes known, realised vs
+    predicted default rate, AUC, Brier, calibration by band, PSI; JSON + HTML + metrics."""
+    from training.performance import run_performance
+
+    settings = PlatformSettings()
+    try:
+        result = run_performance(
+            database_url, out_dir or settings.artifacts_dir / "performance",
+            archive_dir=archive_dir if archive_dir.is_dir() else None,
+            artifacts_dir=settings.artifacts_dir, tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name, pushgateway_url=pushgateway_url,
+        )  # fmt: skip
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    for version, figures in result["model_versions"].items():
+        overall = figures["overall"]
+        auc = "n/a" if overall["auc"] is None else f"{overall['auc']:.4f}"
+        training = figures["training_auc"]
+        typer.echo(
+            f"model v{version}: {overall['decisions']:,} decisions, approval "
+            f"{overall['approval_rate']:.1%}, {overall['outcomes_known']:,} outcomes, realised "
+            f"AUC {auc} (training {'n/a' if training is None else f'{training:.4f}'}), "
+            f"calibration ratio {_fmt(overall['calibration_ratio'])}, PSI {_fmt(overall['psi'])}"
+        )
+    typer.echo(f"report: {result['report_json']}, {result['report_html']}; metrics: "
+               f"{result.get('pushed_to') or result.get('prom_file')}")  # fmt: skip
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 @app.command("bench")
 def bench(
     only: Annotated[
@@ -427,6 +589,38 @@ def bench(
     from credit.bench import run_benchmarks
 
     run_benchmarks(PlatformSettings(), only=only, clients=clients)
+
+
+images_app = typer.Typer(help="Container images (Docker).", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("build")
+def images_build(
+    python_image: Annotated[
+        str, typer.Option(envvar="PYTHON_IMAGE", help="Base image of every image.")
+    ] = "credit-python:3.11-bookworm",
+    tag: Annotated[str, typer.Option(envvar="IMAGE_TAG", help="Tag of the images.")] = "dev",
+    only: Annotated[
+        list[str] | None, typer.Option(help="Build only these images (repeatable).")
+    ] = None,
+) -> None:
+    """Build the scoring, explainer, gateway, ui and jobs images (credit-scoring/<image>:TAG);
+    sizes and build times go to artifacts/bench.json (``images``)."""
+    from credit.images import IMAGES, build_images
+
+    unknown = set(only or ()) - set(IMAGES)
+    if unknown:
+        raise _fail(f"unknown image(s) {sorted(unknown)}; known: {list(IMAGES)}")
+    try:
+        build_images(
+            tuple(i for i in IMAGES if not only or i in only),
+            tag=tag,
+            python_image=python_image,
+            artifacts=Path(PlatformSettings().artifacts_dir),
+        )
+    except RuntimeError as error:
+        raise _fail(str(error)) from None
 
 
 if __name__ == "__main__":
