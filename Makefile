@@ -22,8 +22,12 @@ export DATA_DIR
 endif
 export SYNTHETIC_CLIENTS ?= 20000
 export MLFLOW_TRACKING_URI ?= sqlite:///mlruns/mlflow.db
+# Container images: credit-scoring/<image>:$(IMAGE_TAG), on PYTHON_IMAGE. The default base is
+# made here from Debian packages (scripts/base-image.sh): registry images need Docker Hub.
+export PYTHON_IMAGE ?= credit-python:3.11-bookworm
+export IMAGE_TAG ?= dev
 
-.PHONY: help protos venv services up down data features train materialize test lint bench clean mlflow ops-tools deploy-check drift locks k8s-base
+.PHONY: help protos venv services up down data features train materialize test lint bench clean mlflow ops-tools deploy-check drift locks k8s-base images e2e
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,7 +86,17 @@ test: venv services ops-tools ## Run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/e2e
+
+images: venv ## Build the five images (credit-scoring/<image>:IMAGE_TAG); sizes, times -> artifacts/bench.json
+	@bash scripts/ensure-docker.sh
+	@if [ "$(PYTHON_IMAGE)" = "credit-python:3.11-bookworm" ]; then bash scripts/base-image.sh "$(PYTHON_IMAGE)"; fi
+	$(BIN)/credit images build
+
+e2e: venv services ops-tools ## The Helm chart's pods run as containers from the images, driven end to end
+	@bash scripts/ensure-docker.sh
+	@bash scripts/ensure-test-tools.sh
+	$(BIN)/python -m pytest tests/e2e
 
 ops-tools: venv ## Install helm, kubectl, promtool/prometheus, hadolint, checkov, kubernetes-validate
 	@bash scripts/install-ops-tools.sh >/dev/null

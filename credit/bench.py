@@ -315,10 +315,7 @@ def run_benchmarks(
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {sorted(unknown)}; known: {sorted(BENCHMARKS)}")
     artifacts = Path(settings.artifacts_dir)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    json_path = artifacts / "bench.json"
-    report = json.loads(json_path.read_text()) if json_path.is_file() else {"results": {}}
-    report["machine"] = _machine()
+    report: dict[str, Any] = {"results": {}}
     for name, benchmark in BENCHMARKS.items():
         if only and name not in only:
             continue
@@ -332,9 +329,20 @@ def run_benchmarks(
         finally:
             shutil.rmtree(work, ignore_errors=True)  # full-scale inputs are several GB
         result["python_loop_s"] = {"before": speed_before, "after": python_speed()}
-        result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        report["results"][name] = result
+        report = record_result(artifacts, name, result)
         log.info("benchmark_done", benchmark=name, result=result)
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        (artifacts / "bench.md").write_text(render_markdown(report))
+    return report
+
+
+def record_result(artifacts: Path, name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Merge one benchmark's result into ``bench.json`` (the others' results stay) and
+    render ``bench.md``; also used by ``credit images build`` for image sizes and times."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    json_path = artifacts / "bench.json"
+    report = json.loads(json_path.read_text()) if json_path.is_file() else {"results": {}}
+    report["machine"] = _machine()
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    report["results"][name] = result
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    (artifacts / "bench.md").write_text(render_markdown(report))
     return report

@@ -118,7 +118,12 @@ def test_dockerfile_conventions(dockerfile: Path):
         "DO_NOT_TRACK=1",
     ):
         assert env in text, env
-    assert (REPO / "docker" / f"{dockerfile.name}.dockerignore").is_file()
+    # The legacy builder reads only the context root's .dockerignore: BuildKit's
+    # per-Dockerfile ignore files would be skipped, and .venv, data/ and .git sent along.
+    assert not (REPO / "docker" / f"{dockerfile.name}.dockerignore").exists()
+    assert "# syntax=" not in text  # a BuildKit frontend image from a registry
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    assert "*" in ignored and {"!services/", "!training/", "!credit/"} <= set(ignored)
 
 
 # --- Helm ----------------------------------------------------------------------------------
