@@ -35,14 +35,18 @@ class UISettings(BaseSettings):
     def api_key(self) -> str:
         """Read at start, kept server-side: the browser never sees it."""
         if self.gateway_api_key is not None:
-            return self.gateway_api_key.get_secret_value().strip()
-        try:
-            return self.gateway_api_key_file.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise RuntimeError(
-                f"no gateway API key: set UI_GATEWAY_API_KEY or UI_GATEWAY_API_KEY_FILE "
-                f"({self.gateway_api_key_file}: {error.strerror})"
-            ) from error
+            key = self.gateway_api_key.get_secret_value().strip()
+        else:
+            try:
+                key = self.gateway_api_key_file.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise RuntimeError(
+                    f"no gateway API key: set UI_GATEWAY_API_KEY or UI_GATEWAY_API_KEY_FILE "
+                    f"({self.gateway_api_key_file}: {error.strerror})"
+                ) from error
+        if not key:  # an empty mounted Secret item: every call would be refused
+            raise RuntimeError("no gateway API key: UI_GATEWAY_API_KEY(_FILE) is empty")
+        return key
 
     def credentials(self) -> list[tuple[str, str]]:
         pairs = []
