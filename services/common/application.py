@@ -11,6 +11,7 @@ from typing import Any
 
 from credit.v1 import common_pb2
 from services.common.errors import InvalidArgument
+from services.common.ranges import kaggle_categories, numeric_ranges
 from training.schema import CATEGORY_MISSING, DAYS_SENTINEL, kaggle_schema
 
 # Typed proto field -> Kaggle column.
@@ -38,36 +39,49 @@ TYPED_FIELDS: dict[str, str] = {
     "ext_source_3": "EXT_SOURCE_3",
 }
 REQUIRED = ("contract_type", "amt_income_total", "amt_credit", "amt_annuity", "days_birth")
-# Plausible ranges (inclusive); outside them the input is a typo, not an applicant.
-RANGES: dict[str, tuple[float, float]] = {
-    "AMT_INCOME_TOTAL": (1.0, 1e9),
-    "AMT_CREDIT": (1.0, 1e9),
-    "AMT_ANNUITY": (1.0, 1e8),
-    "AMT_GOODS_PRICE": (0.0, 1e9),
-    "DAYS_BIRTH": (-36_500, -6_570),  # 18 to 100 years old
-    "DAYS_EMPLOYED": (-36_500, 0),
-    "CNT_CHILDREN": (0, 30),
-    "CNT_FAM_MEMBERS": (1, 40),
-    "EXT_SOURCE_1": (0.0, 1.0),
-    "EXT_SOURCE_2": (0.0, 1.0),
-    "EXT_SOURCE_3": (0.0, 1.0),
-}
+# Inclusive ranges of every numeric field, from the data (services.common.ranges): outside
+# them the input is a typo, not an applicant.
+RANGES: dict[str, tuple[float, float]] = numeric_ranges()
 
 
 def _check_number(field: str, column: str, value: float) -> float:
     if not math.isfinite(value):
         raise InvalidArgument(field, "must be a finite number")
+    if column == "DAYS_EMPLOYED" and value == DAYS_SENTINEL:
+        return float(value)  # Kaggle's own code for "no employment date"
     low, high = RANGES.get(column, (-math.inf, math.inf))
     if not low <= value <= high:
         raise InvalidArgument(field, f"must be between {low:g} and {high:g}, got {value:g}")
     return float(value)
 
 
-def _check_category(field: str, column: str, value: str, categories: tuple[str, ...]) -> str:
-    allowed = [c for c in categories if c != CATEGORY_MISSING]
+def _check_category(field: str, column: str, value: str) -> str | None:
+    """A value of Kaggle's data dictionary, or None for ``XNA`` (Kaggle's "not available").
+
+    Values the served model never saw in training are accepted here (they are valid) and
+    scored as missing; the scoring service reports them (``unseen_categories``).
+    """
+    allowed = kaggle_categories().get(column, ())
     if value not in allowed:
-        raise InvalidArgument(field, f"unknown value {value!r}; expected one of {allowed}")
-    return value
+        raise InvalidArgument(field, f"unknown value {value!r}; expected one of {list(allowed)}")
+    return None if value == CATEGORY_MISSING else value
+
+
+def unseen_categories(
+    features: dict[str, Any], schema: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """A new application's features with the category values the model never saw in
+    training set to missing (what the model's encoder does with them anyway, now also in the
+    logged inputs), and those values as ``"FIELD=value"`` for the response."""
+    flagged: list[str] = []
+    cleaned = dict(features)
+    for spec in schema["features"]:
+        value = features.get(spec["name"])
+        unseen = isinstance(value, str) and value not in spec.get("categories", ())
+        if spec["dtype"] == "category" and unseen:
+            flagged.append(f"{spec['name']}={value}")
+            cleaned[spec["name"]] = None
+    return cleaned, flagged
 
 
 def application_to_raw(application: common_pb2.Application) -> dict[str, Any]:
@@ -82,12 +96,12 @@ def application_to_raw(application: common_pb2.Application) -> dict[str, Any]:
         if optional and not application.HasField(field):
             continue
         value = getattr(application, field)
-        spec = table.column(column)
-        raw[column] = (
-            _check_category(field, column, value, spec.categories)
-            if spec.kind == "category"
-            else _check_number(field, column, float(value))
-        )
+        if table.column(column).kind == "category":
+            category = _check_category(field, column, value)
+            if category is not None:
+                raw[column] = category
+        else:
+            raw[column] = _check_number(field, column, float(value))
     # Kaggle codes "no employment" (pensioners, unemployed) as 365243, never as missing: an
     # applicant without an employment date must reach the features exactly as in training.
     raw.setdefault("DAYS_EMPLOYED", DAYS_SENTINEL)
@@ -106,7 +120,9 @@ def application_to_raw(application: common_pb2.Application) -> dict[str, Any]:
             raise InvalidArgument(field, "not a categorical Kaggle application field")
         if name in raw:
             raise InvalidArgument(field, "given twice (it is a typed field)")
-        raw[name] = _check_category(field, name, value, table.column(name).categories)
+        category = _check_category(field, name, value)
+        if category is not None:
+            raw[name] = category
     if application.HasField("client_id"):
         if application.client_id <= 0:
             raise InvalidArgument("client_id", "must be a positive SK_ID_CURR")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from services.common.application import unseen_categories
 from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import VersionCache
@@ -114,7 +115,9 @@ class ExplainerHandler:
         self, raw: dict[str, Any], version: str, lang: str, top_k: int
     ) -> Explained:
         model = self.model(version)
-        return self.explain(model, self.features.application(raw, model), lang, top_k)
+        # Valid values the model never saw are missing to it: shown so, as scoring logs them.
+        features, _ = unseen_categories(self.features.application(raw, model), model.schema)
+        return self.explain(model, features, lang, top_k)
 
     def explain_inputs(
         self,

@@ -119,6 +119,7 @@ def _score(decision: Decision, reply: scoring_pb2.ScoreResponse) -> schemas.Scor
         threshold=decision.threshold, distance_to_threshold=reply.distance_to_threshold,
         model_version=decision.model_version, decision_id=decision.decision_id,
         client_id=decision.client_id, simulation=decision.simulation,
+        treated_as_missing=list(reply.treated_as_missing),
     )  # fmt: skip
 
 

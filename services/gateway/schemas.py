@@ -6,11 +6,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from credit.v1 import common_pb2
+from services.common.ranges import numeric_ranges
 
 INT64_MAX = 2**63 - 1
+# Field bounds from the data (services.common.ranges), exactly as the services check them.
+LIMITS = numeric_ranges()
+NO_EMPLOYMENT = 365_243  # Kaggle's DAYS_EMPLOYED code for "no employment date"
 ClientId = Annotated[int, Field(gt=0, le=INT64_MAX, description="SK_ID_CURR", examples=[100002])]
 Lang = Literal["en", "fr"]
 ModelVersion = Annotated[str, Field(pattern=r"^[0-9A-Za-z._-]{1,64}$", examples=["3"])]
@@ -47,14 +51,34 @@ class Application(Strict):
 
     client_id: ClientId | None = Field(None, description="SK_ID_CURR of a known client")
     contract_type: Literal["Cash loans", "Revolving loans"]
-    amt_income_total: float = Field(ge=1, le=1e9, allow_inf_nan=False)
-    amt_credit: float = Field(ge=1, le=1e9, allow_inf_nan=False)
-    amt_annuity: float = Field(ge=1, le=1e8, allow_inf_nan=False)
-    amt_goods_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
-    days_birth: int = Field(ge=-36_500, le=-6_570, description="negative: 18 to 100 years")
-    days_employed: int | None = Field(None, ge=-36_500, le=0)
-    cnt_children: int | None = Field(None, ge=0, le=30)
-    cnt_fam_members: float | None = Field(None, ge=1, le=40, allow_inf_nan=False)
+    amt_income_total: float = Field(
+        ge=LIMITS["AMT_INCOME_TOTAL"][0], le=LIMITS["AMT_INCOME_TOTAL"][1], allow_inf_nan=False
+    )
+    amt_credit: float = Field(
+        ge=LIMITS["AMT_CREDIT"][0], le=LIMITS["AMT_CREDIT"][1], allow_inf_nan=False
+    )
+    amt_annuity: float = Field(
+        ge=LIMITS["AMT_ANNUITY"][0], le=LIMITS["AMT_ANNUITY"][1], allow_inf_nan=False
+    )
+    amt_goods_price: float | None = Field(
+        None, ge=LIMITS["AMT_GOODS_PRICE"][0], le=LIMITS["AMT_GOODS_PRICE"][1], allow_inf_nan=False
+    )
+    days_birth: int = Field(
+        ge=LIMITS["DAYS_BIRTH"][0],
+        le=LIMITS["DAYS_BIRTH"][1],
+        description="negative: 18 to 100 years",
+    )
+    # Kaggle's 365243 ("no employment date") is accepted, like leaving the field out.
+    days_employed: int | None = Field(
+        None, ge=LIMITS["DAYS_EMPLOYED"][0], le=NO_EMPLOYMENT,
+        description="negative days; 365243 or absent: no employment (pensioner, unemployed)",
+    )  # fmt: skip
+    cnt_children: int | None = Field(
+        None, ge=LIMITS["CNT_CHILDREN"][0], le=LIMITS["CNT_CHILDREN"][1]
+    )
+    cnt_fam_members: float | None = Field(
+        None, ge=LIMITS["CNT_FAM_MEMBERS"][0], le=LIMITS["CNT_FAM_MEMBERS"][1], allow_inf_nan=False
+    )
     code_gender: Text | None = None
     flag_own_car: Literal["Y", "N"] | None = None
     flag_own_realty: Literal["Y", "N"] | None = None
@@ -73,6 +97,14 @@ class Application(Strict):
     category_fields: dict[FieldName, Text] = Field(
         default_factory=dict, max_length=200, description="Other categorical Kaggle fields"
     )
+
+    @field_validator("days_employed")
+    @classmethod
+    def _employment(cls, value: int | None) -> int | None:
+        high = LIMITS["DAYS_EMPLOYED"][1]
+        if value is not None and high < value != NO_EMPLOYMENT:
+            raise ValueError(f"must be at most {high:g}, or {NO_EMPLOYMENT} (no employment)")
+        return value
 
     def to_proto(self) -> common_pb2.Application:
         fields = self.model_dump(exclude_none=True)
@@ -102,6 +134,12 @@ class Score(BaseModel):
     decision_id: str = Field(description="Audit record id (GET /v1/decisions/{id})")
     client_id: int | None = None
     simulation: bool = False
+    treated_as_missing: list[str] = Field(
+        default_factory=list,
+        description="A new application's valid values the model never saw in training "
+        "(FIELD=value), scored as missing",
+        examples=[["ORGANIZATION_TYPE=Trade: type 5"]],
+    )
 
 
 class BatchRequest(Strict):

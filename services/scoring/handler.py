@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.application import unseen_categories
 from services.common.errors import InvalidArgument, NotReady, ServiceError
 from services.common.features import FeatureSource
 from services.common.registry import ChampionFollower
@@ -24,6 +25,8 @@ class Scored:
     client_id: int | None
     features: dict[str, Any]
     feature_names: tuple[str, ...]  # the model's inputs, in its order
+    # A new application's valid category values unseen in training, scored as missing.
+    treated_as_missing: tuple[str, ...] = ()
 
     @property
     def distance_to_threshold(self) -> float:
@@ -43,7 +46,12 @@ class ScoringHandler:
         return model
 
     @staticmethod
-    def _scored(model: ScoringModel, features: dict[str, Any], client_id: int | None) -> Scored:
+    def _scored(
+        model: ScoringModel,
+        features: dict[str, Any],
+        client_id: int | None,
+        treated_as_missing: tuple[str, ...] = (),
+    ) -> Scored:
         _, probability = model.predict_one(features)
         return Scored(
             probability=probability,
@@ -53,6 +61,7 @@ class ScoringHandler:
             client_id=client_id,
             features=features,
             feature_names=model.feature_names,
+            treated_as_missing=treated_as_missing,
         )
 
     def score_client(self, client_id: int) -> Scored:
@@ -64,7 +73,8 @@ class ScoringHandler:
     def score_application(self, raw: dict[str, Any]) -> Scored:
         model = self.model()
         client_id = raw.get("SK_ID_CURR")
-        return self._scored(model, self.features.application(raw, model), client_id)
+        features, unseen = unseen_categories(self.features.application(raw, model), model.schema)
+        return self._scored(model, features, client_id, tuple(unseen))
 
     def client_profile(self, client_id: int) -> tuple[str, dict[str, Any]]:
         if client_id <= 0:

@@ -75,6 +75,7 @@ def score_response(
         fill_feature_vector(response.features, scored.features)
     if scored.client_id is not None:
         response.client_id = int(scored.client_id)
+    response.treated_as_missing.extend(scored.treated_as_missing)
     return response
 
 
