@@ -570,6 +570,11 @@ def performance_report(
             f"AUC {auc} (training {'n/a' if training is None else f'{training:.4f}'}), "
             f"calibration ratio {_fmt(overall['calibration_ratio'])}, PSI {_fmt(overall['psi'])}"
         )
+        if overall["auc_all_outcomes"] is not None:
+            typer.echo(
+                f"  with the {overall['outcomes_on_refused']:,} simulated outcomes of refused "
+                f"decisions: AUC {overall['auc_all_outcomes']:.4f} over every labelled decision"
+            )
     typer.echo(f"report: {result['report_json']}, {result['report_html']}; metrics: "
                f"{result.get('pushed_to') or result.get('prom_file')}")  # fmt: skip
 

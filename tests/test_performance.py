@@ -112,6 +112,10 @@ def test_report_by_version_and_decision_month(scenario: dict[str, Any], tmp_path
         assert got["decisions"] == want["decisions"] and got["granted"] == want["granted"]
         assert got["outcomes_known"] == want["granted"]  # refused outcomes kept apart
         assert got["outcomes_on_refused"] == want["outcomes_on_refused"] > 0
+        everyone = [scenario["outcomes"][d.decision_id] for d in mine]
+        assert got["auc_all_outcomes"] == pytest.approx(
+            roc_auc_score(everyone, [d.probability for d in mine])
+        )
         for name in ("auc", "brier", "calibration_ratio"):
             assert got[name] == pytest.approx(want[name]), name
         assert sum(b["outcomes"] for b in got["calibration"]) == got["outcomes_known"]

@@ -157,6 +157,13 @@ def figures(frame: pd.DataFrame, reference_scores: np.ndarray | None) -> dict[st
     realised = float(y.mean()) if len(y) else None
     predicted = float(p.mean()) if len(p) else None
     refused_outcomes = int(frame[frame["decision"] != "granted"]["defaulted"].notna().sum())
+    auc_all = None
+    if refused_outcomes:  # only a simulation (or an exploration share) labels the refused
+        everyone = frame[frame["defaulted"].notna()]
+        auc_all, _ = _auc_brier(
+            everyone["defaulted"].astype(float).to_numpy(),
+            everyone["probability"].to_numpy(dtype=float),
+        )
     return {
         "decisions": len(frame),
         "granted": len(granted),
@@ -175,6 +182,9 @@ def figures(frame: pd.DataFrame, reference_scores: np.ndarray | None) -> dict[st
         if reference_scores is None
         else psi(frame["probability"].to_numpy(dtype=float), reference_scores),
         "outcomes_on_refused": refused_outcomes,
+        # Granted and refused together: comparable with the model card's AUC, but only ever
+        # known in a simulation; never part of the realised figures above.
+        "auc_all_outcomes": auc_all,
         "outcome_sources": {
             str(k): int(v) for k, v in labelled["outcome_source"].value_counts().items()
         },
@@ -413,8 +423,17 @@ def render_html(report: dict[str, Any], evidently: dict[str, str]) -> str:
                 _cell(v["psi"]),
             ]
             parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+        overall = result["overall"]
+        if overall["auc_all_outcomes"] is not None:
+            parts.append(
+                f"<p>{overall['outcomes_on_refused']:,} outcomes of refused decisions (only a "
+                "simulation has them) are left out of the figures above; with them, the AUC "
+                f"over every labelled decision is {_cell(overall['auc_all_outcomes'])} "
+                "(comparable with the model card's).</p>"
+            )
         parts.append(
-            "</table><h3>Calibration by probability band (all months)</h3><table>"
+            "<h3>Calibration by probability band (all months)</h3><table>"
             "<tr><th>band</th><th>outcomes</th><th>predicted</th><th>observed</th></tr>"
         )
         for band in result["overall"]["calibration"]:
