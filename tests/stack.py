@@ -18,12 +18,10 @@ import pandas as pd
 
 from services.common.features import FeatureSource
 from services.common.registry import ChampionFollower
-from services.common.server import set_serving
-from services.explainer.server import SERVICE as EXPLAINER_SERVICE
 from services.explainer.server import create_server as create_explainer
 from services.explainer.settings import ExplainerSettings
-from services.scoring.server import SERVICE as SCORING_SERVICE
 from services.scoring.server import create_server as create_scoring
+from services.scoring.server import start_following
 from services.scoring.settings import ScoringSettings
 from training.bundle import ScoringModel
 from training.feature_store import (
@@ -60,6 +58,7 @@ class Stack:
     explainer_address: str = ""
     follower: ChampionFollower | None = None
     servers: list[grpc.Server] = field(default_factory=list)
+    sources: list[FeatureSource] = field(default_factory=list)
 
     @property
     def train_ids(self) -> list[int]:
@@ -68,6 +67,8 @@ class Stack:
     def stop(self) -> None:
         if self.follower is not None:
             self.follower.stop()
+        for source in self.sources:
+            source.stop()
         for server in self.servers:
             server.stop(grace=None)
 
@@ -114,33 +115,36 @@ def build_stack(root: Path, *, clients: int = 3_000, online_store: str = "sqlite
     return stack
 
 
-def start_servers(stack: Stack, scoring_port: int = 0, explainer_port: int = 0) -> None:
-    """Scoring and explainer servers for ``stack``, on the given ports or free ones."""
+def start_servers(
+    stack: Stack, scoring_port: int = 0, explainer_port: int = 0, check_seconds: float = 0.5
+) -> None:
+    """Scoring and explainer servers for ``stack``, on the given ports or free ones, wired
+    as ``serve`` wires them (health follows the champion and the store's completeness,
+    checked every ``check_seconds``)."""
     reader = OnlineFeatureReader(open_store(stack.store_settings))
     scoring_port, explainer_port = scoring_port or free_port(), explainer_port or free_port()
-    scoring, follower, scoring_health = create_scoring(
+    scoring_features = FeatureSource(reader, check_seconds=check_seconds)
+    scoring, follower, _ = create_scoring(
         ScoringSettings(
             port=scoring_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,
             poll_seconds=0.5, cache_dir=stack.root / "model-cache",
         ),
-        FeatureSource(reader),
+        scoring_features,
     )  # fmt: skip
-    follower.on_change = lambda: set_serving(
-        scoring_health, [SCORING_SERVICE], follower.model is not None
-    )
-    explainer, explainer_health, _ = create_explainer(
+    explainer_features = FeatureSource(reader, check_seconds=check_seconds)
+    explainer, _, _ = create_explainer(
         ExplainerSettings(
             port=explainer_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,
             cache_dir=stack.root / "model-cache",
         ),
-        FeatureSource(reader),
+        explainer_features,
     )  # fmt: skip
     scoring.start()
     explainer.start()
-    set_serving(explainer_health, [EXPLAINER_SERVICE], True)
-    follower.refresh()
-    follower.start()
+    explainer_features.start()
+    start_following(follower, scoring_features)
     stack.scoring_address = f"127.0.0.1:{scoring_port}"
     stack.explainer_address = f"127.0.0.1:{explainer_port}"
     stack.follower = follower
     stack.servers = [scoring, explainer]
+    stack.sources = [scoring_features, explainer_features]

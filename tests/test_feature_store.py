@@ -28,10 +28,12 @@ from tests.conftest import missing_service, write_minimal_tables
 from training.feature_store import (
     FeatureServiceMismatch,
     FeatureStoreSettings,
+    MarkerStore,
     OnlineFeatureReader,
     StaleFeatures,
     UnknownClient,
     UnknownModelVersion,
+    completeness,
     materialize,
     open_store,
     register_model_features,
@@ -312,7 +314,9 @@ def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
                 patch.setattr(module, name, replacement)
                 materialize(written[path], tricky_features, progress=False, event_time=now)
         suffix = {p: s.project.encode() for p, s in written.items()}
-        keys = [k for k in client.scan_iter(count=1000) if k.endswith(suffix["restore"])]
+        marker = MarkerStore(open_store(written["restore"])).redis_key()  # not a client
+        keys = [k for k in client.scan_iter(count=1000)
+                if k.endswith(suffix["restore"]) and k != marker]  # fmt: skip
         assert len(keys) == frame.height
         for key in keys:
             twins = [key[: -len(suffix["restore"])] + suffix[p] for p in ("pipelined", "feast")]
@@ -349,11 +353,12 @@ SQLITE_COLUMNS = ("entity_key", "feature_name", "value", "value_text", "vector_v
 
 def _sqlite_contents(settings: FeatureStoreSettings) -> tuple[list[tuple], dict[str, list]]:
     """The file's schema, and every row of every table (each column with its storage
-    class), in primary-key order."""
+    class), in primary-key order; Feast's tables only (not the completeness markers)."""
     typed = ", ".join(f"{c}, typeof({c})" for c in SQLITE_COLUMNS)
     with closing(sqlite3.connect(settings.sqlite_path)) as connection:
         schema = connection.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name != ? ORDER BY name",
+            (completeness.SQLITE_TABLE,),
         ).fetchall()
         rows = {
             name: connection.execute(

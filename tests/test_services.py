@@ -36,11 +36,13 @@ from credit.v1 import (
     scoring_pb2_grpc,
 )
 from services.common.application import TYPED_FIELDS
+from services.common.errors import REASON_KEY
 from services.explainer.server import SERVICE as EXPLAINER_SERVICE
 from services.gateway.routes import logged_features
 from services.scoring.server import SERVICE as SCORING_SERVICE
 from services.scoring.settings import ScoringSettings
 from tests.stack import MODEL_NAME, Stack, free_port, start_servers, train_model
+from training.bundle import ScoringModel
 from training.feature_store import (
     FeatureStoreSettings,
     materialize,
@@ -233,9 +235,11 @@ def redis_stack(
 
 @pytest.fixture(scope="module")
 def empty_registry(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Servers whose MLflow registry holds no model yet (features reused, read-only)."""
+    """Servers whose MLflow registry holds no model yet (features reused, read-only; the
+    store materialised, so that only the missing champion keeps them from serving)."""
     root = tmp_path_factory.mktemp("empty-registry")
     settings = FeatureStoreSettings(data_dir=root / "feature_store", project="test_empty")
+    materialize(settings, stack.features_dir, progress=False)
     served = Stack(root=root, features_dir=stack.features_dir,
                    tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
                    store_settings=settings, metrics={}, model=stack.model,
@@ -255,9 +259,13 @@ def served_version(address: str) -> str | None:
 
 
 def promote_new_version(served: Stack) -> str:
-    """Train and register one more version and give it the champion alias."""
+    """Train and register one more version (and its feature service, as `credit train`
+    does) and give it the champion alias."""
+    artifacts = served.root / f"artifacts-{len(list(served.root.glob('artifacts-*')))}"
     metrics = train_model(served.root, served.features_dir, served.tracking_uri, n_folds=2)
     version = str(metrics["model_version"])
+    model = ScoringModel.load(artifacts / "model")
+    register_model_features(open_store(served.store_settings), version, model.feature_names)
     MlflowClient(served.tracking_uri).set_registered_model_alias(MODEL_NAME, "champion", version)
     return version
 
@@ -832,9 +840,14 @@ def test_feature_store_outage_is_unavailable_and_recovers_without_restart(
         assert stub.Score(scoring_pb2.ScoreRequest(application=valid_application())).probability
     finally:
         redis_server.start()  # same port, empty (no persistence)
-    # Back, but empty: the servers reconnect by themselves and see an unknown client.
-    assert rpc_error(lambda: score(stub, client_id)).code() == grpc.StatusCode.NOT_FOUND
+    # Back, but empty: the servers reconnect by themselves, and a store that lost its data
+    # is not "unknown client" but UNAVAILABLE feature-store-incomplete until materialised.
+    error = rpc_error(lambda: score(stub, client_id))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+    assert dict(error.trailing_metadata())[REASON_KEY] == "feature-store-incomplete"
     materialize(served.store_settings, served.features_dir, progress=False)
+    wait_for(lambda: health_status(served.scoring_address, SCORING_SERVICE)
+             == health_pb2.HealthCheckResponse.SERVING)  # fmt: skip
     assert score(stub, client_id).probability == pytest.approx(offline.at[client_id, "p"], abs=1e-9)
     assert explain.Explain(request, timeout=10).probability == pytest.approx(
         offline.at[client_id, "p"], abs=1e-9

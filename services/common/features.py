@@ -2,43 +2,45 @@
 
 Wraps the Feast read path and turns its failures into the service layer's typed errors:
 an unknown client is NOT_FOUND; a store that cannot be reached is UNAVAILABLE (and the next
-request tries again, so serving resumes when the store is back, without a restart).
+request tries again, so serving resumes when the store is back, without a restart); a store
+that is not a complete materialisation for the model (no marker, probes gone, half a
+client: see ``store_guard``) is UNAVAILABLE ``feature-store-incomplete``, never NOT_FOUND.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any
 
 import polars as pl
-import redis
 import structlog
 from feast.infra.online_stores.redis import RedisOnlineStore
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from services.common.errors import NotFound, Unavailable
+from services.common.errors import FeatureStoreIncomplete, NotFound, Unavailable
 from services.common.metrics import (
     FEATURE_READ_ERRORS,
     FEATURE_READ_LATENCY,
     hide_feast_server_metrics,
 )
+from services.common.store_guard import STORE_DOWN, StoreGuard
 from training.bundle import ScoringModel
 from training.feature_store import (
     FeatureServiceMismatch,
+    IncompleteClient,
+    MarkerStore,
     OnlineFeatureReader,
     StaleFeatures,
     UnknownClient,
     UnknownModelVersion,
+    service_name,
 )
 from training.features.application import application_features
 
 log = structlog.get_logger(__name__)
 hide_feast_server_metrics()  # Feast is imported by now; its metrics are not ours
-# What "the store is down" looks like from the SQLite and Redis clients.
-STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-              sqlite3.OperationalError, OSError)  # fmt: skip
+__all__ = ["STORE_DOWN", "FeatureSource", "fail_fast"]
 
 
 # redis-py retries a refused connection 3 times with a 1-10 s backoff and has no socket
@@ -63,19 +65,54 @@ def fail_fast(reader: OnlineFeatureReader) -> None:
 
 
 class FeatureSource:
-    def __init__(self, reader: OnlineFeatureReader) -> None:
+    def __init__(self, reader: OnlineFeatureReader, check_seconds: float = 3.0) -> None:
         self.reader = reader
         fail_fast(reader)
+        # Shares the reader's store, hence its Redis client and fail-fast settings.
+        self.guard = StoreGuard(MarkerStore(reader.store), check_seconds)
+
+    def start(self) -> None:
+        """Check the store's completeness now, then periodically (``stop`` ends it)."""
+        self.guard.start()
+
+    def stop(self) -> None:
+        self.guard.stop()
+
+    def ready_for(self, model_version: str) -> bool:
+        """Whether the store is complete for this model version's feature service."""
+        return self.guard.complete(service_name(model_version))
+
+    def _incomplete(self, name: str) -> FeatureStoreIncomplete:
+        state = self.guard.state(name)
+        why = state.why if state is not None else "its completeness could not be checked"
+        return FeatureStoreIncomplete(f"feature store incomplete for {name}: {why}")
 
     def client(self, client_id: int, model: ScoringModel) -> dict[str, Any]:
         """The stored features of a known client, for the model's own feature service."""
+        name = service_name(model.model_version)
+        state = self.guard.state(name)  # in memory once known: no store round trip
+        if state is None:
+            raise Unavailable("feature store unreachable")
+        if not state.complete:
+            FEATURE_READ_ERRORS.labels("incomplete").inc()
+            raise self._incomplete(name)
         started = time.perf_counter()
         try:
             return self.reader.get_client_features(
                 client_id, model.model_version, model.feature_names
             )
         except UnknownClient as error:
-            raise NotFound(f"unknown client {client_id}") from error
+            # Emptied since the last check? One marker read before saying "unknown".
+            if not self.guard.check([name], probe=False):
+                raise Unavailable("feature store unreachable") from error
+            if self.guard.complete(name):
+                raise NotFound(f"unknown client {client_id}") from error
+            FEATURE_READ_ERRORS.labels("incomplete").inc()
+            raise self._incomplete(name) from error
+        except IncompleteClient as error:
+            FEATURE_READ_ERRORS.labels("incomplete").inc()
+            log.error("feature_store_incomplete_client", error=str(error))
+            raise FeatureStoreIncomplete(f"feature store incomplete: {error}") from error
         except (UnknownModelVersion, FeatureServiceMismatch) as error:
             FEATURE_READ_ERRORS.labels("feature_service").inc()
             # The store was not materialised for this model: an operator must act.

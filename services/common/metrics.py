@@ -60,3 +60,29 @@ def hide_feast_server_metrics() -> None:
         if isinstance(value, MetricWrapperBase):
             with contextlib.suppress(KeyError):  # already taken out
                 REGISTRY.unregister(value)
+
+
+# Completeness of the online store (training.feature_store.completeness), by feature service
+# ("views" is the materialisation run itself): what readiness and the alerts look at.
+FEATURE_STORE_COMPLETE = Gauge(
+    "credit_feature_store_complete",
+    "1 when the online store holds a complete materialisation for this feature service (its "
+    "marker is there and the store still holds the run's probe clients), else 0.",
+    ["feature_service"],
+)
+FEATURE_STORE_MARKER_TIME = Gauge(
+    "credit_feature_store_marker_timestamp_seconds",
+    "When the materialisation described by the feature service's marker completed (Unix "
+    "time); absent while there is no marker.",
+    ["feature_service"],
+)
+FEATURE_STORE_MARKER_CLIENTS = Gauge(
+    "credit_feature_store_marker_clients",
+    "Clients loaded by the materialisation the feature service's marker describes.",
+    ["feature_service"],
+)
+FEATURE_STORE_CHECKS = Counter(
+    "credit_feature_store_checks_total",
+    "Completeness checks of the online store, by outcome (complete, incomplete, unreachable).",
+    ["outcome"],
+)

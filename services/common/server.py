@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from credit.heap import freeze_startup_objects
-from services.common.errors import ServiceError
+from services.common.errors import REASON_KEY, ServiceError
 from services.common.metrics import GRPC_HANDLED, GRPC_LATENCY
 
 log = structlog.get_logger(__name__)
@@ -61,6 +61,8 @@ class ErrorsAndMetricsInterceptor(grpc.ServerInterceptor):
                 return behaviour(request, context)
             except ServiceError as error:
                 code = error.code
+                if error.reason is not None:
+                    context.set_trailing_metadata(((REASON_KEY, error.reason),))
                 context.abort(error.code, error.message)
             except Exception:
                 # Anything else is a bug: log it here, tell the caller nothing internal.

@@ -35,6 +35,9 @@ class GrpcServiceSettings(BaseSettings):
         description="Where registered model versions are downloaded.",
     )
     log_format: str = Field("json", validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
+    # How often the online store's completeness markers (and probe clients) are re-read; a
+    # read that finds no client re-reads the markers at once in any case.
+    feature_store_check_seconds: float = Field(3.0, gt=0)
 
     def registry_settings(self, alias: str = "champion") -> RegistrySettings:
         """Where this service finds its models in the MLflow registry."""

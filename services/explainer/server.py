@@ -17,6 +17,7 @@ from services.common.server import build_server, run_until_signal, set_serving
 from services.explainer import wording
 from services.explainer.handler import Explained, ExplainerHandler, load_importance
 from services.explainer.settings import ExplainerSettings
+from training.feature_store.completeness import VIEWS
 
 log = structlog.get_logger(__name__)
 SERVICE = explainer_pb2.DESCRIPTOR.services_by_name["ExplainerService"].full_name
@@ -183,6 +184,11 @@ def create_server(
         ),
         max_workers=settings.max_workers,
     )
+    # It serves any registered version on demand: ready while the store holds a complete
+    # run (each request still needs its version's marker, checked by FeatureSource).
+    features.guard.listeners.append(
+        lambda: set_serving(health, [SERVICE], features.guard.complete(VIEWS))
+    )
     return server, health, registry
 
 
@@ -191,10 +197,11 @@ def serve(settings: ExplainerSettings | None = None) -> None:
 
     settings = settings or ExplainerSettings()
     configure_logging(settings.log_format)
-    features = FeatureSource(OnlineFeatureReader(open_store()))
+    features = FeatureSource(
+        OnlineFeatureReader(open_store()), check_seconds=settings.feature_store_check_seconds
+    )
     server, health, _ = create_server(settings, features)
-    # The explainer serves any registered version on demand: ready once it listens.
-    set_serving(health, [SERVICE], True)
+    features.start()  # checks the store, and so sets health, before it returns
     log.info("explainer_started", port=settings.port, metrics_port=settings.metrics_port)
     run_until_signal(server, health, [SERVICE], metrics_port=settings.metrics_port,
-                     host=settings.host)  # fmt: skip
+                     host=settings.host, on_stop=features.stop)  # fmt: skip

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.errors import REASON_KEY, FeatureStoreIncomplete
 from services.gateway.decisions import OutcomeConflict, SimulationOutcome, UnknownDecision
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,19 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
 }
 
 
+# An incomplete store comes back when a materialisation has run (minutes), not within a
+# second as a restarted backend does.
+RETRY_INCOMPLETE = "10"
+
+
+def _reason(error: grpc.aio.AioRpcError) -> str | None:
+    """The backend's REASON_KEY trailing metadata (services.common.errors), if any."""
+    for key, value in error.trailing_metadata() or ():
+        if key == REASON_KEY:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
 def from_grpc(service: str, error: grpc.aio.AioRpcError) -> ApiError:
     code = error.code()
     status = GRPC_TO_HTTP.get(code, 502)
@@ -78,6 +92,14 @@ def from_grpc(service: str, error: grpc.aio.AioRpcError) -> ApiError:
         return ApiError(422, details, slug="invalid-argument", field=field)
     if code is grpc.StatusCode.NOT_FOUND:
         return ApiError(404, details or "not found", slug="not-found")
+    if code is grpc.StatusCode.UNAVAILABLE and _reason(error) == FeatureStoreIncomplete.reason:
+        # Up, but its feature store is not a complete materialisation: say so, never 404.
+        log.error("feature_store_incomplete", service=service, details=details)
+        return ApiError(
+            503, "the feature store is incomplete (being reloaded, or its data was lost), so "
+            "no answer is given from it; retry later",
+            slug=FeatureStoreIncomplete.reason, headers={"Retry-After": RETRY_INCOMPLETE},
+        )  # fmt: skip
     if code is grpc.StatusCode.UNAVAILABLE:
         # Transport details name internal addresses: keep them in the logs only.
         log.warning("backend_unavailable", service=service, details=details)

@@ -147,7 +147,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
 def create_server(
     settings: ScoringSettings, features: FeatureSource
 ) -> tuple[grpc.Server, ChampionFollower, Any]:
-    """The server, its model follower and its health servicer (not started)."""
+    """The server, its model follower and its health servicer (not started). Health says
+    SERVING while a champion is loaded and the online store is complete for its feature
+    service; the follower and the store guard both update it when their state changes."""
     registry = ModelRegistry(settings.registry_settings(settings.model_alias))
     follower = ChampionFollower(registry, poll_seconds=settings.poll_seconds)
     handler = ScoringHandler(follower, features, settings.max_batch)
@@ -159,6 +161,14 @@ def create_server(
         ),
         max_workers=settings.max_workers,
     )
+
+    def update_health() -> None:
+        model = follower.model
+        ready = model is not None and features.ready_for(model.model_version)
+        set_serving(health, [SERVICE], ready)
+
+    follower.on_change = update_health
+    features.guard.listeners.append(update_health)
     return server, follower, health
 
 
@@ -167,19 +177,28 @@ def serve(settings: ScoringSettings | None = None) -> None:
 
     settings = settings or ScoringSettings()
     configure_logging(settings.log_format)
-    features = FeatureSource(OnlineFeatureReader(open_store()))
+    features = FeatureSource(
+        OnlineFeatureReader(open_store()), check_seconds=settings.feature_store_check_seconds
+    )
     server, follower, health = create_server(settings, features)
+    start_following(follower, features)
+    log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port)
 
-    def on_model_change() -> None:
-        set_serving(health, [SERVICE], follower.model is not None)
+    def stop() -> None:
+        follower.stop()
+        features.stop()
 
-    follower.on_change = on_model_change
+    run_until_signal(server, health, [SERVICE], metrics_port=settings.metrics_port,
+                     host=settings.host, on_stop=stop)  # fmt: skip
+
+
+def start_following(follower: ChampionFollower, features: FeatureSource) -> None:
+    """Load the champion and check the store now, then follow both in the background."""
     try:
         follower.refresh()
     except Exception as error:  # registry unreachable at start: the poller keeps trying
         log.error("registry_unreachable_at_start", error=str(error))
-    on_model_change()
+    features.start()  # checks the store (and updates health) before it returns
+    if follower.on_change is not None:
+        follower.on_change()
     follower.start()
-    log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port)
-    run_until_signal(server, health, [SERVICE], metrics_port=settings.metrics_port,
-                     host=settings.host, on_stop=follower.stop)  # fmt: skip

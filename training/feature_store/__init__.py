@@ -1,10 +1,12 @@
 """Feast feature store: definitions, materialisation and the online read path."""
 
 from training.feature_store.bench import bench_feature_store
+from training.feature_store.completeness import VIEWS, Marker, MarkerStore
 from training.feature_store.materialize import apply_repo, export_offline, materialize, open_store
 from training.feature_store.reader import (
     FeatureServiceMismatch,
     FeatureStoreError,
+    IncompleteClient,
     OnlineFeatureReader,
     StaleFeatures,
     UnknownClient,
@@ -15,9 +17,13 @@ from training.feature_store.reader import (
 from training.feature_store.settings import FeatureStoreSettings
 
 __all__ = [
+    "VIEWS",
     "FeatureServiceMismatch",
     "FeatureStoreError",
     "FeatureStoreSettings",
+    "IncompleteClient",
+    "Marker",
+    "MarkerStore",
     "OnlineFeatureReader",
     "StaleFeatures",
     "UnknownClient",

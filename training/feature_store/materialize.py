@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.progress import Progress
 
 from training.feature_store import sqlite_snapshot
+from training.feature_store.completeness import complete_run
 from training.feature_store.definitions import (
     JOIN_KEY,
     OFFLINE_FILE,
@@ -264,9 +266,11 @@ def materialize(
     *,
     event_time: datetime | None = None,
 ) -> dict[str, Any]:
-    """Export, apply and load every client of ``features_dir`` into the online store."""
+    """Export, apply and load every client of ``features_dir`` into the online store, then,
+    as the last write, mark it complete (``completeness``: what the services check)."""
     # A snapshot load is by construction the newest value: skip Redis' read-before-write.
     settings = (settings or FeatureStoreSettings()).model_copy(update={"redis_skip_dedup": True})
+    run_id, run_started = uuid.uuid4().hex, time.time()
     started = time.perf_counter()
     offline = export_offline(settings, features_dir, event_time)
     store = open_store(settings)
@@ -278,11 +282,18 @@ def materialize(
     with Progress(disable=not progress) as bar:
         task = bar.add_task(f"materialise ({settings.online_store})", total=total)
         write_frame(store, frame, views, progress=lambda n: bar.update(task, advance=n))
+    # Only once every client is in: a run that dies before this leaves the previous marker
+    # (each client is written whole, from one run) or, on an empty store, none.
+    marker = complete_run(
+        store, run_id=run_id, frame=frame, views=views,
+        event_time=frame["event_timestamp"][0], started=run_started,
+    )  # fmt: skip
     done = time.perf_counter()
     write_seconds = done - applied
     result = {
         "online_store": settings.online_store,
-        "clients": frame.height,
+        "run_id": run_id,
+        "clients": marker.clients,
         "values": total,
         "apply_seconds": round(applied - started, 3),
         "write_seconds": round(write_seconds, 3),

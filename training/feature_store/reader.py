@@ -35,6 +35,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from training.feature_store.completeness import mark_service
 from training.feature_store.definitions import (
     APPLICATION_VIEW,
     HISTORY_VIEW,
@@ -60,6 +61,16 @@ class FeatureStoreError(Exception):
 class UnknownClient(FeatureStoreError, KeyError):
     def __init__(self, client_id: int) -> None:
         super().__init__(f"client {client_id} is not in the online store")
+        self.client_id = client_id
+
+
+class IncompleteClient(FeatureStoreError):
+    """The store holds part of a client: a view missing, or views from two runs (their
+    event times differ). Never served: half a vector is not the client."""
+
+    def __init__(self, client_id: int, stamps: dict[str, datetime | None]) -> None:
+        shown = {view: stamp and stamp.isoformat() for view, stamp in stamps.items()}
+        super().__init__(f"client {client_id} is incomplete in the online store: {shown}")
         self.client_id = client_id
 
 
@@ -117,6 +128,7 @@ def register_model_features(
     if existing is not None:
         if set(service_features(existing)) != set(feature_names):
             raise FeatureServiceMismatch(name, feature_names, service_features(existing))
+        mark_service(store, name, str(model_version))
         return existing
     wanted = set(feature_names)
     projections = [
@@ -131,6 +143,8 @@ def register_model_features(
         description=f"Inputs of credit model version {model_version}.",
     )
     store.apply([service])
+    # Its marker comes from the last complete materialisation (none yet: not servable).
+    mark_service(store, name, str(model_version))
     return service
 
 
@@ -219,6 +233,10 @@ class OnlineFeatureReader:
             values, stamps = self._read_store(int(client_id), str(model_version))
         if all(stamp is None for stamp in stamps.values()):
             raise UnknownClient(client_id)
+        # Materialisation writes every view of a client at once with one event time: any
+        # other shape is a write cut short or two runs' data, not a client to score.
+        if None in stamps.values() or len(set(stamps.values())) > 1:
+            raise IncompleteClient(client_id, {view.name: s for view, s in stamps.items()})
         self._check_fresh(client_id, stamps)
         return {n: values.get(n) for n in (feature_names or names)}
 
@@ -383,6 +401,7 @@ __all__ = [
     "HISTORY_VIEW",
     "FeatureServiceMismatch",
     "FeatureStoreError",
+    "IncompleteClient",
     "OnlineFeatureReader",
     "StaleFeatures",
     "UnknownClient",
