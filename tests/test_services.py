@@ -585,7 +585,10 @@ def test_get_model_describes_the_served_version(stack: Stack, scoring: Any, vers
     assert tuple(info.feature_names) == model.feature_names
     assert tuple(f.name for f in info.features) == model.feature_names
     assert info.metrics["auc_mean"] == pytest.approx(stack.metrics["auc_mean"])
-    assert (info.cost_false_negative, info.cost_false_positive) == (10.0, 1.0)
+    assert info.cost_false_negative == stack.metrics["cost_fn"]
+    assert info.cost_false_positive == stack.metrics["cost_fp"]
+    for name in ("pr_auc", "ece", "business_cost"):  # promised by scoring.proto
+        assert info.metrics[name] == pytest.approx(stack.metrics[name]), name
     assert info.trained_at.seconds > 0
     specs = {f.name: f for f in info.features}
     assert specs["AMT_CREDIT"].unit == "money" and specs["AMT_CREDIT"].actionable
@@ -912,3 +915,30 @@ def test_failed_reload_keeps_serving_the_old_version(empty_registry: Stack) -> N
         )
         assert served_version(address) == current
         assert health_status(address, SCORING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_served_probabilities_move_with_the_inputs(stack: Stack) -> None:
+    """A smooth calibration: at least 1,000 distinct probabilities over the clients (an
+    isotonic step function served about a dozen), none exactly 0 or 1."""
+    probabilities = stack.model.predict_proba(stack.features)
+    assert stack.model.calibrator.method == "platt"
+    assert len(np.unique(probabilities)) >= 1_000
+    assert probabilities.min() > 0 and probabilities.max() < 1
+
+
+def test_get_model_reports_the_cost_weights_and_figures_training_used(
+    empty_registry: Stack,
+) -> None:
+    """A model trained with other cost weights reports those (GetModel used to send 10/1
+    whatever the training used), and the headline figures metrics.json holds."""
+    served = empty_registry
+    metrics = train_model(served.root, served.features_dir, served.tracking_uri, n_folds=2,
+                          cost_fn=5.0, cost_fp=2.0)  # fmt: skip
+    version = str(metrics["model_version"])
+    MlflowClient(served.tracking_uri).set_registered_model_alias(MODEL_NAME, "champion", version)
+    wait_for(lambda: served_version(served.scoring_address) == version)
+    info = scoring_stub(served.scoring_address).GetModel(scoring_pb2.GetModelRequest(), timeout=10)
+    assert (info.cost_false_negative, info.cost_false_positive) == (5.0, 2.0)
+    for name in ("auc_mean", "pr_auc", "ece", "brier", "business_cost", "oof_auc"):
+        assert info.metrics[name] == pytest.approx(metrics[name]), name
+    assert info.threshold == pytest.approx(metrics["threshold"])
