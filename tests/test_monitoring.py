@@ -221,7 +221,29 @@ def traffic(stack):
             "score_quantiles": {"current": {"0.5": 0.1}, "reference": {"0.5": 0.11}},
         }
     )
-    return {"generate": generate, "state": state, "drift_registry": drift}
+    from training.performance import FIGURES
+    from training.performance import prometheus_metrics as performance_metrics
+
+    cohort = {name: 0.5 for name in FIGURES}  # what `credit performance report` pushes
+    performance = performance_metrics(
+        {
+            "timestamp": time.time(),
+            "model_versions": {
+                "1": {
+                    "training_auc": 0.81,
+                    "reference_auc": 0.79,
+                    "overall": cohort,
+                    "cohorts": {"2026-11": cohort},
+                }
+            },
+        }
+    )
+    return {
+        "generate": generate,
+        "state": state,
+        "drift_registry": drift,
+        "performance_registry": performance,
+    }
 
 
 def test_every_expression_runs_on_real_prometheus(traffic, tmp_path: Path):
@@ -233,6 +255,8 @@ def test_every_expression_runs_on_real_prometheus(traffic, tmp_path: Path):
     start_http_server(metrics_port, addr="127.0.0.1")
     drift_port = free_port()
     start_http_server(drift_port, addr="127.0.0.1", registry=traffic["drift_registry"])
+    performance_port = free_port()
+    start_http_server(performance_port, addr="127.0.0.1", registry=traffic["performance_registry"])
     target = f"127.0.0.1:{metrics_port}"
     fast_rules = []  # the same rules, evaluated every second (group intervals dropped)
     for rule_file in RULE_FILES:
@@ -253,7 +277,11 @@ def test_every_expression_runs_on_real_prometheus(traffic, tmp_path: Path):
                 "job_name": "pushgateway",
                 "honor_labels": True,
                 "static_configs": [
-                    {"targets": [f"127.0.0.1:{drift_port}"], "labels": {"job": "credit-drift"}}
+                    {"targets": [f"127.0.0.1:{drift_port}"], "labels": {"job": "credit-drift"}},
+                    {
+                        "targets": [f"127.0.0.1:{performance_port}"],
+                        "labels": {"job": "credit-performance"},
+                    },
                 ],
             },
         ],
@@ -324,6 +352,7 @@ def test_every_expression_runs_on_real_prometheus(traffic, tmp_path: Path):
                     "credit_model_info",
                     "credit_drift_share",
                     "credit_feature_drift_score",
+                    "credit_performance_",
                 )
             )
         ]
