@@ -35,8 +35,9 @@ from credit.v1 import (
     scoring_pb2,
     scoring_pb2_grpc,
 )
-from services.common.application import TYPED_FIELDS
+from services.common.application import RANGES, TYPED_FIELDS
 from services.common.errors import REASON_KEY
+from services.explainer.reasons import MAX_REASONS, factor_of
 from services.explainer.server import SERVICE as EXPLAINER_SERVICE
 from services.gateway.routes import logged_features
 from services.scoring.server import SERVICE as SCORING_SERVICE
@@ -473,15 +474,19 @@ def test_explanations_add_up_to_the_models_raw_score(
         assert [c.feature for c in shown.contributions] == [
             c.feature for c in full.contributions[:10]
         ]
-        # Reasons: largest first, each side's first is the largest contribution of its sign.
-        every = [c.contribution for c in full.contributions]
+        # Principal reasons: at most four a side, one per citable factor, largest first,
+        # each the net contribution of its factor's features (from every contribution).
+        every = {c.feature: c.contribution for c in full.contributions}
         for reasons, sign in ((shown.raising, 1.0), (shown.lowering, -1.0)):
             values = [r.contribution * sign for r in reasons]
             assert all(v > 0 for v in values) and values == sorted(values, reverse=True)
-            if reasons:
-                assert reasons[0].contribution == max(every, key=lambda c: c * sign)
-        top = max([*shown.raising[:1], *shown.lowering[:1]], key=lambda r: abs(r.contribution))
-        assert top.feature == shown.contributions[0].feature
+            assert len(reasons) <= MAX_REASONS
+            factors = [factor_of(r.feature) for r in reasons]
+            assert None not in factors and len({f.id for f in factors if f}) == len(reasons)
+            for reason, factor in zip(reasons, factors, strict=True):
+                assert factor is not None
+                net = sum(v for name, v in every.items() if factor_of(name) == factor)
+                assert reason.contribution == pytest.approx(net, abs=1e-9)
 
 
 def test_explanation_wording_follows_the_language(
@@ -574,6 +579,40 @@ def test_counterfactual_changes_really_cross_the_threshold(
         assert changed.decision == GRANTED
     assert found >= 1, "no refused client near the threshold has a counterfactual"
     assert found + not_found == 40
+
+
+def test_refused_decisions_give_at_most_four_citable_reasons(
+    stack: Stack, explainer: Any, offline: pd.DataFrame, version: str
+) -> None:
+    """What a refused applicant is told: at most four principal reasons, no two from one
+    correlated family, none outside the allow-list (never the hour or weekday of the
+    application, gender, age or family status), in both languages; a counterfactual that
+    changes only actionable amounts, within the ranges an application may have."""
+    refused = offline[offline["p"] >= stack.model.threshold].sort_values("p", ascending=False)
+    assert len(refused) >= 20
+    actionable = {f["name"] for f in stack.model.schema["features"] if f.get("actionable")}
+    for client_id in refused.index[:20]:
+        for lang in ("en", "fr"):
+            request = explainer_pb2.ExplainRequest(
+                client_id=int(client_id), model_version=version, lang=lang
+            )
+            explanation = explainer.Explain(request, timeout=10)
+            assert explanation.decision == REFUSED
+            reasons = explanation.raising
+            assert 1 <= len(reasons) <= MAX_REASONS
+            factors = [factor_of(r.feature) for r in reasons]
+            assert None not in factors
+            assert len({f.id for f in factors if f}) == len(reasons)
+            assert not {r.feature for r in reasons} & {
+                "HOUR_APPR_PROCESS_START", "WEEKDAY_APPR_PROCESS_START", "CODE_GENDER",
+                "DAYS_BIRTH", "NAME_FAMILY_STATUS",
+            }  # fmt: skip
+            suffix = "augmente le risque." if lang == "fr" else "raises the risk."
+            assert all(r.text.endswith(suffix) for r in reasons)
+            for change in explanation.counterfactual.changes:
+                assert change.feature in actionable
+                low, high = RANGES[change.feature]
+                assert low <= change.to_value <= high
 
 
 # -- model, clients, population ------------------------------------------------------------

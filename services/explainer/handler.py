@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from services.common.application import unseen_categories
+from services.common.application import RANGES, unseen_categories
 from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import VersionCache
-from services.explainer import wording
+from services.explainer import reasons, wording
 from services.explainer.population import Neighbour, Population
 from training.bundle import ScoringModel
 from training.features.application import DERIVED, application_features, raw_columns
@@ -66,7 +66,9 @@ class Explained:
     threshold: float
     decision: str
     contributions: list[Contribution]
-    raising: list[tuple[str, str, float]]  # (feature, sentence, contribution)
+    # Principal reasons (services.explainer.reasons), at most four a side: (leading feature
+    # of the factor, sentence, the factor's net contribution).
+    raising: list[tuple[str, str, float]]
     lowering: list[tuple[str, str, float]]
     counterfactual: Counterfactual
     other_contributions: float
@@ -164,12 +166,11 @@ class ExplainerHandler:
             for i in order[:top_k]
             for name in [model.feature_names[i]]
         ]
-        sentences = [
-            (c.feature, wording.reason(specs[c.feature], features.get(c.feature),
-                                        c.contribution, lang), c.contribution)
-            for c in listed
-            if c.contribution != 0
-        ]  # fmt: skip
+        # Reasons come from every contribution (not only the top_k listed), grouped into the
+        # factors a lender may cite (services.explainer.reasons).
+        by_feature = dict(zip(model.feature_names, map(float, shap_values), strict=True))
+        raising = reasons.principal_reasons(by_feature, features, specs, lang, raising=True)
+        lowering = reasons.principal_reasons(by_feature, features, specs, lang, raising=False)
         decision = str(model.decide(probability))
         return Explained(
             model_version=model.model_version,
@@ -179,8 +180,8 @@ class ExplainerHandler:
             threshold=model.threshold,
             decision=decision,
             contributions=listed,
-            raising=[s for s in sentences if s[2] > 0][:5],
-            lowering=[s for s in sentences if s[2] < 0][:5],
+            raising=[(r.feature, r.text, r.contribution) for r in raising],
+            lowering=[(r.feature, r.text, r.contribution) for r in lowering],
             counterfactual=self.counterfactual(model, features, probability, decision, lang),
             other_contributions=float(shap_values[order[top_k:]].sum()),
         )
@@ -205,6 +206,12 @@ class ExplainerHandler:
             for t in TERM_FACTORS
             # a longer term is offered only up to MAX_TERM_MONTHS; a smaller loan always
             if (c, t) != (1.0, 1.0) and (t == 1.0 or term * t <= MAX_TERM_MONTHS)
+        ]
+        # Realistic changes only: amounts stay within the range an application may have
+        # (services.common.ranges), as a partner's own what-if would be checked.
+        low_credit, low_annuity = RANGES["AMT_CREDIT"][0], RANGES["AMT_ANNUITY"][0]
+        plans = [
+            (c, t) for c, t in plans if credit * c >= low_credit and annuity * c / t >= low_annuity
         ]
         # Smallest effort first: a 10% smaller loan ~ a 25% longer term.
         plans.sort(key=lambda plan: (1 - plan[0]) + (plan[1] - 1) * 0.4)
