@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +283,34 @@ def test_simulate_labels_granted_decisions_of_known_clients(database_url: str) -
     labelled = {r.decision_id: r.defaulted for r in outcome_rows(database_url)}
     assert labelled == {decisions[0].decision_id: False, decisions[1].decision_id: True,
                         decisions[2].decision_id: True}  # fmt: skip
+
+
+def test_concurrent_reports_of_one_outcome_record_it_once(database_url: str) -> None:
+    """Reporters racing on one decision: the primary key lets one insert win; the others
+    see it (inside their own transaction) and answer "unchanged" or, if different, conflict."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from services.gateway.decisions import Outcome
+
+    granted = decision()
+    log_decisions(database_url, [granted])
+    log = DecisionLog(database_url)
+    log.open()
+    barrier = Barrier(6)
+
+    def report(defaulted: bool) -> str:
+        barrier.wait()
+        outcome = Outcome(
+            decision_id=granted.decision_id, defaulted=defaulted, observed_at=date(2026, 6, 30),
+            reported_at=datetime.now(UTC), key_id="k", source="api",
+        )  # fmt: skip
+        return log._report_outcome(outcome)[0]
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(report, [True] * 6))
+    finally:
+        log.close()
+    assert sorted(statuses) == ["new"] + ["unchanged"] * 5
+    assert len(outcome_rows(database_url)) == 1
