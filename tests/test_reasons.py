@@ -107,3 +107,15 @@ def test_application_features_are_classified_deliberately() -> None:
     assert not citable & {"CODE_GENDER", "DAYS_BIRTH", "HOUR_APPR_PROCESS_START",
                           "WEEKDAY_APPR_PROCESS_START", "NAME_FAMILY_STATUS", "CNT_CHILDREN",
                           "REGION_RATING_CLIENT_W_CITY", "OBS_60_CNT_SOCIAL_CIRCLE"}  # fmt: skip
+
+
+def test_counterfactual_at_the_smallest_amounts_finds_nothing_rather_than_failing() -> None:
+    """An applicant already at the smallest credit and annuity an application may have: no
+    realistic smaller loan exists, so the hint says so (found the fuzz test: a 502)."""
+    from services.common.application import RANGES
+    from services.explainer.handler import NOT_FOUND, ExplainerHandler
+
+    features = {"AMT_CREDIT": RANGES["AMT_CREDIT"][0], "AMT_ANNUITY": RANGES["AMT_ANNUITY"][0]}
+    handler = ExplainerHandler.__new__(ExplainerHandler)  # counterfactual needs no backend
+    result = handler.counterfactual(None, features, 0.9, "refused", "en")  # type: ignore[arg-type]
+    assert result.applicable and not result.found and result.text == NOT_FOUND["en"]

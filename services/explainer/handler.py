@@ -213,6 +213,8 @@ class ExplainerHandler:
         plans = [
             (c, t) for c, t in plans if credit * c >= low_credit and annuity * c / t >= low_annuity
         ]
+        if not plans:  # already at the smallest amounts an application may have
+            return Counterfactual(applicable=True, text=NOT_FOUND[lang])
         # Smallest effort first: a 10% smaller loan ~ a 25% longer term.
         plans.sort(key=lambda plan: (1 - plan[0]) + (plan[1] - 1) * 0.4)
         candidates: list[dict[str, Any]] = []
