@@ -102,8 +102,9 @@ class FeatureSource:
                 client_id, model.model_version, model.feature_names
             )
         except UnknownClient as error:
-            # Emptied since the last check? One marker read before saying "unknown".
-            if not self.guard.check([name], probe=False):
+            # Emptied since the last check? The markers and probe clients are read again
+            # (a few reads, on this path only) before "unknown" is said.
+            if not self.guard.check([name]):
                 raise Unavailable("feature store unreachable") from error
             if self.guard.complete(name):
                 raise NotFound(f"unknown client {client_id}") from error

@@ -3,11 +3,11 @@ round trip per request.
 
 The markers (``training.feature_store.completeness``) are read at start, every
 ``check_seconds`` on a thread of this guard's own, and whenever a read finds no client
-(one marker read: the store may have been emptied since the last check, and "unknown
-client" must never be said about a store that lost its data). Between checks a request
-only looks up a dict. A check also reads the run's probe clients (a few indexed reads), so
-a store that kept its markers but lost clients (evictions, a partial copy) stops counting
-as complete too; a marker-only re-check probes again only when the run changed.
+(the store may have been emptied since the last check, and "unknown client" must never be
+said about a store that lost its data). Between checks a request only looks up a dict. A
+check also reads the run's probe clients (a few indexed reads), so a store that kept its
+markers but lost clients (evictions, a partial copy) stops counting as complete too; the
+marker-only check of a name seen for the first time probes only when the run changed.
 
 A store that cannot be reached is not declared incomplete: the last known state stands (the
 reads themselves answer UNAVAILABLE "unreachable", as before).

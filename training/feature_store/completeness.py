@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import closing
@@ -172,8 +173,11 @@ class MarkerStore:
         return markers
 
     def _read_sqlite(self) -> dict[str, str]:
-        # Read-only: a reader never creates the file (a missing file raises, as the reads do).
-        with closing(sqlite3.connect(f"file:{self._sqlite_path()}?mode=ro", uri=True)) as db:
+        path = self._sqlite_path()
+        if not os.path.exists(path):
+            return {}  # nothing was ever loaded here (or the file was removed): no marker
+        # Read-only: a reader never creates the file.
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             try:
                 rows = db.execute(f"SELECT name, marker FROM {SQLITE_TABLE}").fetchall()
             except sqlite3.OperationalError as error:
