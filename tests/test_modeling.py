@@ -264,6 +264,32 @@ def test_fairness_report_per_group() -> None:
     assert m["default_rate_approved"] == pytest.approx(0.5)
 
 
+def test_group_differences_follow_fairlearns_definitions() -> None:
+    """Refusal is the selection: DP difference = largest refusal-rate gap; EO difference =
+    the larger of the TPR and FPR gaps (fairlearn, method="between_groups")."""
+    y = np.array([1, 0, 0, 1, 0, 0, 1])
+    refused = np.array([1, 1, 0, 0, 0, 0, 1], dtype=bool)
+    gender = pd.Series(["F", "F", "F", "M", "M", "M", None])
+    d = modeling.group_differences(y, refused, gender)
+    assert d["demographic_parity_difference"] == pytest.approx(2 / 3)
+    assert d["equalized_odds_difference"] == pytest.approx(1.0)  # TPR 1 vs 0; FPR 0.5 vs 0
+    same = modeling.group_differences(y, refused, pd.Series(["A"] * 7))
+    assert same == {"demographic_parity_difference": 0.0, "equalized_odds_difference": 0.0}
+    report = modeling.fairness_differences(y, refused, {"CODE_GENDER": gender}, n_boot=50)
+    low, high = report["CODE_GENDER"]["demographic_parity_difference_ci95"]
+    assert 0 <= low <= high <= 1
+
+
+def test_fairness_gate_names_each_widened_difference() -> None:
+    from training.train import _fairness_regressions
+
+    champion = {"fairness_age_band_dp_diff": 0.20, "fairness_CODE_GENDER_dp_diff": 0.05}
+    new = {"fairness_age_band_dp_diff": 0.26, "fairness_CODE_GENDER_dp_diff": 0.09}
+    regressions = _fairness_regressions(new, champion, margin=0.05)
+    assert len(regressions) == 1 and regressions[0].startswith("fairness_age_band_dp_diff")
+    assert _fairness_regressions(new, {}, margin=0.05) == []  # nothing to compare with
+
+
 def test_global_importance_ranks_the_signal_first() -> None:
     rng = np.random.default_rng(0)
     n = 2000

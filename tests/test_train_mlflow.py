@@ -121,7 +121,14 @@ def test_metrics_json_has_required_keys(trained: dict[str, Any]) -> None:
     assert metrics["optimistic"]["business_cost"] <= metrics["business_cost"]
     assert "optimistic" in metrics["optimistic"]["note"]
     assert metrics["cost_baselines"]["approve_all"] == 10 * round(metrics["default_rate"] * N_TRAIN)
+    differences = metrics["fairness_differences"]
+    assert set(differences) == {"CODE_GENDER", "age_band"}
+    for d in differences.values():
+        assert 0 <= d["demographic_parity_difference"] <= 1
+        low, high = d["equalized_odds_difference_ci95"]
+        assert low <= high
     card = (artifacts / "model_card.md").read_text()
+    assert "demographic parity difference" in card
     assert "honest" in card and "Optimistic, for comparison only" in card
     for name in ("cost_curve.png", "reliability.png", "importance.png", "importance.csv",
                  "model_card.md", "population_stats.json", "reference.parquet",

@@ -647,3 +647,68 @@ def summary_metrics(
         "ece_raw": expected_calibration_error(y, p_raw),
         "ece": expected_calibration_error(y, p_cal),
     }
+
+
+# --- fairness: group differences ---------------------------------------------------------
+
+
+def group_differences(
+    y: np.ndarray, refused: np.ndarray, groups: pd.Series | np.ndarray
+) -> dict[str, float]:
+    """Demographic-parity and equalised-odds differences, as fairlearn defines them.
+
+    The "selection" is a refusal (the adverse outcome). ``demographic_parity_difference`` is
+    the largest gap in refusal rate between two groups; ``equalized_odds_difference`` the
+    larger of the largest gaps in true-positive rate and in false-positive rate (fairlearn's
+    ``demographic_parity_difference`` / ``equalized_odds_difference`` with the default
+    ``method="between_groups"``). Rows whose group is missing are left out.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    refused = np.asarray(refused, dtype=bool)
+    labels = pd.Series(np.asarray(groups, dtype=object))
+    known = labels.notna().to_numpy() & (labels.astype(str) != "unknown").to_numpy()
+    rates: dict[str, list[float]] = {"selection": [], "tpr": [], "fpr": []}
+    for value in pd.unique(labels[known]):
+        mask = known & (labels == value).to_numpy()
+        rates["selection"].append(float(refused[mask].mean()))
+        pos, neg = mask & (y == 1), mask & (y == 0)
+        if pos.any():
+            rates["tpr"].append(float(refused[pos].mean()))
+        if neg.any():
+            rates["fpr"].append(float(refused[neg].mean()))
+
+    def spread(values: list[float]) -> float:
+        return float(max(values) - min(values)) if len(values) > 1 else 0.0
+
+    return {
+        "demographic_parity_difference": spread(rates["selection"]),
+        "equalized_odds_difference": max(spread(rates["tpr"]), spread(rates["fpr"])),
+    }
+
+
+def fairness_differences(
+    y: np.ndarray,
+    refused: np.ndarray,
+    groups: dict[str, pd.Series],
+    *,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """``group_differences`` per attribute, with percentile bootstrap 95% intervals."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    refused = np.asarray(refused, dtype=bool)
+    out: dict[str, dict[str, Any]] = {}
+    for attribute, values in groups.items():
+        labels = pd.Series(values).reset_index(drop=True)
+        point = group_differences(y, refused, labels)
+        draws: dict[str, list[float]] = {k: [] for k in point}
+        for _ in range(n_boot):
+            idx = rng.integers(0, len(y), len(y))
+            for k, v in group_differences(y[idx], refused[idx], labels.iloc[idx]).items():
+                draws[k].append(v)
+        out[attribute] = {
+            **point,
+            **{f"{k}_ci95": np.quantile(v, [0.025, 0.975]).tolist() for k, v in draws.items()},
+        }
+    return out

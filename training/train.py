@@ -94,9 +94,13 @@ REQUIRED_METRICS = (
     "business_cost_ci95",
     "optimistic",
     "cost_baselines",
+    "fairness_differences",
 )
 
 
+# A challenger whose demographic-parity or equalised-odds difference (per attribute) exceeds
+# the champion's by more than this is not promoted, however good its AUC.
+FAIRNESS_MARGIN = 0.05
 # Carried in the served bundle (GetModel / `/v1/model`): the headline figures and the cost
 # weights the threshold was chosen with.
 BUNDLE_METRICS = (
@@ -147,11 +151,12 @@ def _next_version(client: MlflowClient, name: str) -> str:
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-def _champion_auc(
+def _champion_metrics(
     client: MlflowClient, name: str, data_source: str
-) -> tuple[str | None, float | None]:
-    """The champion's version and AUC; its AUC is None (anything beats it) when it was
-    trained on other data, since AUCs on different data sets do not compare."""
+) -> tuple[str | None, dict[str, float] | None]:
+    """The champion's version and its run's metrics; the metrics are None (anything beats
+    it) when it was trained on other data or evaluated another way: figures measured on
+    different data sets, or differently, do not compare."""
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -162,9 +167,19 @@ def _champion_auc(
     if run.data.tags.get(DATA_SOURCE_TAG, "") != data_source:
         return str(champion.version), None
     if run.data.tags.get(EVALUATION_TAG, "") != EVALUATION:
-        # Its auc_mean was measured another (optimistic) way: not comparable either.
         return str(champion.version), None
-    return str(champion.version), run.data.metrics.get("auc_mean")
+    return str(champion.version), dict(run.data.metrics)
+
+
+def _fairness_regressions(
+    new: dict[str, float], champion: dict[str, float], margin: float
+) -> list[str]:
+    """The group differences where the new model is worse than the champion by > margin."""
+    return [
+        f"{key} {new[key]:.3f} > champion {champion[key]:.3f} + {margin:g}"
+        for key in sorted(new)
+        if key in champion and new[key] > champion[key] + margin
+    ]
 
 
 # --- reports -----------------------------------------------------------------------------
@@ -333,6 +348,22 @@ def _model_card(m: dict[str, Any], schema: dict[str, Any], importance: pd.DataFr
             f"| {group} | {g['n']} | {g['approval_rate']:.2%} | "
             f"{g['default_rate_approved']:.2%} | {g['tpr']:.2%} | {g['fpr']:.2%} |"
         )
+    lines += [
+        "",
+        "Group differences of the honest decisions (fairlearn's definitions, refusal as the "
+        "selection; bootstrap 95% intervals). A challenger that widens one by more than "
+        f"{m['fairness_margin']:g} over the champion is not promoted.",
+        "",
+        "| attribute | demographic parity difference | equalised odds difference |",
+        "|---|---|---|",
+    ]
+    for attribute, d in m["fairness_differences"].items():
+        lines.append(
+            f"| {attribute} | {d['demographic_parity_difference']:.3f} "
+            f"{_interval(d['demographic_parity_difference_ci95'], 3)} | "
+            f"{d['equalized_odds_difference']:.3f} "
+            f"{_interval(d['equalized_odds_difference_ci95'], 3)} |"
+        )
     used = m["protected_used"]
     lines += [
         "",
@@ -473,6 +504,18 @@ def run_training(
         if "DAYS_BIRTH" in train:
             groups["age_band"] = modeling.age_band(train["DAYS_BIRTH"])
         fairness = modeling.fairness_report(y, p_cal, decision.threshold, groups, cost_fn, cost_fp)
+        # Group differences of the honest decisions (each fold at a threshold it did not set).
+        differences = modeling.fairness_differences(
+            y, honest.refused, groups, n_boot=100 if quick else 500, seed=seed
+        )
+        fairness_metrics = {
+            f"fairness_{attribute}_{short}": values[key]
+            for attribute, values in differences.items()
+            for key, short in (
+                ("demographic_parity_difference", "dp_diff"),
+                ("equalized_odds_difference", "eo_diff"),
+            )
+        }
         importance = modeling.global_importance(booster, X, seed=seed)
 
         step("reports", advance=True)
@@ -529,6 +572,8 @@ def run_training(
             "calibration_ece": calibration.ece_by_method,
             "ece_bins": "10 equal-frequency (quantile) bins",
             "fairness": fairness,
+            "fairness_differences": differences,
+            "fairness_margin": FAIRNESS_MARGIN,
             "n_features": X.shape[1],
             "n_train": len(y),
             "default_rate": float(y.mean()),
@@ -555,7 +600,8 @@ def run_training(
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment_id = _experiment_id(client, uri)
         version = _next_version(client, model_name)
-        champion_version, champion_auc = _champion_auc(client, model_name, data_source)
+        champion_version, champion_metrics = _champion_metrics(client, model_name, data_source)
+        champion_auc = None if champion_metrics is None else champion_metrics.get("auc_mean")
 
         bundle = ScoringModel(
             booster=booster,
@@ -616,6 +662,7 @@ def run_training(
                     "threshold": decision.threshold,
                     **{f"baseline_{k}": v["auc_mean"] for k, v in baselines.items()},
                     "optimistic_auc_mean": metrics["optimistic"]["auc_mean"],
+                    **fairness_metrics,
                     "optimistic_business_cost": metrics["optimistic"]["business_cost"],
                     "train_vs_test_drift_share": float(drift_summary["drift_share"]),
                 }
@@ -634,7 +681,14 @@ def run_training(
                 version = bundle.model_version = registered
                 bundle.save(bundle_dir)
 
-            promoted = champion_auc is None or summary["auc_mean"] >= champion_auc
+            # Fairness gate: a challenger as accurate as the champion still does not take its
+            # place if it widens a group difference beyond the margin.
+            regressions = _fairness_regressions(
+                fairness_metrics, champion_metrics or {}, FAIRNESS_MARGIN
+            )
+            promoted = champion_auc is None or (
+                summary["auc_mean"] >= champion_auc and not regressions
+            )
             if promoted:
                 client.set_registered_model_alias(model_name, CHAMPION, version)
                 reason = (
@@ -646,10 +700,14 @@ def run_training(
                     else f"auc_mean {summary['auc_mean']:.4f} >= champion v{champion_version} "
                     f"{champion_auc:.4f}"
                 )
-            else:
+            elif summary["auc_mean"] < (champion_auc or 0.0):
                 reason = (
                     f"auc_mean {summary['auc_mean']:.4f} < champion v{champion_version} "
                     f"{champion_auc:.4f}"
+                )
+            else:
+                reason = f"fairness worse than champion v{champion_version}: " + "; ".join(
+                    regressions
                 )
             client.set_model_version_tag(model_name, version, "auc_mean", f"{summary['auc_mean']}")
             metrics.update(
