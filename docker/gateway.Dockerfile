@@ -47,7 +47,7 @@ RUN groupadd --system --gid 10001 app \
         --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
-COPY docker/http_health.py /usr/local/bin/http_health.py
+COPY docker/http_healthcheck.py /usr/local/bin/http_healthcheck.py
 WORKDIR /app
 # GATEWAY_API_KEYS_FILE is a path to the mounted Secret, not a secret value.
 # hadolint ignore=DL3064
@@ -65,5 +65,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "/usr/local/bin/http_health.py", "8000", "/healthz"]
+    CMD ["python", "/usr/local/bin/http_healthcheck.py", "8000", "/healthz"]
 CMD ["python", "-m", "services.gateway"]

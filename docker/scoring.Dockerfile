@@ -51,7 +51,7 @@ RUN groupadd --system --gid 10001 app \
         --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
-COPY docker/grpc_health.py /usr/local/bin/grpc_health.py
+COPY docker/grpc_healthcheck.py /usr/local/bin/grpc_healthcheck.py
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -67,5 +67,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 EXPOSE 50051 9101
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "/usr/local/bin/grpc_health.py", "50051"]
+    CMD ["python", "/usr/local/bin/grpc_healthcheck.py", "50051"]
 CMD ["python", "-m", "services.scoring"]

@@ -47,7 +47,7 @@ RUN groupadd --system --gid 10001 app \
         --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
-COPY docker/http_health.py /usr/local/bin/http_health.py
+COPY docker/http_healthcheck.py /usr/local/bin/http_healthcheck.py
 WORKDIR /app
 # UI_GATEWAY_API_KEY_FILE is a path to the mounted Secret, not a secret value.
 # hadolint ignore=DL3064
@@ -67,5 +67,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "/usr/local/bin/http_health.py", "7860", "/"]
+    CMD ["python", "/usr/local/bin/http_healthcheck.py", "7860", "/"]
 CMD ["python", "-m", "services.ui"]

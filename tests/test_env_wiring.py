@@ -43,6 +43,8 @@ RUNTIME = {
     "HF_HUB_OFFLINE": "huggingface_hub (imported by gradio): never download",
     "DO_NOT_TRACK": "the cross-tool opt-out of telemetry",
     "HOME": "the MLflow server writes its user files under HOME (/tmp there)",
+    "MLFLOW_SERVER_ALLOWED_HOSTS": "the MLflow server's Host-header guard",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "the MLflow server's job runner (off)",
 }
 
 

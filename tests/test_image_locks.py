@@ -22,10 +22,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = {"credit", "services", "training"}
 ENTRY_POINTS = {
-    "scoring": ["services.scoring.__main__", "docker/grpc_health.py"],
-    "explainer": ["services.explainer.__main__", "docker/grpc_health.py"],
-    "gateway": ["services.gateway.__main__", "docker/http_health.py"],
-    "ui": ["services.ui.__main__", "docker/http_health.py"],
+    "scoring": ["services.scoring.__main__", "docker/grpc_healthcheck.py"],
+    "explainer": ["services.explainer.__main__", "docker/grpc_healthcheck.py"],
+    "gateway": ["services.gateway.__main__", "docker/http_healthcheck.py"],
+    "ui": ["services.ui.__main__", "docker/http_healthcheck.py"],
     "jobs": ["credit.cli", "training.drift"],
 }
 # Reachable in the source but never run in that image, each with its reason.

@@ -1,6 +1,9 @@
 """Container HEALTHCHECK of a gRPC service: the standard grpc.health.v1 Check on loopback.
 
-Usage: python /usr/local/bin/grpc_health.py PORT [SERVICE]; exit 0 when SERVING.
+Not named grpc_health.py: run as a script, its folder comes first on sys.path, and that name
+would shadow the grpc_health package it imports (the check then always failed).
+
+Usage: python /usr/local/bin/grpc_healthcheck.py PORT [SERVICE]; exit 0 when SERVING.
 """
 
 import sys

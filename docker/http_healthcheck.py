@@ -1,6 +1,6 @@
 """Container HEALTHCHECK of an HTTP service: GET http://127.0.0.1:PORT/PATH must answer 2xx.
 
-Usage: python /usr/local/bin/http_health.py PORT [PATH]
+Usage: python /usr/local/bin/http_healthcheck.py PORT [PATH]
 """
 
 import sys
