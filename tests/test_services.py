@@ -888,8 +888,10 @@ def test_feature_store_outage_is_unavailable_and_recovers_without_restart(
     assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
     assert dict(error.trailing_metadata())[REASON_KEY] == "feature-store-incomplete"
     materialize(served.store_settings, served.features_dir, progress=False)
-    wait_for(lambda: health_status(served.scoring_address, SCORING_SERVICE)
-             == health_pb2.HealthCheckResponse.SERVING)  # fmt: skip
+    for address, service in ((served.scoring_address, SCORING_SERVICE),
+                             (served.explainer_address, EXPLAINER_SERVICE)):  # fmt: skip
+        wait_for(lambda a=address, s=service: health_status(a, s)
+                 == health_pb2.HealthCheckResponse.SERVING)  # fmt: skip
     assert score(stub, client_id).probability == pytest.approx(offline.at[client_id, "p"], abs=1e-9)
     assert explain.Explain(request, timeout=10).probability == pytest.approx(
         offline.at[client_id, "p"], abs=1e-9

@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -514,3 +515,81 @@ def test_client_answers(stack: Stack) -> None:
         stub.Score(scoring_pb2.ScoreRequest(client_id=UNKNOWN_CLIENT), timeout=10)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert reason(caught.value) is None
+
+
+# -- Redis Cluster ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
+    """A real three-node Redis Cluster (no replicas, no persistence) on free ports."""
+    from tests.stack import free_port
+
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        missing_service("redis-server / redis-cli not installed")
+    root = tmp_path_factory.mktemp("cluster")
+    ports = [free_port() for _ in range(3)]
+    nodes = []
+    try:
+        for port in ports:
+            (root / str(port)).mkdir()
+            nodes.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--save", "", "--appendonly", "no"],
+                cwd=root / str(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))  # fmt: skip
+        wait_for(lambda: all(_answers(p) for p in ports), timeout=10)
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_for(lambda: all(b"cluster_state:ok" in _cluster_info(p) for p in ports), timeout=30)
+        yield ports
+    finally:
+        for node in nodes:
+            node.kill()
+            node.wait(timeout=10)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+def _cluster_info(port: int) -> bytes:
+    return subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"],
+                          capture_output=True, timeout=10).stdout  # fmt: skip
+
+
+def test_redis_cluster_marker_emptied_and_reloaded(
+    stack: Stack, tmp_path: Path, redis_cluster: list[int]
+) -> None:
+    """The same on a Redis Cluster: the marker is routed like any key, a FLUSHALL of every
+    node is 503 at once and NOT_SERVING, a new load brings SERVING back without restart."""
+    settings = FeatureStoreSettings(
+        online_store="redis-cluster", data_dir=tmp_path / "cluster",
+        project=f"test_complete_{uuid.uuid4().hex[:8]}",
+        redis_connection=f"127.0.0.1:{redis_cluster[0]}",
+    )  # fmt: skip
+    materialize(settings, stack.features_dir, progress=False)
+    register(settings, stack)
+    found = MarkerStore(open_store(settings)).read()
+    assert found[VIEWS].clients == len(stack.features)
+    assert found[service_name(stack.model.model_version)].run_id == found[VIEWS].run_id
+    served = serve(stack, settings, tmp_path)
+    stub = scoring_pb2_grpc.ScoringServiceStub(grpc.insecure_channel(served.scoring_address))
+    client_id = int(stack.train_ids[4])
+    try:
+        wait_for(lambda: health(served.scoring_address, SCORING_SERVICE) == SERVING)
+        assert stub.Score(scoring_pb2.ScoreRequest(client_id=client_id), timeout=10).probability
+        for port in redis_cluster:
+            redis.Redis(port=port).flushall()
+        assert features_of(stub, client_id) == "UNAVAILABLE:feature-store-incomplete"
+        wait_for(lambda: health(served.scoring_address, SCORING_SERVICE) == NOT_SERVING)
+        materialize(settings, stack.features_dir, progress=False)
+        wait_for(lambda: health(served.scoring_address, SCORING_SERVICE) == SERVING)
+        assert stub.Score(scoring_pb2.ScoreRequest(client_id=client_id), timeout=10).probability
+    finally:
+        served.stop()
