@@ -5,7 +5,8 @@
 # Dependencies come only from docker/requirements-scoring.lock (pinned, hashed; `make locks`).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-# --- build stage: the same first layers in every image, so one build's cache serves all five.
+# --- build stage: the same first layer in every image, so one build's cache serves all five;
+# then what changes least often first (the lock, then the contracts, then the code).
 FROM ${PYTHON_IMAGE} AS build
 # PIP_CERT / SSL_CERT_FILE: pip and uv trust the system store (a local base made by
 # scripts/base-image.sh carries the host's CA bundle there).
@@ -20,11 +21,6 @@ COPY docker/requirements-build.lock /tmp/
 RUN python -m venv /opt/build \
     && /opt/build/bin/pip install --quiet --require-hashes --no-deps \
         -r /tmp/requirements-build.lock
-# gRPC stubs (credit/v1/*_pb2*.py) are generated here from protos/, never copied in.
-COPY protos/ /tmp/protos/
-RUN mkdir -p /tmp/stubs \
-    && /opt/build/bin/python -m grpc_tools.protoc -I/tmp/protos --python_out=/tmp/stubs \
-        --pyi_out=/tmp/stubs --grpc_python_out=/tmp/stubs /tmp/protos/credit/v1/*.proto
 # The image's own lock, and nothing else: a dependency missing from it fails this image.
 COPY docker/requirements-scoring.lock /tmp/
 # Byte-compiled here (unchecked-hash: the .pyc stay valid whatever mtimes a copy gives them)
@@ -34,6 +30,11 @@ RUN python -m venv --without-pip /opt/venv \
         -r /tmp/requirements-scoring.lock \
     && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/venv \
     && echo /app > /opt/venv/lib/python3.11/site-packages/credit_app.pth
+# gRPC stubs (credit/v1/*_pb2*.py) are generated here from protos/, never copied in.
+COPY protos/ /tmp/protos/
+RUN mkdir -p /tmp/stubs \
+    && /opt/build/bin/python -m grpc_tools.protoc -I/tmp/protos --python_out=/tmp/stubs \
+        --pyi_out=/tmp/stubs --grpc_python_out=/tmp/stubs /tmp/protos/credit/v1/*.proto
 COPY credit/ credit/
 COPY services/ services/
 COPY training/ training/
