@@ -181,6 +181,9 @@ def test_materialisation_marks_the_run_and_each_feature_service(
         assert min(ids) in run.probes and max(ids) in run.probes
         assert all(markers.holds(p, run.views) for p in run.probes)
         assert not markers.holds(UNKNOWN_CLIENT, run.views)
+        assert markers.missing(run.probes, run.views) is None
+        assert markers.missing([*run.probes, UNKNOWN_CLIENT], run.views) == UNKNOWN_CLIENT
+        assert markers.missing(run.probes, [*run.views, "no_such_view"]) == run.probes[0]
         # A second run marks every registered service again, with its own run id.
         materialize(settings, stack.features_dir, progress=False)
         again = markers.read()

@@ -87,10 +87,7 @@ class StoreGuard:
                 record = markers.get(VIEWS)
                 missing = None
                 if record is not None and (probe or record.run_id != self._probed_run):
-                    missing = next(
-                        (p for p in record.probes if not self.markers.holds(p, record.views)),
-                        None,
-                    )
+                    missing = self.markers.missing(record.probes, record.views)
                     self._probed_run = None if missing is not None else record.run_id
             except STORE_DOWN as error:
                 FEATURE_STORE_CHECKS.labels("unreachable").inc()

@@ -187,42 +187,55 @@ class MarkerStore:
         return dict(rows)
 
     def holds(self, client_id: int, views: Iterable[str]) -> bool:
-        """Whether the store holds ``client_id`` in every one of ``views`` (one round trip
-        on Redis, one indexed SELECT per view on SQLite)."""
+        """Whether the store holds ``client_id`` in every one of ``views``."""
+        return self.missing([client_id], views) is None
+
+    def missing(self, client_ids: Sequence[int], views: Iterable[str]) -> int | None:
+        """The first of ``client_ids`` the store does not hold in every one of ``views``,
+        or None: one pipelined round trip on Redis, one connection on SQLite."""
         config = self.store.config
-        entity = EntityKeyProto(
-            join_keys=[JOIN_KEY], entity_values=[ValueProto(int64_val=client_id)]
-        )
         names = set(views)
         known = {v.name: v for v in self.store.list_feature_views(allow_cache=True)}
         wanted = [known[name] for name in sorted(names) if name in known]
+        if not client_ids:
+            return None
         if len(wanted) != len(names):
-            return False  # a view of the run is no longer defined
+            return client_ids[0]  # a view of the run is no longer defined: none is held
+        version = config.entity_key_serialization_version
+        entities = [
+            EntityKeyProto(join_keys=[JOIN_KEY], entity_values=[ValueProto(int64_val=i)])
+            for i in client_ids
+        ]
         if isinstance(self._online, RedisOnlineStore):
-            key = _redis_key(
-                config.project, entity,
-                entity_key_serialization_version=config.entity_key_serialization_version,
-            )  # fmt: skip
             fields = [f"_ts:{_versioned_fv_name(v, config)}".encode() for v in wanted]
-            return all(value is not None for value in self._redis().hmget(key, fields))
-        entity_key = serialize_entity_key(
-            entity, entity_key_serialization_version=config.entity_key_serialization_version
-        )
+            with self._redis().pipeline(transaction=False) as pipe:
+                for entity in entities:
+                    key = _redis_key(
+                        config.project, entity, entity_key_serialization_version=version
+                    )
+                    pipe.hmget(key, fields)
+                found = pipe.execute()
+            for client_id, values in zip(client_ids, found, strict=True):
+                if any(value is None for value in values):
+                    return client_id
+            return None
         versioning = config.registry.enable_online_feature_view_versioning
+        tables = [_quote_id(_table_id(config.project, v, versioning)) for v in wanted]
         with closing(sqlite3.connect(f"file:{self._sqlite_path()}?mode=ro", uri=True)) as db:
-            for view in wanted:
-                table = _quote_id(_table_id(config.project, view, versioning))
-                try:
-                    row = db.execute(
-                        f"SELECT 1 FROM {table} WHERE entity_key = ? LIMIT 1", (entity_key,)
-                    ).fetchone()
-                except sqlite3.OperationalError as error:
-                    if "no such table" in str(error):
-                        return False
-                    raise
-                if row is None:
-                    return False
-        return True
+            for client_id, entity in zip(client_ids, entities, strict=True):
+                key = serialize_entity_key(entity, entity_key_serialization_version=version)
+                for table in tables:
+                    try:
+                        row = db.execute(
+                            f"SELECT 1 FROM {table} WHERE entity_key = ? LIMIT 1", (key,)
+                        ).fetchone()
+                    except sqlite3.OperationalError as error:
+                        if "no such table" in str(error):
+                            return client_id
+                        raise
+                    if row is None:
+                        return client_id
+        return None
 
     # -- writing ---------------------------------------------------------------------
     def write(self, markers: Sequence[Marker], remove: Sequence[str] = ()) -> None:
