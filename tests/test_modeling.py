@@ -175,7 +175,7 @@ def test_scored_fold_takes_no_part_in_choosing_the_tree_count() -> None:
     assert again.best_iterations[0] == cv.best_iterations[0]
     np.testing.assert_array_equal(again.oof[scored], cv.oof[scored])
     # The optimistic figure picks the scored fold's best tree count: never below the honest.
-    assert all(o >= h - 1e-12 for o, h in zip(cv.optimistic_fold_auc, cv.fold_auc, strict=True))
+    assert all(o >= h - 1e-9 for o, h in zip(cv.optimistic_fold_auc, cv.fold_auc, strict=True))
 
 
 def test_cross_fitted_threshold_never_sees_the_fold_it_decides() -> None:

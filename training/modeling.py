@@ -10,6 +10,7 @@ machine extra threads are much slower, and one thread makes results reproducible
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +34,14 @@ Weighting = Literal["none", "scale_pos_weight"]
 ProgressFn = Callable[[str], None]
 
 PROTECTED_FEATURES: tuple[str, ...] = ("CODE_GENDER",)
+# Not model inputs: on a few thousand applications they are noise (the building's
+# statistics, which documents were handed in, contact flags), or carry no credit logic a
+# lender could give as a reason (the hour and weekday of the application). Leaving them out
+# raised the honest mean fold AUC on the real sample by ~0.01 (docs/decision-quality.md).
+NOT_INPUTS = re.compile(
+    r"^(.*_(AVG|MODE|MEDI)|FLAG_DOCUMENT_\d+|HOUR_APPR_PROCESS_START|WEEKDAY_APPR_PROCESS_START"
+    r"|FLAG_(MOBIL|CONT_MOBILE|EMAIL))$"
+)
 AGE_BANDS: tuple[str, ...] = ("<30", "30-40", "40-50", "50-60", "60+")
 # Smallest AUC difference ever treated as real when comparing options on the same folds.
 AUC_TIE = 0.002
@@ -52,16 +61,20 @@ def lgb_params(
     quick: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
+    # Full mode: small, strongly regularised trees, each seeing 15% of the inputs. Chosen by
+    # a fixed-budget search (30 draws) on the real 5,000-application sample, judged by the
+    # honest CV, then confirmed on three other fold splits (docs/decision-quality.md):
+    # +0.02 mean fold AUC over the former 31 leaves / 60% of the inputs.
     params: dict[str, Any] = {
         "objective": "binary",
         "metric": "auc",
-        "learning_rate": 0.1 if quick else 0.03,
-        "num_leaves": 15 if quick else 31,
-        "min_child_samples": 40,
-        "feature_fraction": 0.6,
-        "bagging_fraction": 0.8,
+        "learning_rate": 0.1 if quick else 0.02,
+        "num_leaves": 15 if quick else 8,
+        "min_child_samples": 40 if quick else 80,
+        "feature_fraction": 0.6 if quick else 0.15,
+        "bagging_fraction": 0.8 if quick else 0.7,
         "bagging_freq": 1,
-        "lambda_l2": 5.0,
+        "lambda_l2": 5.0 if quick else 40.0,
         "num_threads": 1,
         "deterministic": True,
         "force_row_wise": True,
@@ -141,15 +154,19 @@ def cross_validate_lgbm(
     num_boost_round: int = 2000,
     early_stopping_rounds: int = 100,
     inner_valid_share: float = 0.2,
+    refit_folds: bool = True,
     refit: bool = True,
     progress: ProgressFn | None = None,
 ) -> CVResult:
     """Stratified-CV LightGBM: honest out-of-fold predictions, fold AUCs, best iterations.
 
     Each outer fold's training part is split again (stratified, ``inner_valid_share`` held
-    out); trees are added until the inner hold-out stops improving, and that model scores
-    the outer fold, which takes part in no choice. With ``refit`` a final booster is
-    trained on all rows for the mean best iteration.
+    out); trees are added until the inner hold-out stops improving. With ``refit_folds`` a
+    model of that many trees is then fitted on the whole training part (as the final model
+    is fitted on all rows; measured on the real sample: +0.003 mean fold AUC, -100 cost),
+    else the inner model is kept. That model scores the outer fold, which takes part in no
+    choice. With ``refit`` a final booster is trained on all rows for the mean best
+    iteration.
     """
     y = np.asarray(y)
     oof = np.full(len(y), np.nan)
@@ -177,6 +194,21 @@ def cross_validate_lgbm(
             callbacks=[stopper, lgb.record_evaluation(curves)],
         )
         iteration = stopper.best_iteration + 1
+        if refit_folds:
+            # The tree count is chosen; the fold's model is then fitted on its whole
+            # training part (still never on the scored fold), as the final model will be.
+            # It grows as many trees as the inner model did, so the scored fold's curve
+            # (for the optimistic figure only) covers the same range.
+            full_set = lgb.Dataset(X.iloc[train_idx], y[train_idx], free_raw_data=False)
+            curves = {}
+            booster = lgb.train(
+                {**params, "metric": "auc"},
+                full_set,
+                num_boost_round=booster.current_iteration(),
+                valid_sets=[lgb.Dataset(X.iloc[valid_idx], y[valid_idx], reference=full_set)],
+                valid_names=["scored"],
+                callbacks=[lgb.record_evaluation(curves)],
+            )
         oof[valid_idx] = booster.predict(X.iloc[valid_idx], num_iteration=iteration, num_threads=1)
         fold_auc.append(float(roc_auc_score(y[valid_idx], oof[valid_idx])))
         optimistic.append(float(np.max(curves["scored"]["auc"])))

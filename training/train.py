@@ -450,7 +450,8 @@ def run_training(
     columns = [
         c
         for c in model_columns(schema, use_protected=use_protected)
-        if use_protected or c not in modeling.PROTECTED_FEATURES
+        if (use_protected or c not in modeling.PROTECTED_FEATURES)
+        and not modeling.NOT_INPUTS.match(c)
     ]
     model_schema = {**schema, "features": [f for f in schema["features"] if f["name"] in columns]}
     X = model_matrix(train, model_schema)
