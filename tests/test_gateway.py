@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,9 +147,27 @@ def test_model_population_neighbours(
     body = population.json()
     assert len(body["bin_edges"]) == len(body["repaid"]) + 1 and body["n"] > 0
     assert_problem(client.get("/v1/population/features/NOPE", headers=headers), 404)
-    neighbours = client.get(f"/v1/clients/{stack.train_ids[0]}/neighbours?k=5", headers=headers)
+    neighbours = client.get(
+        f"/v1/clients/{stack.train_ids[0]}/neighbours",
+        params={"features": ["AMT_CREDIT", "EXT_SOURCE_2"]},
+        headers=headers,
+    )
     assert neighbours.status_code == 200, neighbours.text
-    assert len(neighbours.json()["neighbours"]) == 5
+    group = neighbours.json()
+    # An aggregate over a fixed group, anonymous outcome-free points (issue 17).
+    assert group["k"] == 30 == len(group["neighbours"])
+    assert group["default_rate"] == pytest.approx(group["defaulted_count"] / 30)
+    for neighbour in group["neighbours"]:
+        assert set(neighbour) == {"distance", "values"}
+        assert set(neighbour["values"]) <= {"AMT_CREDIT", "EXT_SOURCE_2"}
+    other_ids = {str(i) for i in stack.train_ids[1:500]}
+    assert not other_ids & set(re.findall(r"\d{6,}", neighbours.text))
+    # Two group sizes would tell the outcome of the clients between them.
+    for k in (5, 29, 31):
+        assert_problem(client.get(f"/v1/clients/{stack.train_ids[0]}/neighbours?k={k}",
+                                  headers=headers), 422)  # fmt: skip
+    assert_problem(client.get(f"/v1/clients/{stack.train_ids[0]}/neighbours?features=TARGET",
+                              headers=headers), 422)  # fmt: skip
 
 
 def test_input_errors(client: TestClient, headers: dict[str, str]) -> None:

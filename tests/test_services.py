@@ -722,35 +722,61 @@ def test_population_of_a_numeric_feature(stack: Stack, explainer: Any, version: 
 
 
 def test_neighbours(stack: Stack, explainer: Any, version: str) -> None:
+    """An aggregate over a fixed group of 30 and anonymous, outcome-free points: no other
+    client's id, outcome or probability is on the wire (issue 17)."""
     reference = pd.read_parquet(stack.root / "artifacts-0" / "reference.parquet")
     client_id = int(reference["SK_ID_CURR"].iloc[0])
     response = explainer.GetNeighbours(explainer_pb2.NeighboursRequest(
-        client_id=client_id, model_version=version, k=7), timeout=10)  # fmt: skip
-    assert len(response.neighbours) == 7 and response.features_used
-    ids = [n.client_id for n in response.neighbours]
-    # The client is in the reference sample at distance 0: it must have been excluded.
-    assert client_id not in ids and len(set(ids)) == 7
-    assert set(ids) <= set(reference["SK_ID_CURR"])
+        client_id=client_id, model_version=version,
+        features=["AMT_CREDIT", "EXT_SOURCE_2"]), timeout=10)  # fmt: skip
+    assert response.k == 30 == len(response.neighbours) and response.features_used
     distances = [n.distance for n in response.neighbours]
-    assert distances == sorted(distances) and distances[0] >= 0
-    assert response.default_rate == pytest.approx(
-        np.mean([n.defaulted for n in response.neighbours])
-    )
-    known = reference.set_index("SK_ID_CURR")
+    # The client is in the reference sample at distance 0: it must have been excluded.
+    assert distances == sorted(distances) and distances[0] > 0
     for neighbour in response.neighbours:
-        assert neighbour.defaulted == bool(known.at[neighbour.client_id, "TARGET"])
-        assert neighbour.probability == pytest.approx(known.at[neighbour.client_id, "prediction"])
-    default = explainer.GetNeighbours(explainer_pb2.NeighboursRequest(
-        application=valid_application(), model_version=version), timeout=10)  # fmt: skip
-    assert len(default.neighbours) == 10
+        assert neighbour.client_id == 0
+        assert neighbour.defaulted is False and neighbour.probability == 0.0
+        assert set(neighbour.values) <= {"AMT_CREDIT", "EXT_SOURCE_2"}
+    assert 0 <= response.defaulted_count <= 30
+    assert response.default_rate == pytest.approx(response.defaulted_count / 30)
+    # Nothing in the serialised answer names a reference client.
+    wire = response.SerializeToString()
+    ids = set(reference["SK_ID_CURR"].astype(int)) - {client_id}
+    assert not any(str(i).encode() in wire for i in list(ids)[:2000])
+    assert response.k == explainer.GetNeighbours(explainer_pb2.NeighboursRequest(
+        application=valid_application(), model_version=version, k=30), timeout=10).k  # fmt: skip
     for request, code in (
+        # Another group size would let two answers differ by one client's outcome.
+        (explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version, k=29),
+         grpc.StatusCode.INVALID_ARGUMENT),
         (explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version, k=51),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version,
+                                         features=["TARGET"]),
          grpc.StatusCode.INVALID_ARGUMENT),
         (explainer_pb2.NeighboursRequest(client_id=UNKNOWN_CLIENT, model_version=version),
          grpc.StatusCode.NOT_FOUND),
     ):  # fmt: skip
         error = rpc_error(lambda request=request: explainer.GetNeighbours(request, timeout=10))
         assert error.code() == code
+
+
+def test_population_cells_are_never_small(explainer: Any, version: str) -> None:
+    """Every bin or category holds at least min_cell clients (or none): nobody's outcome
+    can be read from a cell that holds them almost alone."""
+    model = explainer.GlobalImportance(explainer_pb2.GlobalImportanceRequest(
+        model_version=version, top_k=200), timeout=10)  # fmt: skip
+    checked = 0
+    for feature in [f.feature for f in model.features][:60]:
+        reply = explainer.GetPopulation(explainer_pb2.PopulationRequest(
+            model_version=version, feature=feature), timeout=10)  # fmt: skip
+        assert reply.min_cell >= 20
+        totals = [r + d for r, d in zip(reply.repaid, reply.defaulted, strict=True)]
+        assert all(t == 0 or t >= reply.min_cell for t in totals), (feature, totals)
+        if not reply.categories:
+            assert len(reply.bin_edges) == len(reply.repaid) + 1
+        checked += 1
+    assert checked > 10
 
 
 # -- errors, deadlines, health, reflection -------------------------------------------------

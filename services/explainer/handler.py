@@ -21,7 +21,7 @@ from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import VersionCache
 from services.explainer import reasons, wording
-from services.explainer.population import Neighbour, Population
+from services.explainer.population import Neighbourhood, Population
 from training.bundle import ScoringModel
 from training.features.application import DERIVED, application_features, raw_columns
 
@@ -93,14 +93,17 @@ class ExplainerHandler:
         k: int,
         client_id: int | None = None,
         raw: dict[str, Any] | None = None,
-    ) -> tuple[Population, list[Neighbour]]:
+        values_of: tuple[str, ...] = (),
+    ) -> tuple[Population, Neighbourhood]:
         model = self.model(version)
         if client_id is not None:
             features = self.features.client(client_id, model)
         else:
             features = self.features.application(raw or {}, model)
         population = self.population(version)
-        return population, population.neighbours(features, k, exclude=client_id)
+        return population, population.neighbours(
+            features, k, exclude=client_id, values_of=values_of
+        )
 
     def model(self, version: str) -> ScoringModel:
         if not version:

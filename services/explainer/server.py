@@ -16,6 +16,7 @@ from services.common.registry import ModelRegistry, VersionCache
 from services.common.server import build_server, run_until_signal, set_serving
 from services.explainer import wording
 from services.explainer.handler import Explained, ExplainerHandler, load_importance
+from services.explainer.population import MIN_CELL
 from services.explainer.settings import ExplainerSettings
 from training.feature_store.completeness import VIEWS
 
@@ -103,6 +104,7 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
             n=population.n,
             default_rate=population.default_rate,
             missing_rate=float(stats.get("missing_rate", 0.0)),
+            min_cell=MIN_CELL,
         )
         if spec["dtype"] == "category":
             counts = stats["counts"]
@@ -123,23 +125,26 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
         self, request: explainer_pb2.NeighboursRequest, context: grpc.ServicerContext
     ) -> Any:
         subject = request.WhichOneof("subject")
+        values_of = tuple(request.features)
         if subject == "client_id":
-            population, found = self.handler.neighbours(
-                request.model_version, request.k, client_id=request.client_id
-            )
+            population, group = self.handler.neighbours(
+                request.model_version, request.k, client_id=request.client_id,
+                values_of=values_of,
+            )  # fmt: skip
         elif subject == "application":
-            population, found = self.handler.neighbours(
-                request.model_version, request.k, raw=application_to_raw(request.application)
-            )
+            population, group = self.handler.neighbours(
+                request.model_version, request.k, raw=application_to_raw(request.application),
+                values_of=values_of,
+            )  # fmt: skip
         else:
             raise InvalidArgument("subject", "give client_id or application")
+        # Anonymised: the deprecated client_id / defaulted / probability stay unset.
         return explainer_pb2.NeighboursResponse(
             model_version=request.model_version,
-            neighbours=[explainer_pb2.Neighbour(client_id=n.client_id, distance=n.distance,
-                                                defaulted=n.defaulted, probability=n.probability)
-                        for n in found],
+            neighbours=[explainer_pb2.Neighbour(distance=n.distance, values=n.values)
+                        for n in group.neighbours],
             features_used=population.neighbour_features,
-            default_rate=sum(n.defaulted for n in found) / len(found) if found else 0.0,
+            default_rate=group.default_rate, k=group.k, defaulted_count=group.defaulted,
         )  # fmt: skip
 
     def GlobalImportance(

@@ -333,27 +333,39 @@ async def population(
     )  # fmt: skip
 
 
+NEIGHBOURS_K = 30  # the explainer's fixed group size (services/explainer/population.py)
+
+
 @v1.get(
     "/clients/{client_id}/neighbours", response_model=schemas.Neighbours, tags=["clients"],
-    summary="Training clients most similar to a client, with their outcomes",
+    summary="How the training clients most similar to a client fared (aggregate only)",
+    description=f"The default rate among the {NEIGHBOURS_K} nearest training clients, and "
+    "each neighbour's distance and requested feature values, anonymised: never another "
+    "client's id, outcome or probability. The group size is fixed, so no two answers "
+    "differ by a single client.",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
 )  # fmt: skip
 async def neighbours(
     client_id: ClientPath,
     _: Annotated[ApiKey, Depends(require("read:clients"))],
     backends: BackendsDep,
-    k: Annotated[int, Query(ge=1, le=50)] = 10,
+    k: Annotated[
+        int, Query(ge=NEIGHBOURS_K, le=NEIGHBOURS_K, description="Fixed group size")
+    ] = NEIGHBOURS_K,
+    features: Annotated[
+        list[Annotated[str, Query(pattern=r"^[A-Za-z0-9_]{1,100}$")]],
+        Query(max_length=8, description="Numeric features whose values each neighbour shows"),
+    ] = [],  # noqa: B006 - FastAPI copies a query default; never mutated
     model_version: VersionQuery = None,
 ) -> schemas.Neighbours:
     version = await _version(backends, model_version)
-    reply = await backends.neighbours(
-        explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version, k=k)
-    )
+    reply = await backends.neighbours(explainer_pb2.NeighboursRequest(
+        client_id=client_id, model_version=version, k=k, features=features))  # fmt: skip
     return schemas.Neighbours(
-        client_id=client_id, model_version=version, default_rate=reply.default_rate,
+        client_id=client_id, model_version=version, k=reply.k,
+        defaulted_count=reply.defaulted_count, default_rate=reply.default_rate,
         features_used=list(reply.features_used),
-        neighbours=[schemas.Neighbour(client_id=n.client_id, distance=n.distance,
-                                      defaulted=n.defaulted, probability=n.probability)
+        neighbours=[schemas.Neighbour(distance=n.distance, values=dict(n.values))
                     for n in reply.neighbours],
     )  # fmt: skip
 

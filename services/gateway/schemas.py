@@ -266,16 +266,20 @@ class Population(BaseModel):
 
 
 class Neighbour(BaseModel):
-    client_id: int
+    """One similar training client, anonymised: no id, outcome or probability."""
+
     distance: float
-    defaulted: bool
-    probability: float
+    values: dict[str, float] = Field(
+        description="The requested features' values (`features=`); a missing one is absent."
+    )
 
 
 class Neighbours(BaseModel):
     client_id: int
     model_version: str
-    default_rate: float
+    k: int = Field(description="Size of the comparison group (fixed).")
+    defaulted_count: int = Field(description="How many of the k defaulted.")
+    default_rate: float = Field(description="Default rate among the k: an aggregate only.")
     features_used: list[str]
     neighbours: list[Neighbour]
 

@@ -6,9 +6,7 @@ detail other than a validation message about the values they typed."""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
 from typing import Any
 
@@ -66,8 +64,6 @@ QUEUE_POLL_SECONDS = 0.02  # see launch()
 
 def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
     """The Blocks app; ``launch(demo, settings)`` serves it."""
-    neighbour_cache: OrderedDict[int, dict[str, Any]] = OrderedDict()
-    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ui-neighbours")
     default_lang = settings.default_lang
 
     def guarded(fn: Callable[..., dict[Any, Any]]) -> Callable[..., dict[Any, Any]]:
@@ -86,20 +82,6 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 return {status: views.message(error_text(lang, "error"), error=True)}
 
         return wrapper
-
-    def neighbour_values(ids: list[int]) -> dict[int, dict[str, Any]]:
-        missing = [i for i in ids if i not in neighbour_cache]
-
-        def fetch(client_id: int) -> tuple[int, dict[str, Any]]:
-            profile = client.profile(client_id, "en")
-            return client_id, {f["name"]: f["value"] for g in profile["groups"]
-                               for f in g["fields"]}  # fmt: skip
-
-        for client_id, values in pool.map(fetch, missing):
-            neighbour_cache[client_id] = values
-            while len(neighbour_cache) > 2000:  # bounded: profiles are ~200 values each
-                neighbour_cache.popitem(last=False)
-        return {i: neighbour_cache[i] for i in ids}
 
     with gr.Blocks(title="Credit advisor dashboard", analytics_enabled=False) as demo:
         ctx = gr.State({})
@@ -269,18 +251,19 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             return {dist_plot: fig, dist_alt: alt}
 
         def _scatter(state: dict[str, Any], fx: str, fy: str, code: str) -> dict[Any, Any]:
-            found = client.neighbours(state["client_id"], settings.neighbours)["neighbours"]
-            others = neighbour_values([n["client_id"] for n in found])
+            # The API gives the group's default rate and anonymous, outcome-free points:
+            # no similar client's id or outcome ever reaches the dashboard.
+            group = client.neighbours(state["client_id"], [fx, fy])
             units = state["units"]
             ux, uy = units.get(fx, ""), units.get(fy, "")
-            points = [(views.plotted(others[n["client_id"]].get(fx), ux),
-                       views.plotted(others[n["client_id"]].get(fy), uy), n["defaulted"])
-                      for n in found]  # fmt: skip
+            points = [
+                (views.plotted(n["values"].get(fx), ux), views.plotted(n["values"].get(fy), uy))
+                for n in group["neighbours"]
+            ]
             labels = state["labels"]
-            names = {"repaid": t(code, "repaid"), "defaulted": t(code, "defaulted"),
-                     "client": t(code, "client")}  # fmt: skip
+            names = {"similar": t(code, "similar"), "client": t(code, "client")}
             x_label, y_label = labels.get(fx, fx), labels.get(fy, fy)
-            k, d = len(found), sum(1 for n in found if n["defaulted"])
+            k, d = group["k"], group["defaulted_count"]
             client_point = (views.plotted(state["values"].get(fx), ux),
                             views.plotted(state["values"].get(fy), uy))  # fmt: skip
             fig = charts.scatter(
@@ -289,11 +272,11 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 views.axis(code, x_label, ux), views.axis(code, y_label, uy),
             )  # fmt: skip
             alt = t(code, "scatter_alt", x=x_label, y=y_label, k=k, d=d)
-            if not any(x is not None and y is not None for x, y, _ in points):
+            if not any(x is not None and y is not None for x, y in points):
                 alt += " " + t(code, "scatter_none")
             alt += "\n\n*" + t(code, "scatter_note") + "*"
             return {scatter_plot: fig, scatter_alt: alt,
-                    neighbours_html: views.neighbours_table(code, found)}  # fmt: skip
+                    neighbours_html: views.neighbours_summary(code, k, d)}  # fmt: skip
 
         def part_failed(code: str, error: Exception, *targets: Any) -> dict[Any, Any]:
             kind = error.kind if isinstance(error, GatewayError) else "error"

@@ -137,24 +137,21 @@ def distribution(
 
 
 def scatter(
-    points: Sequence[tuple[float | None, float | None, bool]],
+    points: Sequence[tuple[float | None, float | None]],
     client: tuple[Any, Any],
     names: dict[str, str],
     title: str,
     x_label: str,
     y_label: str,
 ) -> go.Figure:
-    """``points``: (x, y, defaulted) of similar clients; ``client``: the client's (x, y)."""
+    """``points``: (x, y) of similar clients, without outcomes; ``client``: the client's."""
     fig = go.Figure()
-    for defaulted, name, colour, symbol in (
-        (False, names["repaid"], BLUE, "circle"), (True, names["defaulted"], VERMILLION, "x"),
-    ):  # fmt: skip
-        group = [(x, y) for x, y, d in points if d is defaulted and x is not None
-                 and y is not None]  # fmt: skip
-        fig.add_scatter(
-            x=[p[0] for p in group], y=[p[1] for p in group], mode="markers", name=name,
-            marker={"color": colour, "symbol": symbol, "size": 10, "opacity": 0.85},
-        )  # fmt: skip
+    shown = [(x, y) for x, y in points if x is not None and y is not None]
+    fig.add_scatter(
+        x=[p[0] for p in shown], y=[p[1] for p in shown], mode="markers",
+        name=names["similar"],
+        marker={"color": BLUE, "symbol": "circle", "size": 10, "opacity": 0.85},
+    )  # fmt: skip
     if client[0] is not None and client[1] is not None:
         fig.add_scatter(x=[client[0]], y=[client[1]], mode="markers", name=names["client"],
                         marker={"color": BLACK, "symbol": "star", "size": 18,

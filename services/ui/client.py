@@ -92,8 +92,10 @@ class GatewayClient:
     def population(self, feature: str, lang: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/population/features/{feature}", params={"lang": lang})
 
-    def neighbours(self, client_id: int, k: int) -> dict[str, Any]:
-        return self._call("GET", f"/v1/clients/{client_id}/neighbours", params={"k": k})
+    def neighbours(self, client_id: int, features: list[str]) -> dict[str, Any]:
+        """The similar clients' default rate and their (anonymous) values of ``features``."""
+        return self._call("GET", f"/v1/clients/{client_id}/neighbours",
+                          params={"features": features})  # fmt: skip
 
     def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/decisions", params={"limit": limit})

@@ -30,7 +30,9 @@ class UISettings(BaseSettings):
     )
     timeout_seconds: float = Field(20.0, gt=0, description="Timeout of one gateway call.")
     default_lang: Literal["en", "fr"] = "en"
-    neighbours: int = Field(30, ge=5, le=50, description="Similar clients in the scatter view.")
+    neighbours: int = Field(
+        30, ge=5, le=50, description="Unused: the API fixes the comparison group at 30."
+    )
 
     def api_key(self) -> str:
         """Read at start, kept server-side: the browser never sees it."""

@@ -62,8 +62,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "dist_missing": "this client's value is not known",
         "scatter_title": "{x} and {y}: the {k} most similar clients",
         "scatter_alt": "Scatter plot of {x} against {y} for the {k} clients most similar to "
-        "this one ({d} of them defaulted, crosses; repaid are circles); this client is the "
+        "this one (circles; {d} of them defaulted, who is not shown); this client is the "
         "black star.",
+        "similar": "Similar clients",
         "scatter_note": "The service publishes one-feature distributions, not pairs of values, "
         "so this view shows the most similar clients (as found by the scoring service) rather "
         "than the whole population.",
@@ -157,7 +158,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "dist_missing": "la valeur de ce client n'est pas connue",
         "scatter_title": "{x} et {y} : les {k} clients les plus proches",
         "scatter_alt": "Nuage de points de {x} et {y} pour les {k} clients les plus proches "
-        "({d} en défaut, croix ; remboursés en cercles) ; ce client est l'étoile noire.",
+        "(cercles ; {d} en défaut, sans dire lesquels) ; ce client est l'étoile noire.",
+        "similar": "Clients proches",
         "scatter_note": "Le service publie des distributions par information, pas des paires "
         "de valeurs : cette vue montre donc les clients les plus proches (trouvés par le "
         "service de scoring) et non toute la population.",

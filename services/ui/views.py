@@ -171,22 +171,8 @@ def term(values: dict[str, Any]) -> float | None:
     return round(credit / annuity, 1) if credit and annuity else None
 
 
-def neighbours_table(code: str, found: list[dict[str, Any]]) -> str:
-    shown = found[:10]
-    d = sum(1 for n in found if n["defaulted"])
-    rows = "".join(
-        f"<tr><td>{n['client_id']}</td><td>{n['distance']:.2f}</td>"
-        f"<td>{'✗ ' + t(code, 'defaulted') if n['defaulted'] else '✓ ' + t(code, 'repaid')}"
-        f"</td><td>{percent(n['probability'], code)}</td></tr>"
-        for n in shown
-    )
-    head = "".join(
-        f'<th scope="col">{t(code, key)}</th>'
-        for key in ("col_client", "col_similarity", "col_outcome", "col_probability")
-    )
-    summary = t(code, "neighbours_summary", k=len(found), d=d,
-                rate=percent(d / max(len(found), 1), code, 0))  # fmt: skip
+def neighbours_summary(code: str, k: int, d: int) -> str:
+    """The similar clients as an aggregate: how many of the group defaulted, nobody's own."""
+    summary = t(code, "neighbours_summary", k=k, d=d, rate=percent(d / max(k, 1), code, 0))
     return (f'<div class="profile"><h3>{t(code, "neighbours_title")}</h3>'
-            f"<p>{html.escape(summary)}</p><table><caption style='position:absolute;"
-            f"left:-9999px'>{t(code, 'neighbours_title')}</caption><thead><tr>{head}"
-            f"</tr></thead><tbody>{rows}</tbody></table></div>")  # fmt: skip
+            f"<p>{html.escape(summary)}</p></div>")  # fmt: skip
