@@ -596,3 +596,33 @@ def test_redis_cluster_marker_emptied_and_reloaded(
         assert stub.Score(scoring_pb2.ScoreRequest(client_id=client_id), timeout=10).probability
     finally:
         served.stop()
+
+
+def test_materialize_if_stale_trusts_the_store_marker_not_the_local_stamp(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`credit materialize --if-stale` (what `make up` runs): a store whose marker is gone
+    (Redis emptied, a load killed) is loaded again although the local stamp says current."""
+    project = f"test_complete_{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "FEATURES_DIR": str(stack.features_dir), "OMP_NUM_THREADS": "1",
+           "MLFLOW_TRACKING_URI": stack.tracking_uri, "FEATURE_STORE_DIR": str(tmp_path / "fs"),
+           "FEAST_PROJECT": project, "ONLINE_STORE": "sqlite", "LOG_FORMAT": "json",
+           # models are cached under the temp dir: not another registry's version 1
+           "TMPDIR": str(tmp_path)}  # fmt: skip
+
+    def run() -> str:
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "credit"), "materialize", "--if-stale"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    assert "clients" in run()  # the first load
+    settings = FeatureStoreSettings(data_dir=tmp_path / "fs", project=project)
+    markers = MarkerStore(open_store(settings))
+    assert service_name(stack.model.model_version) in markers.read()
+    assert "online store is current" in run()
+    markers.clear()  # the data's marker gone, MATERIALIZED.json still there
+    assert "clients" in run()  # loaded again
+    assert service_name(stack.model.model_version) in markers.read()
