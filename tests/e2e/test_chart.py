@@ -169,7 +169,8 @@ def cluster(keys: dict[str, str]) -> Iterator[Cluster]:
                     for name in ("scoring", "explainer", "gateway", "ui")}  # fmt: skip
         # Probed side by side, as the kubelet does: each figure is that container's own.
         with ThreadPoolExecutor(len(services)) as pool:
-            ready = dict(zip(services, pool.map(cluster.wait_ready, services.values())))
+            seconds = pool.map(cluster.wait_ready, services.values())
+            ready = dict(zip(services, seconds, strict=True))
         TIMINGS["ready_seconds"].update(ready)
         TIMINGS["install_seconds"] = round(time.monotonic() - started, 1)
         yield cluster
