@@ -628,5 +628,71 @@ def images_build(
         raise _fail(str(error)) from None
 
 
+keys_app = typer.Typer(
+    help="Gateway API keys (hashed; the gateway picks changes up without restart).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+KeysFile = Annotated[
+    Path,
+    typer.Option("--file", envvar="GATEWAY_API_KEYS_FILE", help="The gateway's key file."),
+]
+
+
+@keys_app.command("create")
+def keys_create(
+    key_id: Annotated[str, typer.Argument(help="A new id (ids are never reused).")],
+    partner: Annotated[str, typer.Option(help="The partner (tenant) the key belongs to.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            help="A scope (repeatable): score, explain, read:clients, audit, outcomes, audit:all."
+        ),
+    ],
+    rate_per_minute: Annotated[int, typer.Option(min=1)] = 600,
+    file: KeysFile = Path(".dev/api-keys.json"),
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from services.gateway.keys import create_key
+
+    try:
+        typer.echo(create_key(file, key_id, partner, scope, rate_per_minute))
+    except ValueError as error:
+        raise _fail(str(error)) from None
+
+
+@keys_app.command("rotate")
+def keys_rotate(key_id: str, file: KeysFile = Path(".dev/api-keys.json")) -> None:
+    """Replace a key's secret (same id, partner, scopes) and print the new one."""
+    from services.gateway.keys import rotate_key
+
+    try:
+        typer.echo(rotate_key(file, key_id))
+    except ValueError as error:
+        raise _fail(str(error)) from None
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, file: KeysFile = Path(".dev/api-keys.json")) -> None:
+    """Revoke a key: refused (401) from the gateway's next request on."""
+    from services.gateway.keys import revoke_key
+
+    try:
+        revoke_key(file, key_id)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("list")
+def keys_list(file: KeysFile = Path(".dev/api-keys.json")) -> None:
+    """Id, partner, scopes and state of every key (never a secret)."""
+    from services.gateway.keys import list_keys
+
+    for key in list_keys(file):
+        state = "revoked" if key.revoked else "active"
+        typer.echo(f"{key.id}\t{key.tenant}\t{','.join(key.scopes)}\t{state}")
+
+
 if __name__ == "__main__":
     app()

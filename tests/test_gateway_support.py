@@ -37,12 +37,14 @@ APPLICATION = {
 
 
 def write_keys(path: Path) -> dict[str, str]:
-    """Plain keys by role; the file holds only their hashes."""
+    """Plain keys by role, all of one partner ("partner", the id of the key that makes the
+    tests' decisions); the file holds only their hashes. Tenancy: tests/test_tenancy.py."""
+    one = "partner"
     return {
-        "all": add_key(path, "all", SCOPES, rate_per_minute=100_000),
-        "score": add_key(path, "partner", ["score"], rate_per_minute=100_000),
-        "reader": add_key(path, "reader", ["read:clients"], rate_per_minute=100_000),
-        "slow": add_key(path, "slow", SCOPES, rate_per_minute=2),
+        "all": add_key(path, "all", SCOPES, rate_per_minute=100_000, partner=one),
+        "score": add_key(path, "partner", ["score"], rate_per_minute=100_000, partner=one),
+        "reader": add_key(path, "reader", ["read:clients"], rate_per_minute=100_000, partner=one),
+        "slow": add_key(path, "slow", SCOPES, rate_per_minute=2, partner=one),
     }
 
 

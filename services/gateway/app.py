@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from services.gateway.auth import Authenticator
 from services.gateway.backends import Backends
 from services.gateway.decisions import DecisionLog
+from services.gateway.edge import EdgeGuard
 from services.gateway.errors import Problem, install_handlers
-from services.gateway.keys import load_keys
+from services.gateway.keys import KeyStore
 from services.gateway.metrics import ObservabilityMiddleware
 from services.gateway.routes import ops, v1
 from services.gateway.settings import GatewaySettings
@@ -24,8 +25,9 @@ DESCRIPTION = """
 Credit scoring for partners and the advisor dashboard.
 
 * Authenticate with an API key in the `X-API-Key` header; scopes: `score`, `explain`,
-  `read:clients`, `audit`, `outcomes`. Each key has a rate limit (per gateway process):
-  over it the answer is 429 with `Retry-After`.
+  `read:clients`, `audit`, `outcomes`, `audit:all`. Every key belongs to a partner and
+  sees only that partner's decisions (`audit:all`: every partner's, for auditors). Each
+  key has a rate limit (per gateway process): over it the answer is 429 with `Retry-After`.
 * Errors are RFC 9457 `application/problem+json` bodies; `field` names the offending input.
 * Every real decision is logged before the answer is sent; `decision_id` retrieves it
   (`GET /v1/decisions/{decision_id}`, scope `audit`). Simulations (`"simulation": true`)
@@ -60,8 +62,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )  # fmt: skip
     app.state.settings = settings
-    app.state.auth = Authenticator(load_keys(settings.api_keys_file, settings.api_keys))
+    # Re-read when the key file changes: rotation and revocation need no restart.
+    app.state.auth = Authenticator(KeyStore(settings.api_keys_file, settings.api_keys))
     install_handlers(app)
+    # Added first, so inside the observability middleware (which counts its 401s and 413s).
+    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(v1)
     app.include_router(ops)

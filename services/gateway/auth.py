@@ -17,12 +17,12 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
 from services.gateway.errors import ApiError
-from services.gateway.keys import ApiKey, hash_key
+from services.gateway.keys import ApiKey, KeyStore, hash_key
 
 log = structlog.get_logger(__name__)
 API_KEY_HEADER = APIKeyHeader(
     name="X-API-Key", auto_error=False,
-    description="API key; scopes: score, explain, read:clients, audit, outcomes.",
+    description="API key; scopes: score, explain, read:clients, audit, outcomes, audit:all.",
 )  # fmt: skip
 
 
@@ -53,9 +53,34 @@ class RateLimiter:
             return (1.0 - bucket.tokens) / per_second
 
 
+class _StaticKeys:
+    """A fixed dict of keys behind the ``KeyStore`` interface (tests, embedding)."""
+
+    def __init__(self, keys: dict[str, ApiKey]) -> None:
+        self._keys = keys
+        self._partner_of = {key.id: key.tenant for key in keys.values()}
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        return self._keys.get(key_hash)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def partner_of(self, key_id: str) -> str:
+        return self._partner_of.get(key_id, key_id)
+
+    def key_ids_of(self, partner: str) -> list[str]:
+        ids = {k for k, owner in self._partner_of.items() if owner == partner}
+        if partner not in self._partner_of:
+            ids.add(partner)
+        return sorted(ids)
+
+
 class Authenticator:
-    def __init__(self, keys: dict[str, ApiKey], limiter: RateLimiter | None = None) -> None:
-        self.keys = keys
+    def __init__(
+        self, keys: KeyStore | dict[str, ApiKey], limiter: RateLimiter | None = None
+    ) -> None:
+        self.keys: KeyStore | _StaticKeys = _StaticKeys(keys) if isinstance(keys, dict) else keys
         self.limiter = limiter or RateLimiter()
 
     def authenticate(self, plain: str | None, scopes: tuple[str, ...]) -> ApiKey:
@@ -89,3 +114,20 @@ def require(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
         return key
 
     return dependency
+
+
+def visible(request: Request, key: ApiKey, deciding_key_id: str) -> bool:
+    """Whether ``key`` may see a decision made by the key ``deciding_key_id``: its own
+    partner's, or any with the cross-partner audit scope."""
+    if key.cross_partner:
+        return True
+    auth: Authenticator = request.app.state.auth
+    return auth.keys.partner_of(deciding_key_id) == key.tenant
+
+
+def partner_key_ids(request: Request, key: ApiKey) -> list[str] | None:
+    """The key ids whose decisions ``key`` may list; None: every partner's."""
+    if key.cross_partner:
+        return None
+    auth: Authenticator = request.app.state.auth
+    return auth.keys.key_ids_of(key.tenant)

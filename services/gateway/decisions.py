@@ -304,13 +304,19 @@ class DecisionLog:
         return find_archived(self.archive_dir, decision_id)
 
     def _recent(
-        self, limit: int, simulations: bool, client_id: int | None = None
+        self,
+        limit: int,
+        simulations: bool,
+        client_id: int | None = None,
+        key_ids: list[str] | None = None,
     ) -> list[Decision]:
         query = select(DecisionRow).order_by(DecisionRow.created_at.desc()).limit(limit)
         if not simulations:
             query = query.where(DecisionRow.simulation.is_(False))
         if client_id is not None:
             query = query.where(DecisionRow.client_id == client_id)
+        if key_ids is not None:  # one partner's decisions (tenancy)
+            query = query.where(DecisionRow.key_id.in_(key_ids))
         with Session(self.engine) as session:
             return [_from_row(row) for row in session.scalars(query)]
 
@@ -364,11 +370,15 @@ class DecisionLog:
         return status, recorded
 
     async def recent(
-        self, limit: int, simulations: bool = False, client_id: int | None = None
+        self,
+        limit: int,
+        simulations: bool = False,
+        client_id: int | None = None,
+        key_ids: list[str] | None = None,
     ) -> list[Decision]:
-        """Newest first; only ``client_id``'s when given (decisions still in the table, not
-        archived ones)."""
-        return await run_in_threadpool(self._recent, limit, simulations, client_id)
+        """Newest first; only ``client_id``'s when given, only those made by ``key_ids``
+        when given (decisions still in the table, not archived ones)."""
+        return await run_in_threadpool(self._recent, limit, simulations, client_id, key_ids)
 
     async def ping(self) -> None:
         await run_in_threadpool(self._recent, 1, True)

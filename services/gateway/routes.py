@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from credit.v1 import common_pb2, explainer_pb2, scoring_pb2
 from services.gateway import schemas
-from services.gateway.auth import require
+from services.gateway.auth import partner_key_ids, require, visible
 from services.gateway.backends import Backends
 from services.gateway.decisions import Decision, DecisionLog, Outcome
 from services.gateway.errors import ApiError, problem_response, problem_responses
@@ -370,25 +370,30 @@ async def neighbours(
     )  # fmt: skip
 
 
-async def _logged(decisions: DecisionLog, decision_id: UUID) -> Decision:
-    """The logged decision (from the table or the archive); 404 when there is none."""
+async def _logged(
+    decisions: DecisionLog, decision_id: UUID, request: Request, key: ApiKey
+) -> Decision:
+    """The logged decision (from the table or the archive); 404 when there is none or it
+    is another partner's (the same answer: no probing which ids exist elsewhere)."""
     found = await decisions.get(str(decision_id))
-    if found is None:
+    if found is None or not visible(request, key, found.key_id):
         raise ApiError(404, f"unknown decision {decision_id}", slug="not-found")
     return found
 
 
 @v1.get(
     "/decisions/{decision_id}", response_model=schemas.DecisionRecord, tags=["audit"],
-    summary="The audit record of one decision (scope audit)",
+    summary="The audit record of one of the partner's decisions (scope audit; audit:all "
+    "for any partner's)",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, 503),
 )  # fmt: skip
 async def decision(
     decision_id: UUID,
-    _: Annotated[ApiKey, Depends(require("audit"))],
+    request: Request,
+    key: Annotated[ApiKey, Depends(require("audit", "audit:all"))],
     decisions: LogDep,
 ) -> schemas.DecisionRecord:
-    return schemas.DecisionRecord(**vars(await _logged(decisions, decision_id)))
+    return schemas.DecisionRecord(**vars(await _logged(decisions, decision_id, request, key)))
 
 
 @v1.get(
@@ -400,7 +405,8 @@ async def decision(
 )  # fmt: skip
 async def decision_explanation(
     decision_id: UUID,
-    _: Annotated[ApiKey, Depends(require("audit", "explain"))],
+    request: Request,
+    key: Annotated[ApiKey, Depends(require("audit", "explain", "audit:all"))],
     backends: BackendsDep,
     decisions: LogDep,
     lang: LangQuery = "en",
@@ -410,7 +416,7 @@ async def decision_explanation(
     that made it: the same probability and decision as then, even if the client's stored
     features have changed since (a client contesting a decision gets the reasons of that
     decision)."""
-    found = await _logged(decisions, decision_id)
+    found = await _logged(decisions, decision_id, request, key)
     inputs = common_pb2.FeatureVector(
         numeric=found.features.get("numeric", {}),
         categorical=found.features.get("categorical", {}),
@@ -420,11 +426,12 @@ async def decision_explanation(
     return _explanation(reply)
 
 
-def may_report_outcome(key: ApiKey, decision: Decision) -> bool:
-    """Whether ``key`` may report this decision's outcome. Keys belong to no partner yet,
-    so any key with the scope may; once keys carry a tenant, this compares it with the
-    deciding key's (``decision.key_id``), and the outcome row keeps the reporting key."""
-    return True
+def may_report_outcome(request: Request, key: ApiKey, decision: Decision) -> bool:
+    """Whether ``key`` may report this decision's outcome: only the deciding partner's keys
+    (not even ``audit:all``: auditors read, they do not write). The outcome row keeps the
+    reporting key."""
+    auth = request.app.state.auth
+    return bool(auth.keys.partner_of(decision.key_id) == key.tenant)
 
 
 @v1.put(
@@ -439,14 +446,15 @@ def may_report_outcome(key: ApiKey, decision: Decision) -> bool:
 async def report_outcome(
     decision_id: UUID,
     body: schemas.OutcomeReport,
+    request: Request,
     response: Response,
     key: Annotated[ApiKey, Depends(require("outcomes"))],
     decisions: LogDep,
 ) -> schemas.Outcome:
     """201 when the outcome is recorded now, 200 when this same outcome was recorded before
     (a retry is harmless), 409 when a different one was: outcomes are never overwritten."""
-    found = await _logged(decisions, decision_id)
-    if not may_report_outcome(key, found):  # reads as unknown: no probing others' ids
+    found = await decisions.get(str(decision_id))
+    if found is None or not may_report_outcome(request, key, found):  # others' read as unknown
         raise ApiError(404, f"unknown decision {decision_id}", slug="not-found")
     status, recorded = await decisions.report_outcome(Outcome(
         decision_id=found.decision_id, defaulted=body.defaulted, observed_at=body.observed_at,
@@ -462,11 +470,13 @@ async def report_outcome(
 
 @v1.get(
     "/decisions", response_model=list[schemas.DecisionSummary], tags=["audit"],
-    summary="Most recent decisions first, optionally one client's (scope audit or read:clients)",
+    summary="The partner's most recent decisions first, optionally one client's (scope audit "
+    "or read:clients; audit:all lists every partner's)",
     responses=problem_responses(*AUTH_ERRORS, 422, 503),
 )  # fmt: skip
 async def recent_decisions(
-    _: Annotated[ApiKey, Depends(require("audit", "read:clients"))],
+    request: Request,
+    key: Annotated[ApiKey, Depends(require("audit", "read:clients", "audit:all"))],
     decisions: LogDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     include_simulations: bool = False,
@@ -481,7 +491,9 @@ async def recent_decisions(
         ),
     ] = None,
 ) -> list[schemas.DecisionSummary]:
-    found = await decisions.recent(limit, include_simulations, client_id)
+    found = await decisions.recent(
+        limit, include_simulations, client_id, key_ids=partner_key_ids(request, key)
+    )
     return [schemas.DecisionSummary(**{k: v for k, v in vars(d).items()
                                        if k in schemas.DecisionSummary.model_fields})
             for d in found]  # fmt: skip

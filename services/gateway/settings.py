@@ -39,6 +39,10 @@ class GatewaySettings(BaseSettings):
     api_keys: str | None = Field(
         None, description="The same JSON list inline (e.g. from a secret); adds to the file."
     )
+    max_body_bytes: int = Field(
+        1_048_576, gt=0, le=64 * 1_048_576,
+        description="Largest request body (413 above); a full batch is ~1 KB.",
+    )  # fmt: skip
     max_batch: int = Field(
         100, gt=0, le=500, description="Client ids in one batch request (scoring allows 500)."
     )
