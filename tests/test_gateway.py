@@ -125,6 +125,8 @@ def test_explanations(client: TestClient, headers: dict[str, str], stack: Any) -
     body = response.json()
     assert len(body["contributions"]) == 5 and body["model_version"] == stack.model.model_version
     assert body["raising"] or body["lowering"]
+    reasons = [*body["raising"], *body["lowering"]]
+    assert all(r["factor"] for r in reasons) and len(body["raising"]) <= 4
     score = client.post("/v1/scores", json={"client_id": client_id}, headers=headers).json()
     assert body["probability"] == pytest.approx(score["probability"], abs=1e-9)
     new = client.post("/v1/explanations", headers=headers,

@@ -603,6 +603,7 @@ def test_refused_decisions_give_at_most_four_citable_reasons(
             factors = [factor_of(r.feature) for r in reasons]
             assert None not in factors
             assert len({f.id for f in factors if f}) == len(reasons)
+            assert [r.factor for r in reasons] == [f.id for f in factors if f]
             assert not {r.feature for r in reasons} & {
                 "HOUR_APPR_PROCESS_START", "WEEKDAY_APPR_PROCESS_START", "CODE_GENDER",
                 "DAYS_BIRTH", "NAME_FAMILY_STATUS",

@@ -67,9 +67,9 @@ class Explained:
     decision: str
     contributions: list[Contribution]
     # Principal reasons (services.explainer.reasons), at most four a side: (leading feature
-    # of the factor, sentence, the factor's net contribution).
-    raising: list[tuple[str, str, float]]
-    lowering: list[tuple[str, str, float]]
+    # of the factor, sentence, the factor's net contribution, the factor).
+    raising: list[tuple[str, str, float, str]]
+    lowering: list[tuple[str, str, float, str]]
     counterfactual: Counterfactual
     other_contributions: float
 
@@ -183,8 +183,8 @@ class ExplainerHandler:
             threshold=model.threshold,
             decision=decision,
             contributions=listed,
-            raising=[(r.feature, r.text, r.contribution) for r in raising],
-            lowering=[(r.feature, r.text, r.contribution) for r in lowering],
+            raising=[(r.feature, r.text, r.contribution, r.factor) for r in raising],
+            lowering=[(r.feature, r.text, r.contribution, r.factor) for r in lowering],
             counterfactual=self.counterfactual(model, features, probability, decision, lang),
             other_contributions=float(shap_values[order[top_k:]].sum()),
         )

@@ -35,10 +35,10 @@ def explanation(result: Explained) -> explainer_pb2.Explanation:
         threshold=result.threshold,
         decision=DECISIONS[result.decision],
         other_contributions=result.other_contributions,
-        raising=[explainer_pb2.Reason(feature=f, text=t, contribution=c)
-                 for f, t, c in result.raising],
-        lowering=[explainer_pb2.Reason(feature=f, text=t, contribution=c)
-                  for f, t, c in result.lowering],
+        raising=[explainer_pb2.Reason(feature=f, text=t, contribution=c, factor=g)
+                 for f, t, c, g in result.raising],
+        lowering=[explainer_pb2.Reason(feature=f, text=t, contribution=c, factor=g)
+                  for f, t, c, g in result.lowering],
         counterfactual=explainer_pb2.Counterfactual(
             applicable=counterfactual.applicable,
             found=counterfactual.found,

@@ -219,10 +219,10 @@ def _explanation(reply: explainer_pb2.Explanation) -> schemas.Explanation:
                 value=c.value if c.HasField("value") else None, contribution=c.contribution,
             ) for c in reply.contributions
         ],
-        raising=[schemas.Reason(feature=r.feature, text=r.text, contribution=r.contribution)
-                 for r in reply.raising],
-        lowering=[schemas.Reason(feature=r.feature, text=r.text, contribution=r.contribution)
-                  for r in reply.lowering],
+        raising=[schemas.Reason(feature=r.feature, text=r.text, contribution=r.contribution,
+                                factor=r.factor) for r in reply.raising],
+        lowering=[schemas.Reason(feature=r.feature, text=r.text, contribution=r.contribution,
+                                 factor=r.factor) for r in reply.lowering],
         counterfactual=schemas.Counterfactual(
             applicable=cf.applicable, found=cf.found, new_probability=cf.new_probability,
             text=cf.text,

@@ -187,9 +187,10 @@ class Contribution(BaseModel):
 
 
 class Reason(BaseModel):
-    feature: str
+    feature: str = Field(description="The factor's leading feature for this client")
     text: str
-    contribution: float
+    contribution: float = Field(description="The factor's net contribution (log-odds)")
+    factor: str = Field("", description="The citable factor, e.g. external_scores")
 
 
 class Change(BaseModel):
