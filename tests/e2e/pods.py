@@ -162,6 +162,7 @@ class Cluster:
 
     objects: list[dict[str, Any]]
     root: Path
+    profile: str = ""
     namespace: str = "credit-scoring"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     containers: list[Container] = field(default_factory=list)

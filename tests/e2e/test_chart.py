@@ -127,41 +127,56 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return plain
 
 
-@pytest.fixture(scope="module")
-def cluster(keys: dict[str, str]) -> Iterator[Cluster]:
-    """The production render, installed in a private pod network: jobs run, services ready."""
+# Two installs: values-production.yaml (the Secret comes from a secret manager: created here;
+# decision log in PostgreSQL) and the chart's defaults (the chart renders the Secret from
+# values; decision log in SQLite on the gateway pod's emptyDir).
+PROFILES = {
+    "production": [CHART / "values-production.yaml", Path(__file__).with_name("values-e2e.yaml")],
+    "default": [Path(__file__).with_name("values-e2e.yaml")],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(PROFILES))
+def cluster(
+    request: pytest.FixtureRequest, keys: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """One render, installed in a private pod network: jobs run, services ready."""
+    profile: str = request.param
+    secrets = {"apiKeysJson": keys["file"], "uiApiKey": keys["ui"],
+               "uiUsers": f"{ADVISOR}:{ADVISOR_PASSWORD}"}  # fmt: skip
+    values = tmp_path_factory.mktemp("values") / "secrets.yaml"
+    values.write_text(yaml.safe_dump({"secrets": secrets}))
     objects = helm_template(
-        str(HELM), CHART,
-        [CHART / "values-production.yaml", Path(__file__).with_name("values-e2e.yaml")],
+        str(HELM), CHART, [*PROFILES[profile], values],
         {"image.tag": TAG, "redis.externalUrl": "redis://redis:6379/0",
          "mlflow.image": f"credit-scoring/jobs:{TAG}"},
     )  # fmt: skip
-    gateway_volumes = next(
-        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "gateway"
-    )["spec"]["template"]["spec"]["volumes"]
-    secret_name = next(v["secret"]["secretName"] for v in gateway_volumes if "secret" in v)
-    # values-production.yaml names a Secret its secret manager creates: created here.
-    objects.append(secret(secret_name, {
-        "GATEWAY_DATABASE_URL": DATABASE_URL,
-        "api-keys.json": keys["file"],
-        "ui-api-key": keys["ui"],
-        "ui-users": f"{ADVISOR}:{ADVISOR_PASSWORD}",
-    }))  # fmt: skip
+    if not any(o["kind"] == "Secret" for o in objects):
+        gateway_volumes = next(
+            o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "gateway"
+        )["spec"]["template"]["spec"]["volumes"]
+        name = next(v["secret"]["secretName"] for v in gateway_volumes if "secret" in v)
+        # The chart names a Secret its secret manager creates: created here.
+        objects.append(secret(name, {
+            "GATEWAY_DATABASE_URL": DATABASE_URL, "api-keys.json": keys["file"],
+            "ui-api-key": keys["ui"], "ui-users": secrets["uiUsers"],
+        }))  # fmt: skip
     # Redis is reached by its in-cluster Service name, standing in for the StatefulSet.
     objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "redis"}})
-    root = Path(tempfile.mkdtemp(prefix="credit-e2e-"))
+    root = Path(tempfile.mkdtemp(prefix=f"credit-e2e-{profile}-"))
     root.chmod(0o755)  # the containers' user and the postgres user walk into it
-    cluster = Cluster(objects, root)
+    cluster = Cluster(objects, root, profile=profile)
     backing: list[subprocess.Popen[bytes]] = []
     started = time.monotonic()
+    timings: dict[str, Any] = TIMINGS.setdefault(profile, {})
     try:
         network = cluster.open_network(f"credit-scoring/jobs:{TAG}")
         backing.append(start_redis(network, root))
         backing.append(start_postgres(network, root / "postgres"))
         network.run(create_database, "credit")
         mlflow = cluster.start_deployment("mlflow")
-        TIMINGS["ready_seconds"] = {"mlflow": cluster.wait_ready(mlflow)}
-        TIMINGS["jobs_seconds"] = {
+        timings["ready_seconds"] = {"mlflow": cluster.wait_ready(mlflow)}
+        timings["jobs_seconds"] = {
             "training": cluster.run_job("training"),
             "materialize": cluster.run_job("materialize"),
         }
@@ -171,8 +186,8 @@ def cluster(keys: dict[str, str]) -> Iterator[Cluster]:
         with ThreadPoolExecutor(len(services)) as pool:
             seconds = pool.map(cluster.wait_ready, services.values())
             ready = dict(zip(services, seconds, strict=True))
-        TIMINGS["ready_seconds"].update(ready)
-        TIMINGS["install_seconds"] = round(time.monotonic() - started, 1)
+        timings["ready_seconds"].update(ready)
+        timings["install_seconds"] = round(time.monotonic() - started, 1)
         yield cluster
     finally:
         cluster.stop()
@@ -204,7 +219,7 @@ def a_client_id(cluster: Cluster) -> int:
     return int(table.column(0)[0].as_py())
 
 
-def test_a_decision_goes_through_the_gateway_container_into_postgresql(
+def test_a_decision_goes_through_the_gateway_container_into_the_decision_log(
     cluster: Cluster, keys: dict[str, str]
 ) -> None:
     from sqlalchemy import create_engine, text
@@ -222,9 +237,18 @@ def test_a_decision_goes_through_the_gateway_container_into_postgresql(
     assert read_back.status_code == 200, read_back.text
     assert read_back.json()["decision"] == decision["decision"]
 
-    # The row itself, in the database the gateway container was given by the Secret.
+    # The row itself, where the Secret sent the gateway: PostgreSQL in production, by
+    # default a SQLite file in the gateway pod's emptyDir (its /tmp).
+    url = DATABASE_URL
+    if cluster.profile == "default":
+        gateway_env = cluster.environment(
+            cluster.get("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+        )
+        assert gateway_env["GATEWAY_DATABASE_URL"] == "sqlite:////tmp/decisions.db"
+        url = f"sqlite:///{cluster.root / 'pods' / 'gateway' / 'tmp' / 'decisions.db'}"
+
     def stored_row() -> Any:
-        engine = create_engine(DATABASE_URL)
+        engine = create_engine(url)
         with engine.connect() as connection:
             row = connection.execute(
                 text("SELECT client_id, decision, key_id FROM decisions WHERE decision_id = :i"),
