@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def documented_targets() -> list[str]:
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Make targets", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\| `make ([a-z-]+)", section, flags=re.MULTILINE)
+    return re.findall(r"^\| `make ([a-z0-9-]+)", section, flags=re.MULTILINE)
 
 
 def test_the_readme_documents_the_targets() -> None:
