@@ -524,12 +524,10 @@ def test_client_answers(stack: Stack) -> None:
 @pytest.fixture(scope="module")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
     """A real three-node Redis Cluster (no replicas, no persistence) on free ports."""
-    from tests.stack import free_port
-
     if not shutil.which("redis-server") or not shutil.which("redis-cli"):
         missing_service("redis-server / redis-cli not installed")
     root = tmp_path_factory.mktemp("cluster")
-    ports = [free_port() for _ in range(3)]
+    ports = _cluster_ports(3)
     nodes = []
     try:
         for port in ports:
@@ -552,6 +550,26 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int
         for node in nodes:
             node.kill()
             node.wait(timeout=10)
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster-bus port (port + 10000, which must exist) is free too: an
+    ephemeral port from the OS can be above 55535, where a cluster node cannot start."""
+    import random
+    import socket
+
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randint(20_000, 45_000)
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _answers(port: int) -> bool:

@@ -91,7 +91,8 @@ class FeatureSource:
         """The stored features of a known client, for the model's own feature service."""
         name = service_name(model.model_version)
         state = self.guard.state(name)  # in memory once known: no store round trip
-        if state is None:
+        if state is None:  # never checked: the store did not answer the first check
+            FEATURE_READ_ERRORS.labels("unreachable").inc()
             raise Unavailable("feature store unreachable")
         if not state.complete:
             FEATURE_READ_ERRORS.labels("incomplete").inc()
@@ -105,6 +106,7 @@ class FeatureSource:
             # Emptied since the last check? The markers and probe clients are read again
             # (a few reads, on this path only) before "unknown" is said.
             if not self.guard.check([name]):
+                FEATURE_READ_ERRORS.labels("unreachable").inc()
                 raise Unavailable("feature store unreachable") from error
             if self.guard.complete(name):
                 raise NotFound(f"unknown client {client_id}") from error
