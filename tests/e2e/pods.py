@@ -6,8 +6,7 @@ of ``env``/``envFrom`` (ConfigMaps, Secrets), the rendered volumes (a Persistent
 or emptyDir is a host folder, a Secret or ConfigMap volume its files, mounted read-only as
 rendered, ``subPath`` honoured), the pod's user, group and ``fsGroup``, a read-only root file
 system, dropped capabilities, no privilege escalation and the memory/CPU limits. Probes are
-run from the host as the kubelet would (gRPC health, HTTP GET, TCP), with the rendered
-periods and thresholds.
+sent as the kubelet would (gRPC health, HTTP GET, TCP), with the rendered thresholds.
 
 Kubernetes networking is stood in for by one private network namespace (``PodNetwork``): a
 pause container with only a loopback interface, which every container joins, so that
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import ctypes
-import json
 import os
 import shutil
 import socket
@@ -45,8 +43,10 @@ T = TypeVar("T")
 HOST = "127.0.0.1"
 # The images' own HEALTHCHECK script: grpc.health.v1 Check on loopback.
 GRPC_HEALTH = Path(__file__).resolve().parents[2] / "docker" / "grpc_healthcheck.py"
-# Kinds that shape the cluster rather than run a process: read for their contents only
-# (ConfigMap, Secret, Service) or not applicable on one host (listed in the README).
+# Kinds run here (Deployment, Job) and kinds that are not: read for their contents only
+# (ConfigMap, Secret, Service) or not applicable on one host (listed in the README). A kind in
+# neither set is reported, so that a new kind in the chart is not silently left out.
+RUN = {"Deployment", "Job"}
 NOT_RUN = {
     "ConfigMap", "Secret", "Service", "ServiceAccount", "PersistentVolumeClaim",
     "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress",
@@ -179,6 +179,9 @@ class Cluster:
             if obj["kind"] == kind and obj["metadata"]["name"] == name:
                 return obj
         raise KeyError(f"{kind}/{name} is not in the render")
+
+    def unknown_kinds(self) -> set[str]:
+        return {o["kind"] for o in self.objects} - RUN - NOT_RUN
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [o for o in self.objects if o["kind"] == kind]
@@ -481,7 +484,3 @@ def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
     one)."""
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
             "stringData": dict(data)}  # fmt: skip
-
-
-def dump(objects: list[dict[str, Any]], path: Path) -> None:
-    path.write_text(json.dumps(objects, indent=1))

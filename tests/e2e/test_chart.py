@@ -161,6 +161,7 @@ def cluster(
             "GATEWAY_DATABASE_URL": DATABASE_URL, "api-keys.json": keys["file"],
             "ui-api-key": keys["ui"], "ui-users": secrets["uiUsers"],
         }))  # fmt: skip
+    assert not Cluster(objects, Path()).unknown_kinds(), "a kind this runner does not know"
     # Redis is reached by its in-cluster Service name, standing in for the StatefulSet.
     objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "redis"}})
     root = Path(tempfile.mkdtemp(prefix=f"credit-e2e-{profile}-"))
