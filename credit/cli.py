@@ -694,5 +694,31 @@ def keys_list(file: KeysFile = Path(".dev/api-keys.json")) -> None:
         typer.echo(f"{key.id}\t{key.tenant}\t{','.join(key.scopes)}\t{state}")
 
 
+dashboard_app = typer.Typer(help="The advisor dashboard's accounts.", no_args_is_help=True)
+app.add_typer(dashboard_app, name="dashboard")
+
+
+@dashboard_app.command("hash-password")
+def dashboard_hash_password(
+    user: Annotated[str, typer.Argument(help="The advisor's sign-in name.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Asked for when not given (never echoed).",
+        ),
+    ],
+) -> None:
+    """Print a `user:scrypt-hash` entry for UI_USERS (the Secret key `ui-users` on
+    Kubernetes); entries are separated by commas."""
+    from services.ui.accounts import hash_password
+
+    if not user or ":" in user or "," in user:
+        raise _fail("the user name must be non-empty, without ':' or ','")
+    typer.echo(f"{user}:{hash_password(password)}")
+
+
 if __name__ == "__main__":
     app()

@@ -90,7 +90,10 @@ def start(timeout: float = 120.0) -> list[Service]:
     """Start every service not already running; wait until all are ready."""
     RUN_DIR.mkdir(exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "LOG_FORMAT": "json"}  # fmt: skip
+           "LOG_FORMAT": "json",
+           # The local stack is the explicit development mode: the dashboard may use its
+           # demo account (advisor/demo) when UI_USERS is unset. Nowhere else.
+           "UI_DEV_MODE": os.environ.get("UI_DEV_MODE", "true")}  # fmt: skip
     children: dict[str, subprocess.Popen[bytes]] = {}
     for service in services():
         if _pid(service.name) is not None:

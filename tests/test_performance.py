@@ -42,7 +42,8 @@ def write_log(url: str, decisions: list[Decision], outcomes: dict[str, bool]) ->
     with engine.begin() as connection:
         if not decisions:
             return
-        connection.execute(insert(DecisionRow), [vars(d) for d in decisions])
+        rows = [{k: v for k, v in vars(d).items() if k != "advisor"} for d in decisions]
+        connection.execute(insert(DecisionRow), rows)
         connection.execute(insert(OutcomeRow), [
             {"decision_id": k, "defaulted": v, "observed_at": date(2026, 11, 30),
              "reported_at": datetime.now(UTC), "key_id": "k", "source": "import"}

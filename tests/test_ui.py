@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "ui_artifacts"
 DOCS_SCREENSHOT = REPO / "docs" / "dashboard.png"
 USER, PASSWORD = "advisor", "test-password"
+SECOND, SECOND_PASSWORD = "second-advisor", "another-password"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 BROWSER_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -81,6 +82,7 @@ def gateway(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
 
 @pytest.fixture(scope="module")
 def ui(gateway: dict[str, str]) -> Iterator[str]:
+    from services.ui.accounts import hash_password
     from services.ui.app import launch
     from services.ui.settings import UISettings
 
@@ -88,7 +90,8 @@ def ui(gateway: dict[str, str]) -> Iterator[str]:
     settings = UISettings(  # type: ignore[call-arg]
         port=free_port(), gateway_url=gateway["url"],
         gateway_api_key=gateway["key"],  # type: ignore[arg-type]
-        users=f"{USER}:{PASSWORD}",  # type: ignore[arg-type]
+        # Hashed, as outside development mode they must be (services/ui/accounts.py).
+        users=f"{USER}:{hash_password(PASSWORD)},{SECOND}:{hash_password(SECOND_PASSWORD)}",  # type: ignore[arg-type]
         neighbours=20,
     )  # fmt: skip
     demo = launch(settings, prevent_thread_lock=True)
@@ -287,3 +290,62 @@ def test_every_request_stays_local_and_the_key_stays_server_side(
     gateway_port = urlparse(gateway["url"]).port
     assert not [u for u in requests if urlparse(u).port == gateway_port]  # only the server
     assert gateway["key"] not in page.content()
+
+
+def sign_in(context: Any, ui: str, user: str, password: str) -> Any:
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(ui)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.locator("#client-id").wait_for()
+    return page
+
+
+def signed_in(page: Any, ui: str) -> bool:
+    page.goto(ui)
+    page.locator("#client-id, input[type=password]").first.wait_for()
+    return bool(page.locator("#client-id").count() == 1)
+
+
+def test_two_advisors_sign_in_and_out_independently(
+    ui: str, stack: Any, gateway: dict[str, str], browser_page: tuple[Any, list[str]]
+) -> None:
+    """Two advisors, one of them in two browsers: signing out ends that browser's session
+    only (server-side: its cookie no longer works), and each advisor's decisions are
+    logged under the dashboard's key with the advisor's name."""
+    # The module's browser (one Playwright per thread), in contexts of their own.
+    browser = browser_page[0].context.browser
+    contexts = [browser.new_context() for _ in range(4)]
+    try:
+        first, first_again, second, replay = contexts
+        page_first = sign_in(first, ui, USER, PASSWORD)
+        page_again = sign_in(first_again, ui, USER, PASSWORD)
+        page_second = sign_in(second, ui, SECOND, SECOND_PASSWORD)
+
+        client_id = stack.train_ids[7]
+        look_up(page_second, client_id)
+        status_text(page_second, f"Client {client_id} loaded")
+        headers = {"X-API-Key": gateway["key"]}
+        listed = httpx.get(
+            f"{gateway['url']}/v1/decisions",
+            params={"client_id": client_id, "limit": 1},
+            headers=headers,
+        ).json()
+        record = httpx.get(f"{gateway['url']}/v1/decisions/{listed[0]['decision_id']}",
+                           headers=headers).json()  # fmt: skip
+        assert record["advisor"] == SECOND and record["key_id"] == "all"
+
+        cookies = first.cookies()
+        page_first.locator("a.sign-out").first.click()
+        page_first.locator("input[type=password]").wait_for()
+        assert not signed_in(page_first, ui)
+        # The same advisor's other browser and the other advisor are still signed in.
+        assert signed_in(page_again, ui) and signed_in(page_second, ui)
+        # The signed-out session is over on the server, not just forgotten by the browser.
+        replay.add_cookies(cookies)
+        assert not signed_in(replay.new_page(), ui)
+    finally:
+        for context in contexts:
+            context.close()

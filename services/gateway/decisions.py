@@ -25,6 +25,7 @@ survives its decision's move into the Parquet archive (hence no foreign key).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import threading
@@ -102,8 +103,20 @@ class OutcomeRow(Base):
     source: Mapped[str] = mapped_column(String(16))  # api | import | simulated
 
 
+class ActorRow(Base):
+    """Who acted behind a shared key: the advisor the dashboard signed in (``X-Advisor``).
+    A table of its own, created when absent like ``outcomes``: a log of an earlier version
+    needs no migration, and the attribution survives the decision's archiving."""
+
+    __tablename__ = "decision_actors"
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    advisor: Mapped[str] = mapped_column(String(64))
+
+
 # Built once: a statement built per write had its cache key computed again every time.
 INSERT = insert(DecisionRow)
+INSERT_ACTOR = insert(ActorRow)
 OutcomeStatus = Literal["new", "unchanged", "conflicting"]
 
 
@@ -184,6 +197,7 @@ class Decision:
     threshold: float
     simulation: bool
     features: dict[str, Any]
+    advisor: str | None = None  # the signed-in advisor behind the dashboard's key
 
     @staticmethod
     def new(**fields: Any) -> Decision:
@@ -288,8 +302,14 @@ class DecisionLog:
 
     def _write(self, decisions: list[Decision]) -> None:
         started = time.perf_counter()
-        with self.engine.begin() as connection:
-            connection.execute(INSERT, [vars(d) for d in decisions])
+        rows = [vars(d) for d in decisions]
+        actors = [{"decision_id": r["decision_id"], "advisor": r["advisor"]}
+                  for r in rows if r["advisor"]]  # fmt: skip
+        with self.engine.begin() as connection:  # one transaction: both or neither
+            connection.execute(INSERT, [{k: v for k, v in r.items() if k != "advisor"}
+                                        for r in rows])  # fmt: skip
+            if actors:
+                connection.execute(INSERT_ACTOR, actors)
         DECISION_COMMITS.observe(time.perf_counter() - started)
         DECISIONS_PER_COMMIT.observe(len(decisions))
 
@@ -297,11 +317,14 @@ class DecisionLog:
         with Session(self.engine) as session:
             row = session.get(DecisionRow, decision_id)
             found = None if row is None else _from_row(row)
-        if found is not None or self.archive_dir is None:
-            return found
-        from services.gateway.archive import find_archived  # pyarrow only on this path
+            actor = session.get(ActorRow, decision_id)
+        if found is None and self.archive_dir is not None:
+            from services.gateway.archive import find_archived  # pyarrow only on this path
 
-        return find_archived(self.archive_dir, decision_id)
+            found = find_archived(self.archive_dir, decision_id)
+        if found is not None and actor is not None:
+            found = dataclasses.replace(found, advisor=actor.advisor)
+        return found
 
     def _recent(
         self,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from credit.v1 import common_pb2, explainer_pb2, scoring_pb2
@@ -93,14 +93,25 @@ def application_hash(application: schemas.Application) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# The dashboard signs its advisors in and sends who acts with each call under its key: the
+# decision log records it (table decision_actors), so a shared key stays attributable.
+AdvisorHeader = Annotated[
+    str | None,
+    Header(alias="X-Advisor", pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+           description="The person acting behind this key (the dashboard's advisor)."),
+]  # fmt: skip
+
+
 def _decision(
     reply: scoring_pb2.ScoreResponse,
     names: Sequence[str],
     key: ApiKey,
     simulation: bool,
     app_hash: str | None = None,
+    advisor: str | None = None,
 ) -> Decision:
     return Decision.new(
+        advisor=advisor,
         key_id=key.id,
         client_id=reply.client_id if reply.HasField("client_id") else None,
         application_hash=app_hash,
@@ -140,6 +151,7 @@ async def score(
     key: Annotated[ApiKey, Depends(require("score"))],
     backends: BackendsDep,
     decisions: LogDep,
+    advisor: AdvisorHeader = None,
 ) -> schemas.Score:
     if (body.client_id is None) == (body.application is None):
         raise ApiError(422, "give exactly one of client_id or application",
@@ -151,7 +163,7 @@ async def score(
         request = scoring_pb2.ScoreRequest(client_id=body.client_id)
         app_hash = None
     reply, names = await backends.score(request)
-    decision = _decision(reply, names, key, body.simulation, app_hash)
+    decision = _decision(reply, names, key, body.simulation, app_hash, advisor)
     await decisions.write([decision])  # durable before the answer leaves
     _count([decision])
     return _score(decision, reply)
@@ -168,6 +180,7 @@ async def score_batch(
     key: Annotated[ApiKey, Depends(require("score"))],
     backends: BackendsDep,
     decisions: LogDep,
+    advisor: AdvisorHeader = None,
 ) -> schemas.BatchResponse:
     limit = get_settings(request).max_batch
     if len(body.client_ids) > limit:
@@ -179,7 +192,7 @@ async def score_batch(
     names = tuple(reply.feature_names)
     for item in reply.items:
         if item.WhichOneof("outcome") == "score":
-            decision = _decision(item.score, names, key, simulation=False)
+            decision = _decision(item.score, names, key, simulation=False, advisor=advisor)
             logged.append(decision)
             items.append(schemas.BatchItem(client_id=item.client_id,
                                            score=_score(decision, item.score)))  # fmt: skip

@@ -299,6 +299,9 @@ class DecisionSummary(BaseModel):
 
 class DecisionRecord(DecisionSummary):
     key_id: str
+    advisor: str | None = Field(
+        None, description="The advisor signed in to the dashboard when it made this decision."
+    )
     features: dict[str, Any] = Field(description='{"numeric": {...}, "categorical": {...}}')
 
 

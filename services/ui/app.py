@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any
 
 import gradio as gr
+from gradio.context import LocalContext
 
 from credit.heap import freeze_startup_objects
 from services.ui import charts, views
@@ -60,6 +61,9 @@ a.sign-out { color: #0b4f8a; text-decoration: underline; }
 
 RESIZE_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 60); }"
 QUEUE_POLL_SECONDS = 0.02  # see launch()
+# all_session=false: Gradio's default ends every session of that user name, so one advisor
+# signing out would sign out everyone sharing the name; this ends the browser's own only.
+SIGN_OUT = "/logout?all_session=false"
 
 
 def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
@@ -94,7 +98,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 lang_radio = gr.Radio(list(LANGS), label=t(default_lang, "lang"),
                                       value=next(k for k, v in LANGS.items()
                                                  if v == default_lang))  # fmt: skip
-                sign_out = gr.HTML(f'<a class="sign-out" href="/logout">'
+                sign_out = gr.HTML(f'<a class="sign-out" href="{SIGN_OUT}">'
                                    f'{t(default_lang, "sign_out")}</a>')  # fmt: skip
         with gr.Row(equal_height=True):
             client_box = gr.Textbox(label=t(default_lang, "client_id"), max_lines=1,
@@ -424,7 +428,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             out: dict[Any, Any] = {
                 lang: code, title_md: t(code, "title"), intro_md: t(code, "intro"),
                 lang_radio: gr.update(label=t(code, "lang")),
-                sign_out: f'<a class="sign-out" href="/logout">{t(code, "sign_out")}</a>',
+                sign_out: f'<a class="sign-out" href="{SIGN_OUT}">{t(code, "sign_out")}</a>',
                 client_box: gr.update(label=t(code, "client_id")),
                 lookup_btn: gr.update(value=t(code, "lookup")),
                 recent: gr.update(label=t(code, "recent"), info=t(code, "recent_info")),
@@ -492,10 +496,20 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
     return demo
 
 
+def current_advisor() -> str | None:
+    """The advisor whose event is running: Gradio sets the request in a context variable
+    around each callback (in the callback's own thread)."""
+    request = LocalContext.request.get(None)
+    username = getattr(request, "username", None)
+    return username if isinstance(username, str) and username else None
+
+
 def launch(
     settings: UISettings, *, prevent_thread_lock: bool = False, freeze_heap: bool = False
 ) -> gr.Blocks:
-    client = GatewayClient(settings.gateway_url, settings.api_key(), settings.timeout_seconds)
+    sign_in = settings.sign_in()  # before anything starts: refuses default credentials
+    client = GatewayClient(settings.gateway_url, settings.api_key(), settings.timeout_seconds,
+                           advisor=current_advisor)  # fmt: skip
     demo = build(settings, client)
     demo.queue(default_concurrency_limit=8)
     # Gradio's queue polls for work every millisecond (and for progress every 10 ms) on
@@ -507,7 +521,7 @@ def launch(
         freeze_startup_objects()
     demo.launch(
         server_name=settings.host, server_port=settings.port,
-        auth=settings.credentials(),
+        auth=sign_in,
         auth_message="Advisor sign-in / Connexion conseiller",
         show_error=False,  # internals stay in the server log
         theme=THEME, css=CSS, ssr_mode=False, pwa=False, mcp_server=False,

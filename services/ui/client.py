@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
@@ -36,15 +37,27 @@ def _kind(status: int) -> ErrorKind:
 
 
 class GatewayClient:
-    def __init__(self, base_url: str, api_key: str, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float = 20.0,
+        advisor: Callable[[], str | None] | None = None,
+    ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), headers={"X-API-Key": api_key}, timeout=timeout
         )
+        # Who is acting (the signed-in advisor), sent as X-Advisor with every call: the
+        # gateway logs it with the decisions made under the dashboard's one key.
+        self._advisor = advisor or (lambda: None)
 
     def close(self) -> None:
         self._http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        advisor = self._advisor()
+        if advisor:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "X-Advisor": advisor}
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as error:

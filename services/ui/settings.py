@@ -8,8 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Demo-only credentials: override UI_USERS anywhere the dashboard is reachable by others.
-DEMO_USERS = "advisor:demo"
+from services.ui.accounts import SignIn, parse_users
 
 
 class UISettings(BaseSettings):
@@ -24,9 +23,15 @@ class UISettings(BaseSettings):
     gateway_api_key_file: Path = Field(
         Path(".dev/api-key"), description="File holding the key (e.g. a mounted secret)."
     )
-    users: SecretStr = Field(
-        SecretStr(DEMO_USERS),
-        description="Advisor sign-ins, 'user:password' pairs separated by commas.",
+    users: SecretStr | None = Field(
+        None,
+        description="Advisor accounts, 'user:scrypt-hash' entries separated by commas "
+        "(`credit dashboard hash-password`); required outside development mode.",
+    )
+    dev_mode: bool = Field(
+        False,
+        description="Development mode (make up): the demo account advisor/demo when "
+        "UI_USERS is unset, and plain passwords. Never on a shared deployment.",
     )
     timeout_seconds: float = Field(20.0, gt=0, description="Timeout of one gateway call.")
     default_lang: Literal["en", "fr"] = "en"
@@ -50,11 +55,8 @@ class UISettings(BaseSettings):
             raise RuntimeError("no gateway API key: UI_GATEWAY_API_KEY(_FILE) is empty")
         return key
 
-    def credentials(self) -> list[tuple[str, str]]:
-        pairs = []
-        for item in self.users.get_secret_value().split(","):
-            user, sep, password = item.strip().partition(":")
-            if not sep or not user or not password:
-                raise ValueError("UI_USERS must be 'user:password' pairs separated by commas")
-            pairs.append((user, password))
-        return pairs
+    def sign_in(self) -> SignIn:
+        """The sign-in check; refuses (ValueError) built-in or plain-text credentials
+        outside development mode, so the dashboard does not start with them."""
+        raw = self.users.get_secret_value() if self.users is not None else None
+        return SignIn(parse_users(raw, self.dev_mode))
