@@ -25,6 +25,7 @@ from services.gateway.decisions import OutcomeConflict, SimulationOutcome, Unkno
 log = structlog.get_logger(__name__)
 PROBLEM_TYPE = "https://credit-scoring.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+MAX_ECHO = 120  # characters of a caller's input an error may repeat
 
 
 class Problem(BaseModel):
@@ -128,7 +129,8 @@ def problem_response(
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        # A path can carry a caller's value (an id, a feature name): never echoed in full.
+        "instance": request.url.path[:MAX_ECHO],
     }
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -64,7 +65,21 @@ def get_settings(request: Request) -> GatewaySettings:
 BackendsDep = Annotated[Backends, Depends(get_backends)]
 LogDep = Annotated[DecisionLog, Depends(get_log)]
 
-v1 = APIRouter(prefix="/v1")
+STRICT_ID = re.compile(r"[1-9][0-9]{0,18}")
+CANONICAL_VERSION = re.compile(r"[1-9][0-9]{0,9}")  # MLflow registry versions
+
+
+async def strict_ids(request: Request) -> None:
+    """A client id in a path or query only as plain decimal digits: the int parser alone
+    also takes "+100002", " 100002 ", "100_002" and "0100002" (issue 17)."""
+    for source in (request.path_params, request.query_params):
+        raw = source.get("client_id")
+        if raw is not None and not STRICT_ID.fullmatch(raw):
+            raise ApiError(422, "client_id: a positive integer in plain decimal digits",
+                           slug="validation-error", field="client_id")  # fmt: skip
+
+
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(strict_ids)])
 
 
 def _decision_name(value: int) -> Literal["granted", "refused"]:
@@ -246,7 +261,14 @@ def _explanation(reply: explainer_pb2.Explanation) -> schemas.Explanation:
 
 
 async def _version(backends: Backends, requested: str | None) -> str:
-    return requested or (await backends.model()).model_version
+    """The champion's version, or the requested one when canonical ("7", not "07", "." or
+    ".."): anything else names no registered version, 404 before the explainer sees it."""
+    if not requested:
+        return (await backends.model()).model_version
+    if not CANONICAL_VERSION.fullmatch(requested):
+        raise ApiError(404, f"unknown model version {requested[:20]!r}", slug="not-found",
+                       field="model_version")  # fmt: skip
+    return requested
 
 
 @v1.get(

@@ -15,7 +15,10 @@ INT64_MAX = 2**63 - 1
 # Field bounds from the data (services.common.ranges), exactly as the services check them.
 LIMITS = numeric_ranges()
 NO_EMPLOYMENT = 365_243  # Kaggle's DAYS_EMPLOYED code for "no employment date"
-ClientId = Annotated[int, Field(gt=0, le=INT64_MAX, description="SK_ID_CURR", examples=[100002])]
+# strict: a JSON integer only, never "100002", 100002.0 or true (issue 17).
+ClientId = Annotated[
+    int, Field(gt=0, le=INT64_MAX, strict=True, description="SK_ID_CURR", examples=[100002])
+]
 Lang = Literal["en", "fr"]
 ModelVersion = Annotated[str, Field(pattern=r"^[0-9A-Za-z._-]{1,64}$", examples=["3"])]
 
@@ -121,8 +124,9 @@ class ScoreRequest(Strict):
     client_id: ClientId | None = None
     application: Application | None = None
     simulation: bool = Field(
-        False, description="A what-if: scored and logged as a simulation, not a decision."
-    )
+        False, strict=True,  # true or false only: "yes" or 0 must not decide anything
+        description="A what-if: scored and logged as a simulation, not a decision.",
+    )  # fmt: skip
 
 
 class Score(BaseModel):
