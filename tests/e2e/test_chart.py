@@ -142,8 +142,11 @@ def cluster(
 ) -> Iterator[Cluster]:
     """One render, installed in a private pod network: jobs run, services ready."""
     profile: str = request.param
+    from services.ui.accounts import hash_password
+
+    # Outside development mode the dashboard takes hashed passwords only.
     secrets = {"apiKeysJson": keys["file"], "uiApiKey": keys["ui"],
-               "uiUsers": f"{ADVISOR}:{ADVISOR_PASSWORD}"}  # fmt: skip
+               "uiUsers": f"{ADVISOR}:{hash_password(ADVISOR_PASSWORD)}"}  # fmt: skip
     values = tmp_path_factory.mktemp("values") / "secrets.yaml"
     values.write_text(yaml.safe_dump({"secrets": secrets}))
     objects = helm_template(
