@@ -93,7 +93,10 @@ def start(timeout: float = 120.0) -> list[Service]:
            "LOG_FORMAT": "json",
            # The local stack is the explicit development mode: the dashboard may use its
            # demo account (advisor/demo) when UI_USERS is unset. Nowhere else.
-           "UI_DEV_MODE": os.environ.get("UI_DEV_MODE", "true")}  # fmt: skip
+           "UI_DEV_MODE": os.environ.get("UI_DEV_MODE", "true"),
+           # grpcurl on a developer's machine; off by default everywhere else.
+           "SCORING_REFLECTION": os.environ.get("SCORING_REFLECTION", "true"),
+           "EXPLAINER_REFLECTION": os.environ.get("EXPLAINER_REFLECTION", "true")}  # fmt: skip
     children: dict[str, subprocess.Popen[bytes]] = {}
     for service in services():
         if _pid(service.name) is not None:

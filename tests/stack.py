@@ -127,7 +127,7 @@ def start_servers(
     scoring, follower, _ = create_scoring(
         ScoringSettings(
             port=scoring_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,
-            poll_seconds=0.5, cache_dir=stack.root / "model-cache",
+            poll_seconds=0.5, cache_dir=stack.root / "model-cache", reflection=True,
         ),
         scoring_features,
     )  # fmt: skip
@@ -135,7 +135,7 @@ def start_servers(
     explainer, _, _ = create_explainer(
         ExplainerSettings(
             port=explainer_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,
-            cache_dir=stack.root / "model-cache",
+            cache_dir=stack.root / "model-cache", reflection=True,
         ),
         explainer_features,
     )  # fmt: skip

@@ -88,6 +88,7 @@ def build_server(
     service_names: list[str],
     register: Callable[[grpc.Server], None],
     max_workers: int = 8,
+    reflection_enabled: bool = False,
 ) -> tuple[grpc.Server, health.HealthServicer]:
     """A started-ready (not started) server with health and reflection; health NOT_SERVING
     until the service says it is ready."""
@@ -100,9 +101,10 @@ def build_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *service_names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    if reflection_enabled:
+        reflection.enable_server_reflection(
+            [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
     bound = server.add_insecure_port(address)
     if bound == 0:
         raise RuntimeError(f"cannot listen on {address}")

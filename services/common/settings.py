@@ -18,6 +18,11 @@ class GrpcServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int
+    reflection: bool = Field(
+        False,
+        description="gRPC server reflection (grpcurl list): off unless enabled, it maps the "
+        "API for anyone who reaches the port. make up enables it locally.",
+    )
     metrics_port: int
     # Handlers are CPU-bound Python: more threads than cores only add GIL contention
     # (measured: 8 workers 185 Score/s at 8 callers, 2 workers 293/s). Scale with replicas.

@@ -188,6 +188,7 @@ def create_server(
             ExplainerServicer(handler, registry), s
         ),
         max_workers=settings.max_workers,
+        reflection_enabled=settings.reflection,
     )
     # It serves any registered version on demand: ready while the store holds a complete
     # run (each request still needs its version's marker, checked by FeatureSource).

@@ -160,6 +160,7 @@ def create_server(
             ScoringServicer(handler), s
         ),
         max_workers=settings.max_workers,
+        reflection_enabled=settings.reflection,
     )
 
     def update_health() -> None:
