@@ -9,9 +9,14 @@ loads whichever versions it is asked for, keeping a few in memory.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +32,9 @@ from services.common.metrics import MODEL_INFO, MODEL_LOADED_AT, MODEL_RELOADS
 from training.bundle import META_FILE, ScoringModel
 
 log = structlog.get_logger(__name__)
+
+# Written next to a downloaded version: what the registry said it was (verified on load).
+IDENTITY_FILE = "registry-identity.json"
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,10 @@ class ModelRegistry:
         # Downloads name this registry explicitly: MLflow's process-global tracking URI may
         # point elsewhere (another registry in the same process, or a stale environment).
         self._uris = {"tracking_uri": settings.tracking_uri, "registry_uri": settings.tracking_uri}
+        # What each version was when last loaded: reports() follows it without a registry
+        # round trip per request (GlobalImportance reads them on every call).
+        self._identities: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
 
     def alias_version(self) -> str | None:
         """The version the alias points to, or None when no model holds it yet."""
@@ -59,37 +71,151 @@ class ModelRegistry:
             raise Unavailable(f"model registry: {error.message}") from error
         return str(found.version)
 
+    def _identity(self, version: str) -> dict[str, str]:
+        """What the registry says version ``version`` is: the key of its cached copy."""
+        try:
+            found = self.client.get_model_version(self.settings.model_name, version)
+        except MlflowException as error:
+            raise NotFound(f"model version {version} is not registered") from error
+        identity = {
+            "registry": registry_key(self.settings.tracking_uri),
+            "model_name": self.settings.model_name,
+            "version": str(found.version),
+            "run_id": found.run_id or "",
+            "source": found.source or "",
+        }
+        with self._lock:
+            self._identities[version] = identity
+        return identity
+
+    def _version_dir(self, identity: dict[str, str]) -> Path:
+        # Keyed by what identifies the artefact, not by its version number alone: the same
+        # name and version in another registry (another checkout, a rebuilt registry) is
+        # another model. Two versions may share a run (one run, several registrations).
+        artefact = hashlib.sha256(f"{identity['run_id']}\n{identity['source']}".encode())
+        return (
+            self.settings.cache_dir
+            / _digest(identity["registry"])
+            / self.settings.model_name
+            / f"{identity['version']}-{artefact.hexdigest()[:16]}"
+        )
+
     def load(self, version: str) -> ScoringModel:
-        """Download (once, cached on disk) and load one registered version."""
-        target = self.settings.cache_dir / self.settings.model_name / version
-        if not any(target.rglob(META_FILE)):
+        """Download (once, cached on disk) and load one registered version.
+
+        The registry is asked what the version is on every load (loads are rare: an alias
+        move, an explainer cache miss); a cached copy is used only when its recorded identity
+        and the bundle's own version match that answer, otherwise it is downloaded again."""
+        identity = self._identity(version)
+        target = self._version_dir(identity)
+        model = _verified(target, identity)
+        if model is None:
+            # The artefact's location asked of this registry's client: MLflow resolves a
+            # ``models:/name/version`` URI with the process-global registry, whatever
+            # registry_uri it is given, so that URI would fetch another registry's version.
             try:
-                self.client.get_model_version(self.settings.model_name, version)
+                location = self.client.get_model_version_download_uri(
+                    self.settings.model_name, version
+                )
             except MlflowException as error:
                 raise NotFound(f"model version {version} is not registered") from error
-            target.mkdir(parents=True, exist_ok=True)
-            download_artifacts(
-                artifact_uri=f"models:/{self.settings.model_name}/{version}",
-                dst_path=str(target),
-                **self._uris,
+            self._download(
+                target,
+                identity,
+                lambda dst: download_artifacts(artifact_uri=location, dst_path=dst, **self._uris),
             )
-        bundle = next(target.rglob(META_FILE)).parent
-        return ScoringModel.load(bundle)
+            model = _verified(target, identity)
+        if model is None:
+            raise Unavailable(
+                f"model version {version}: its artefact is not a bundle of version {version}"
+            )
+        return model
 
     def reports(self, version: str) -> Path:
         """The training reports of one version (importance, population statistics, metrics,
         model card), downloaded once from its MLflow run."""
-        target = self.settings.cache_dir / self.settings.model_name / version / "reports"
+        with self._lock:
+            identity = self._identities.get(version)
+        if identity is None:  # not loaded by this process: ask the registry
+            identity = self._identity(version)
+        target = self._version_dir(identity) / "reports"
         if not (target / "metrics.json").is_file():
-            try:
-                run_id = self.client.get_model_version(self.settings.model_name, version).run_id
-            except MlflowException as error:
-                raise NotFound(f"model version {version} is not registered") from error
-            target.parent.mkdir(parents=True, exist_ok=True)
-            download_artifacts(
-                run_id=run_id, artifact_path="reports", dst_path=str(target.parent), **self._uris
+            self._download(
+                target,
+                identity,
+                lambda dst: download_artifacts(
+                    run_id=identity["run_id"], artifact_path="reports", dst_path=dst, **self._uris
+                ),
+                subfolder="reports",
             )
         return target
+
+    def _download(
+        self,
+        target: Path,
+        identity: dict[str, str],
+        fetch: Callable[[str], object],
+        subfolder: str = "",
+    ) -> None:
+        """Download into a fresh folder next to ``target``, then move it into place: the
+        scoring and explainer processes share the cache, so neither may see a half-written
+        copy. A copy found in the way (stale, foreign, incomplete) is moved aside first."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".{target.name}.{uuid.uuid4().hex}"
+        try:
+            staging.mkdir()
+            fetch(str(staging))
+            fetched = staging / subfolder if subfolder else staging
+            if not subfolder:
+                (fetched / IDENTITY_FILE).write_text(json.dumps(identity, sort_keys=True))
+            if target.exists():
+                aside = target.parent / f".{target.name}.stale.{uuid.uuid4().hex}"
+                os.replace(target, aside)
+                shutil.rmtree(aside, ignore_errors=True)
+            try:
+                os.replace(fetched, target)
+            except OSError:
+                if not target.exists():  # not another process winning the race
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def registry_key(tracking_uri: str) -> str:
+    """The tracking URI naming one registry wherever the process runs: a relative SQLite or
+    file path (the default ``sqlite:///mlruns/mlflow.db``) resolved against the working
+    directory, since two checkouts with the same relative URI are two registries."""
+    for prefix in ("sqlite:///", "file://"):
+        if tracking_uri.startswith(prefix):
+            return prefix + str(Path(tracking_uri[len(prefix) :]).resolve())
+    if "://" not in tracking_uri:  # a bare path is a file store
+        return str(Path(tracking_uri).resolve())
+    return tracking_uri
+
+
+def _verified(target: Path, identity: dict[str, str]) -> ScoringModel | None:
+    """The cached bundle in ``target`` when it is the artefact ``identity`` names, else None."""
+    try:
+        recorded = json.loads((target / IDENTITY_FILE).read_text())
+        bundle = next(target.rglob(META_FILE)).parent
+    except (OSError, ValueError, StopIteration):
+        return None
+    if recorded != identity:
+        return None
+    model = ScoringModel.load(bundle)
+    if model.model_version != identity["version"]:
+        log.warning(
+            "model_cache_mismatch",
+            version=identity["version"],
+            bundle_version=model.model_version,
+            path=str(target),
+        )
+        return None
+    return model
 
 
 class ChampionFollower:
