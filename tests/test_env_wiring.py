@@ -11,26 +11,15 @@ runtime and libraries, each with its reason.
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
 import pytest
-from pydantic import AliasChoices
-from pydantic_settings import BaseSettings
 
+from tests.settings_env import settings_env_names
 from tests.test_deploy import RENDERS, pod_specs
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS_MODULES = (
-    "credit.settings",
-    "services.common.settings",
-    "services.scoring.settings",
-    "services.explainer.settings",
-    "services.gateway.settings",
-    "services.ui.settings",
-    "training.feature_store.settings",
-)
 # Read by Python, a library or the container runtime rather than by our settings.
 RUNTIME = {
     "PATH": "the shell and Python find the venv's executables",
@@ -46,28 +35,6 @@ RUNTIME = {
     "MLFLOW_SERVER_ALLOWED_HOSTS": "the MLflow server's Host-header guard",
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "the MLflow server's job runner (off)",
 }
-
-
-def settings_env_names() -> set[str]:
-    names: set[str] = set()
-    for module in SETTINGS_MODULES:
-        importlib.import_module(module)
-    stack = list(BaseSettings.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack += cls.__subclasses__()
-        if not cls.__module__.startswith(("credit", "services", "training")):
-            continue
-        prefix = cls.model_config.get("env_prefix", "")
-        for name, info in cls.model_fields.items():
-            alias = info.validation_alias
-            if isinstance(alias, AliasChoices):
-                names |= {c for c in alias.choices if isinstance(c, str)}
-            elif isinstance(alias, str):
-                names.add(alias)
-            else:
-                names.add(f"{prefix}{name}")
-    return {n.upper() for n in names}
 
 
 def cli_env_names() -> set[str]:

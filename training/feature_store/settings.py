@@ -49,11 +49,10 @@ class FeatureStoreSettings(BaseSettings):
     project: str = Field(
         "credit_scoring", validation_alias=AliasChoices("FEAST_PROJECT", "project")
     )
-    # Registry, SQLite online store and the offline Parquet export all live here.
-    data_dir: Path = Field(
-        Path("data/feature_store"),
-        validation_alias=AliasChoices("FEATURE_STORE_DIR", "data_dir"),
-    )
+    # Registry, SQLite online store and the offline Parquet export all live here. Not named
+    # data_dir: with populate_by_name a field's name is an environment name too, and DATA_DIR
+    # is the Kaggle input folder (PlatformSettings.data_dir), which this folder was written to.
+    store_dir: Path = Field(Path("data/feature_store"), validation_alias="FEATURE_STORE_DIR")
     redis_connection: str = Field(
         "localhost:6379",
         validation_alias=AliasChoices(
@@ -71,17 +70,31 @@ class FeatureStoreSettings(BaseSettings):
     # Serving processes poll the registry this often for new model feature services.
     registry_cache_ttl_seconds: int = 60
 
+    def __init__(self, *, data_dir: Path | str | None = None, **values: Any) -> None:
+        # ``data_dir=`` stays a Python keyword (callers and tests use it) without being an
+        # environment name again: it is mapped here, before the sources are read.
+        if data_dir is not None:
+            if "store_dir" in values:
+                raise TypeError("give store_dir or data_dir, not both")
+            values["store_dir"] = data_dir
+        super().__init__(**values)
+
+    @property
+    def data_dir(self) -> Path:
+        """The old name of ``store_dir``, kept for readers."""
+        return self.store_dir
+
     @property
     def registry_path(self) -> Path:
-        return self.data_dir / "registry.db"
+        return self.store_dir / "registry.db"
 
     @property
     def sqlite_path(self) -> Path:
-        return self.data_dir / "online.db"
+        return self.store_dir / "online.db"
 
     @property
     def offline_dir(self) -> Path:
-        return self.data_dir / "offline"
+        return self.store_dir / "offline"
 
     @property
     def is_redis(self) -> bool:
@@ -119,8 +132,8 @@ class FeatureStoreSettings(BaseSettings):
         }
 
     def repo_config(self) -> RepoConfig:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return RepoConfig(**self.config_dict(), repo_path=self.data_dir.resolve())
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        return RepoConfig(**self.config_dict(), repo_path=self.store_dir.resolve())
 
     def write_yaml(self, path: Path) -> Path:
         """feature_store.yaml for the ``feast`` CLI, rendered from these settings."""
