@@ -9,6 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Kaggle's split: 307,511 train + 48,744 test applications.
 KAGGLE_CLIENTS = 356_255
+# The one MLflow registry every component defaults to (jobs, services, CLI; the Makefile's
+# MLFLOW_TRACKING_URI is tested equal): `credit services start` by hand after `make train`
+# must find the model training registered. Relative: the checkout's mlruns/.
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 
 
 class PlatformSettings(BaseSettings):
@@ -31,7 +35,7 @@ class PlatformSettings(BaseSettings):
         default=Path("artifacts/features"), description="features.parquet + feature_schema.json."
     )
     mlflow_tracking_uri: str = Field(
-        default="sqlite:///mlruns/mlflow.db", description="MLflow tracking and registry store."
+        default=DEFAULT_TRACKING_URI, description="MLflow tracking and registry store."
     )
     model_name: str = Field(default="credit-default", description="Registered model name.")
     cost_false_negative: float = Field(default=10.0, gt=0, description="Cost of a missed default.")

@@ -40,6 +40,7 @@ from mlflow.exceptions import MlflowException
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.calibration import calibration_curve
 
+from credit.settings import DEFAULT_TRACKING_URI
 from training import modeling
 from training.bundle import ScoringModel, ScoringPyfunc
 from training.drift import training_drift_report
@@ -68,7 +69,6 @@ REPORT_FILES = (
     "drift_train_vs_test.html",
     "drift_train_vs_test.json",
 )
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 REFERENCE_ROWS = 5000
 REQUIRED_METRICS = (
     "auc_mean",

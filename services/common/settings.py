@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from credit.settings import DEFAULT_TRACKING_URI
+
 if TYPE_CHECKING:
     from services.common.registry import RegistrySettings
 
@@ -29,7 +31,7 @@ class GrpcServiceSettings(BaseSettings):
     max_workers: int = 2
     # Shared by every process of the platform, hence no service prefix.
     tracking_uri: str = Field(
-        "sqlite:///mlruns/mlflow.db",
+        DEFAULT_TRACKING_URI,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "tracking_uri"),
     )
     model_name: str = Field(
