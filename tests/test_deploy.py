@@ -298,6 +298,24 @@ def test_network_policies_allow_only_the_intended_flows():
         assert [_selects(p, "gateway") for p in grpc_rule["from"]] == [True]
 
 
+@pytest.mark.parametrize("render", ["production", "kustomize-production"])
+def test_ingress_exposes_only_the_api_and_health_routes(render: str):
+    """/metrics, /docs and /openapi.json are not routed from outside; the dashboard is."""
+    ingress = next(o for o in RENDERS[render]() if o["kind"] == "Ingress")
+    routes = {
+        (rule["host"], path["path"], path["pathType"], path["backend"]["service"]["name"])
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    api, ui = "api.credit.example.com", "advisor.credit.example.com"
+    assert routes == {
+        (api, "/v1", "Prefix", "gateway"),
+        (api, "/healthz", "Exact", "gateway"),
+        (api, "/readyz", "Exact", "gateway"),
+        (ui, "/", "Prefix", "ui"),
+    }
+
+
 def test_service_monitor_and_dashboard_behind_flags():
     default = {o["kind"] for o in helm_template()}
     assert "ServiceMonitor" not in default and "PrometheusRule" not in default
