@@ -59,7 +59,13 @@ def test_open_endpoints(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"scoring": "SERVING", "explainer": "SERVING"}
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # No asset from a CDN: every script and stylesheet is the gateway's own.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
     schema = client.get("/openapi.json").json()
     assert "/v1/scores" in schema["paths"] and "Problem" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from services.gateway.auth import Authenticator
@@ -57,9 +58,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             decisions.close()
             log.info("gateway_stopped")
 
-    app = FastAPI(
+    # The docs page's scripts and styles are served from the package, never from a CDN.
+    app = FastAPIOffline(
         title="Credit scoring gateway", version="1.0.0", description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=lifespan, redoc_url=None,
     )  # fmt: skip
     app.state.settings = settings
     # Re-read when the key file changes: rotation and revocation need no restart.
