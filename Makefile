@@ -93,9 +93,11 @@ images: venv ## Build the five images (credit-scoring/<image>:IMAGE_TAG); sizes,
 	@if [ "$(PYTHON_IMAGE)" = "credit-python:3.11-bookworm" ]; then bash scripts/base-image.sh "$(PYTHON_IMAGE)"; fi
 	$(BIN)/credit images build
 
-e2e: venv services ops-tools ## The Helm chart's pods run as containers from the images, driven end to end
+e2e: venv ops-tools ## The Helm chart's pods run as containers from the images, driven end to end
 	@bash scripts/ensure-docker.sh
 	@bash scripts/ensure-test-tools.sh
+	@# The pod network's own Redis and PostgreSQL run from Debian's binaries.
+	@bash scripts/apt-install.sh redis-server postgresql
 	$(BIN)/python -m pytest tests/e2e
 
 ops-tools: venv ## Install helm, kubectl, promtool/prometheus, hadolint, checkov, kubernetes-validate
