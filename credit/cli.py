@@ -10,6 +10,7 @@ import typer
 
 from credit.logging import configure_logging
 from credit.settings import PlatformSettings
+from services.gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from training.feature_store import FeatureStoreSettings
@@ -26,6 +27,21 @@ data_app = typer.Typer(help="Home Credit data: generate, convert, summarise.", n
 app.add_typer(data_app, name="data")
 features_app = typer.Typer(help="Feature engineering (one row per client).", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+
+# The gateway's decision log and its Parquet archive, as every command that reads them takes
+# them: from the gateway's own variables, with the gateway's defaults (GatewaySettings).
+DecisionLogUrl = Annotated[
+    str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
+]
+DecisionArchiveDir = Annotated[
+    Path,
+    typer.Option(
+        envvar="GATEWAY_DECISION_ARCHIVE_DIR",
+        help="Archived decisions (Parquet; read by the gateway).",
+    ),
+]
+DECISION_LOG_URL: str = GatewaySettings.model_fields["database_url"].default
+DECISION_ARCHIVE_DIR: Path = GatewaySettings.model_fields["decision_archive_dir"].default
 
 
 @app.callback()
@@ -328,9 +344,7 @@ def serve(
 
 @app.command("drift")
 def drift(
-    database_url: Annotated[
-        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
-    ] = "sqlite:///data/decisions.db",
+    database_url: DecisionLogUrl = DECISION_LOG_URL,
     reference: Annotated[Path, typer.Option(help="The model's reference sample.")] = Path(
         "artifacts/reference.parquet"
     ),
@@ -365,15 +379,8 @@ def decisions_archive(
     older_than_days: Annotated[
         float, typer.Option(min=0, help="Archive decisions created more than N days ago.")
     ],
-    database_url: Annotated[
-        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
-    ] = "sqlite:///data/decisions.db",
-    archive_dir: Annotated[
-        Path,
-        typer.Option(
-            envvar="GATEWAY_DECISION_ARCHIVE_DIR", help="Parquet archive (the gateway reads it)."
-        ),
-    ] = Path("data/decisions-archive"),
+    database_url: DecisionLogUrl = DECISION_LOG_URL,
+    archive_dir: DecisionArchiveDir = DECISION_ARCHIVE_DIR,
     batch_size: Annotated[int, typer.Option(min=1, help="Decisions per Parquet file.")] = 5_000,
     pushgateway_url: Annotated[
         str | None,
@@ -444,13 +451,8 @@ def outcomes_import(
     file: Annotated[
         Path, typer.Argument(help="CSV or Parquet: decision_id, defaulted, observed_at.")
     ],
-    database_url: Annotated[
-        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
-    ] = "sqlite:///data/decisions.db",
-    archive_dir: Annotated[
-        Path,
-        typer.Option(envvar="GATEWAY_DECISION_ARCHIVE_DIR", help="Archived decisions count too."),
-    ] = Path("data/decisions-archive"),
+    database_url: DecisionLogUrl = DECISION_LOG_URL,
+    archive_dir: DecisionArchiveDir = DECISION_ARCHIVE_DIR,
     key_id: Annotated[str, typer.Option(help="Recorded as the reporter of these outcomes.")] = (
         "import"
     ),
@@ -494,9 +496,7 @@ def outcomes_import(
 
 @outcomes_app.command("simulate")
 def outcomes_simulate(
-    database_url: Annotated[
-        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
-    ] = "sqlite:///data/decisions.db",
+    database_url: DecisionLogUrl = DECISION_LOG_URL,
     include_refused: Annotated[
         bool, typer.Option(help="Label refused decisions too (only a simulation can).")
     ] = False,
@@ -529,13 +529,8 @@ app.add_typer(performance_app, name="performance")
 
 @performance_app.command("report")
 def performance_report(
-    database_url: Annotated[
-        str, typer.Option(envvar="GATEWAY_DATABASE_URL", help="The gateway's decision log.")
-    ] = "sqlite:///data/decisions.db",
-    archive_dir: Annotated[
-        Path,
-        typer.Option(envvar="GATEWAY_DECISION_ARCHIVE_DIR", help="Archived decisions count too."),
-    ] = Path("data/decisions-archive"),
+    database_url: DecisionLogUrl = DECISION_LOG_URL,
+    archive_dir: DecisionArchiveDir = DECISION_ARCHIVE_DIR,
     out_dir: Annotated[Path | None, typer.Option(help="Default: ARTIFACTS_DIR/performance.")] = (
         None
     ),
