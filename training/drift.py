@@ -232,7 +232,7 @@ def run_drift(
     Returns the summary (``drift_detected``, ``drift_share``, ``drifted_features``...), the
     per-feature results under ``features`` and the paths written.
     """
-    from prometheus_client import push_to_gateway, write_to_textfile
+    from training.metrics_export import publish
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -264,13 +264,8 @@ def run_drift(
         "features": per_feature,
         "report_html": str(html),
     }
-    registry = prometheus_metrics(result)
-    if pushgateway_url:
-        push_to_gateway(pushgateway_url, job=job, registry=registry)
-        result["pushed_to"] = pushgateway_url
-    else:
-        write_to_textfile(str(out_dir / "drift.prom"), registry)
-        result["prom_file"] = str(out_dir / "drift.prom")
+    result.update(publish(prometheus_metrics(result), job=job, pushgateway_url=pushgateway_url,
+                          textfile=out_dir / "drift.prom"))  # fmt: skip
     (out_dir / f"drift-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
     return result
 

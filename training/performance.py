@@ -458,7 +458,7 @@ def run_performance(
     job: str = "credit-performance",
 ) -> dict[str, Any]:
     """See the module docstring; returns the report with the paths written."""
-    from prometheus_client import push_to_gateway, write_to_textfile
+    from training.metrics_export import publish
 
     frame = read_log(database_url, archive_dir)
     if frame.empty:
@@ -474,12 +474,7 @@ def run_performance(
     (out_dir / "report.html").write_text(render_html(report, evidently))
     report["report_html"] = str(out_dir / "report.html")
     report["report_json"] = str(out_dir / "report.json")
-    registry = prometheus_metrics(report)
-    if pushgateway_url:
-        push_to_gateway(pushgateway_url, job=job, registry=registry)
-        report["pushed_to"] = pushgateway_url
-    else:
-        write_to_textfile(str(out_dir / "performance.prom"), registry)
-        report["prom_file"] = str(out_dir / "performance.prom")
+    report.update(publish(prometheus_metrics(report), job=job, pushgateway_url=pushgateway_url,
+                          textfile=out_dir / "performance.prom"))  # fmt: skip
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     return report
