@@ -224,7 +224,11 @@ def _register_feature_services(settings: PlatformSettings) -> list[str]:
     registry = ModelRegistry(
         RegistrySettings(tracking_uri=settings.mlflow_tracking_uri, model_name=settings.model_name)
     )
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    # The registry is the tracking store: named explicitly, or MlflowClient would take the
+    # process-wide MLFLOW_REGISTRY_URI (which mlflow.set_registry_uri exports), list another
+    # registry's versions and fail to load them from this one.
+    uri = settings.mlflow_tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     store = open_store(store_settings)
     registered = []
     for version in client.search_model_versions(f"name='{settings.model_name}'"):
