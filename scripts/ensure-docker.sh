@@ -9,9 +9,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
-# `docker` alone may be just a client (no engine on this machine): dockerd is the engine.
+# `docker` alone may be just a client (no engine on this machine): docker.io brings the
+# engine (dockerd) and a client.
 command -v dockerd >/dev/null || bash scripts/apt-install.sh docker.io
-command -v docker >/dev/null || bash scripts/apt-install.sh docker.io
 echo "starting dockerd (log: /tmp/credit-dockerd.log)"
 as_root bash -c 'nohup dockerd >/tmp/credit-dockerd.log 2>&1 &'
 for _ in $(seq 1 150); do
