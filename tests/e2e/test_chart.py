@@ -1,13 +1,15 @@
-"""The deployment, for real: the Helm chart rendered with its production values, and what it
-renders run as containers from the images `make images` built (tests/e2e/pods.py).
+"""The deployment, for real: the Helm chart rendered with its default values and with its
+production values, and what each render holds run as containers from the images
+`make images` built (tests/e2e/pods.py).
 
 In order, as an install would: the chart's MLflow server, the training Job (data, features,
 train: init containers then the container), the materialisation Job, then the scoring,
 explainer, gateway and dashboard Deployments, each ready by its own rendered probes. Then,
 through the gateway container only: a client scored, explained and read back, the decision
-found in the PostgreSQL database the containers write; an advisor signs in to the dashboard
-container in Chromium and sees a decision; Prometheus scrapes every service with the
-repository's scrape configuration.
+found where the Secret sends the gateway (PostgreSQL in production, SQLite on the gateway
+pod's emptyDir by default); each image's HEALTHCHECK passes; an advisor signs in to the
+dashboard container in Chromium and sees a decision; Prometheus scrapes every service with
+the repository's scrape configuration.
 
 Run by `make e2e` (after `make images`), not by `make test`.
 """
@@ -65,7 +67,8 @@ def _require_environment() -> None:
         if shutil.which(tool) is None:
             missing_service(f"{tool} not installed (make e2e installs it)", module_level=True)
     if not (PG_BIN / "initdb").is_file():
-        missing_service("PostgreSQL server binaries missing (make services)", module_level=True)
+        missing_service("PostgreSQL server binaries missing (make e2e installs them)",
+                        module_level=True)  # fmt: skip
 
 
 _require_environment()
