@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,19 @@ def write_minimal_tables(folder: Path) -> Path:
 @pytest.fixture
 def minimal_tables(tmp_path: Path) -> Path:
     return write_minimal_tables(tmp_path / "source")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A decision log on each engine it runs on: a SQLite file in a folder that does not
+    exist yet (the log creates it), and a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'decisions.db'}"
+    else:
+        from tests.test_gateway_support import postgres_database
+
+        with postgres_database() as url:
+            yield url
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,33 +19,20 @@ import pytest
 
 from services.gateway.app import create_app
 from tests.stack import free_port
-from tests.test_gateway_support import settings_for, write_keys
+from tests.test_gateway_support import served, settings_for, write_keys
 
 TWO_MB = 2 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    import uvicorn
-
     root = tmp_path_factory.mktemp("edge")
     keys = write_keys(root / "keys.json")
     closed = f"127.0.0.1:{free_port()}"
     settings = settings_for(root / "keys.json", f"sqlite:///{root / 'd.db'}", closed, closed,
                             retries=0)  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield {"url": url, "port": port, "keys": keys}
-    server.should_exit = True
-    thread.join(10)
+    with served(settings) as (url, port):
+        yield {"url": url, "port": port, "keys": keys}
 
 
 def raw_request(port: int, head: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,6 @@ from tests.test_gateway_support import (
 
 SCORE_FIELDS = ("probability", "decision", "threshold", "model_version", "decision_id",
                 "client_id", "simulation")  # fmt: skip
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nested' / 'decisions.db'}"
-    else:
-        with postgres_database() as url:
-            yield url
 
 
 def backend_features(address: str, client_id: int) -> dict[str, Any]:

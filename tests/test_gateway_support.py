@@ -66,6 +66,33 @@ def running(settings: GatewaySettings) -> Iterator[TestClient]:
 
 
 @contextmanager
+def served(settings: GatewaySettings) -> Iterator[tuple[str, int]]:
+    """The app under a real uvicorn server on a free port, in a thread of this process, for
+    what needs a socket (a browser, raw requests); yields its URL and port once it listens."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tests.stack import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the gateway did not start"
+    try:
+        yield f"http://127.0.0.1:{port}", port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
 def postgres_database() -> Iterator[str]:
     """A throwaway PostgreSQL database, dropped afterwards; skips when none listens."""
     psycopg = pytest.importorskip("psycopg")

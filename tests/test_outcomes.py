@@ -5,7 +5,6 @@ decisions are written through the decision log itself; no scoring service is nee
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,9 @@ from services.gateway.outcomes import (
     read_outcome_file,
     simulate_outcomes,
 )
-from tests.test_gateway_support import postgres_database, running, settings_for, write_keys
+from tests.test_gateway_support import running, settings_for, write_keys
 
 NOWHERE = "127.0.0.1:9"  # the outcome route calls no backend
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'decisions.db'}"
-    else:
-        with postgres_database() as url:
-            yield url
 
 
 def decision(client_id: int | None = 100_001, **fields: Any) -> Decision:

@@ -9,23 +9,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from services.gateway.keys import KeyStore, add_key, create_key, hash_key
-from tests.test_gateway_support import APPLICATION, postgres_database, running, settings_for
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'decisions.db'}"
-    else:
-        with postgres_database() as url:
-            yield url
+from tests.test_gateway_support import APPLICATION, running, settings_for
 
 
 def partner_keys(path: Path) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 
 from tests.conftest import missing_service
 from tests.stack import free_port
-from tests.test_gateway_support import settings_for, write_keys
+from tests.test_gateway_support import served, settings_for, write_keys
 
 # Before gradio is first imported (lazily, in the ui fixture): it reads these at import.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -51,33 +50,22 @@ TIMEOUT_MS = 30_000
 @pytest.fixture(scope="module")
 def gateway(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A real gateway under uvicorn on a free port, in a thread of this process."""
-    import uvicorn
-
-    from services.gateway.app import create_app
-
     root = tmp_path_factory.mktemp("ui-gateway")
     keys = write_keys(root / "keys.json")
     settings = settings_for(root / "keys.json", f"sqlite:///{root / 'decisions.db'}",
                             stack.scoring_address, stack.explainer_address)  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail("the gateway did not become ready")
-    yield {"url": url, "key": keys["all"]}
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(settings) as (url, _):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail("the gateway did not become ready")
+        yield {"url": url, "key": keys["all"]}
 
 
 @pytest.fixture(scope="module")
