@@ -41,6 +41,7 @@ def test_html_is_escaped_and_announced() -> None:
     assert 'role="status"' in views.message("ok")
     profile = views.profile_html(
         {"groups": [{"label": "Identité", "fields": [
-            {"label": "<b>Age</b>", "display_value": "40 ans"}]}]}
+            {"label": "<b>Age</b>", "display_value": "40 ans", "value": -14_610.0,
+             "unit": "days"}]}]}, "fr"
     )  # fmt: skip
     assert "&lt;b&gt;Age&lt;/b&gt;" in profile and "<details open>" in profile

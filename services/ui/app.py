@@ -5,19 +5,20 @@ detail other than a validation message about the values they typed."""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
-from functools import wraps
+from datetime import datetime
 from typing import Any
 
 import gradio as gr
 from gradio.context import LocalContext
+from starlette.middleware import Middleware
 
 from credit.heap import freeze_startup_objects
-from services.ui import charts, views
+from services.ui import charts, formats, page, views
 from services.ui.client import GatewayClient, GatewayError
 from services.ui.settings import UISettings
-from services.ui.texts import LANGS, METRIC_NAMES, error_text, percent, t
+from services.ui.texts import LANGS, METRIC_NAMES, category, error_text, percent, t
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 WHATIF_FIELDS = [("income", "AMT_INCOME_TOTAL"), ("credit", "AMT_CREDIT"),
                  ("annuity", "AMT_ANNUITY"), ("goods", "AMT_GOODS_PRICE"),
                  ("term", "TERM"), ("children", "CNT_CHILDREN")]  # fmt: skip
+REQUIRED = {"AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY"}  # the others keep the client's
+MONEY = {"AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY", "AMT_GOODS_PRICE"}
 
 THEME = gr.themes.Default(
     primary_hue="blue",
@@ -56,6 +59,17 @@ CSS = """
 .profile th { font-weight: 600; width: 60%; }
 .profile summary { font-weight: 700; font-size: 1.05rem; padding: .4rem 0; cursor: pointer; }
 a.sign-out { color: #0b4f8a; text-decoration: underline; }
+.field-error { color: #a63c00; font-weight: 600; margin: .2rem 0 0; }
+.sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden;
+           clip: rect(0 0 0 0); white-space: nowrap; }
+/* Plotly's toolbar: English, unlabelled, a link to plotly.com; an advisor needs none of it. */
+.modebar-container { display: none !important; }
+/* A visible focus on everything reachable with the keyboard. */
+:focus-visible, input:focus-visible + span, label:focus-within {
+  outline: 3px solid #0b4f8a !important; outline-offset: 2px; }
+/* The selected tab: dark enough on white (4.5:1). */
+button[role="tab"][aria-selected="true"] { color: #0b4f8a !important;
+                                           border-color: #0b4f8a !important; }
 """
 
 
@@ -64,30 +78,78 @@ QUEUE_POLL_SECONDS = 0.02  # see launch()
 # all_session=false: Gradio's default ends every session of that user name, so one advisor
 # signing out would sign out everyone sharing the name; this ends the browser's own only.
 SIGN_OUT = "/logout?all_session=false"
+# Each chart and the element holding its text description (aria-describedby).
+CHARTS = {"gauge": "gauge-alt", "waterfall": "waterfall-alt", "distribution": "distribution-alt",
+          "scatter": "scatter-alt", "sim-gauge": "sim-gauge-alt",
+          "sim-waterfall": "sim-waterfall-alt", "importance": "importance-alt"}  # fmt: skip
+TITLES = {code: t(code, "page_title") for code in LANGS.values()}
+# Page-wide behaviour Gradio does not give: the page's language and title follow the
+# advisor's choice; tabs move with the arrow keys (WAI-ARIA tabs pattern); each chart is
+# one image for assistive technologies, named by its title and described by its text
+# (Plotly's SVG text would otherwise be read out piece by piece).
+HEAD = (
+    "<script>\n(() => {\n"
+    f"const CHARTS = {json.dumps(CHARTS)}, TITLES = {json.dumps(TITLES)};\n"
+    + r"""
+window.uiLanguage = (code) => {
+  document.documentElement.lang = code;
+  if (TITLES[code]) document.title = TITLES[code];
+};
+function labelCharts() {
+  for (const [id, alt] of Object.entries(CHARTS)) {
+    const plot = document.querySelector(`#${id} .js-plotly-plot`);
+    if (!plot) continue;
+    const title = plot.querySelector(".gtitle");
+    const name = title ? title.textContent : "";
+    if (plot.getAttribute("aria-label") !== name) plot.setAttribute("aria-label", name);
+    if (plot.getAttribute("role") !== "img") plot.setAttribute("role", "img");
+    if (document.getElementById(alt)) plot.setAttribute("aria-describedby", alt);
+  }
+}
+document.addEventListener("keydown", (event) => {
+  const tab = event.target.closest && event.target.closest('[role="tab"]');
+  if (!tab || !["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) return;
+  const list = tab.closest('[role="tablist"]');
+  const tabs = [...list.querySelectorAll('[role="tab"]')].filter((t) => t.offsetParent);
+  const at = tabs.indexOf(tab), n = tabs.length;
+  const next = {ArrowLeft: (at + n - 1) % n, ArrowRight: (at + 1) % n, Home: 0, End: n - 1};
+  const target = tabs[next[event.key]];
+  event.preventDefault();
+  target.click();
+  target.focus();
+});
+let timer = null;
+const watch = () => new MutationObserver(() => {
+  clearTimeout(timer);
+  timer = setTimeout(labelCharts, 30);
+}).observe(document.body, {childList: true, subtree: true});
+if (document.body) watch(); else document.addEventListener("DOMContentLoaded", watch);
+})();
+</script>"""
+)
+LANGUAGE_JS = (
+    "(choice) => { window.uiLanguage && window.uiLanguage("
+    f"{json.dumps(LANGS)}[choice] || 'en'); return [choice]; }}"
+)
+# The client named in the address (?client=100002), read by the browser.
+OPEN_JS = "(code, box) => [code, new URLSearchParams(location.search).get('client') || '']"
+# A look-up's client in the address bar: the page can be bookmarked or shared.
+CLIENT_URL_JS = """(raw) => {
+  const id = String(raw || "").trim();
+  if (/^[0-9]{1,19}$/.test(id)) history.replaceState(null, "", "?client=" + id);
+  return [raw];
+}"""
 
 
 def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
     """The Blocks app; ``launch(demo, settings)`` serves it."""
     default_lang = settings.default_lang
+    formats.CURRENCY = settings.currency
 
-    def guarded(fn: Callable[..., dict[Any, Any]]) -> Callable[..., dict[Any, Any]]:
-        """Any failure -> a worded message in the status area; never a trace in the page."""
+    def cur(code: str) -> str:
+        return formats.currency_symbol(code)
 
-        @wraps(fn)
-        def wrapper(*args: Any) -> dict[Any, Any]:
-            lang = next((a for a in args if a in ("en", "fr")), default_lang)
-            try:
-                return fn(*args)
-            except GatewayError as error:
-                text = error_text(lang, error.kind, client_id="", detail=error.detail)
-                return {status: views.message(text, error=True)}
-            except Exception:
-                log.exception("dashboard callback %s failed", fn.__name__)
-                return {status: views.message(error_text(lang, "error"), error=True)}
-
-        return wrapper
-
-    with gr.Blocks(title="Credit advisor dashboard", analytics_enabled=False) as demo:
+    with gr.Blocks(title=t(default_lang, "page_title"), analytics_enabled=False) as demo:
         ctx = gr.State({})
         lang = gr.State(default_lang)
         with gr.Row(equal_height=True):
@@ -97,7 +159,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             with gr.Column(scale=1, min_width=200):
                 lang_radio = gr.Radio(list(LANGS), label=t(default_lang, "lang"),
                                       value=next(k for k, v in LANGS.items()
-                                                 if v == default_lang))  # fmt: skip
+                                                 if v == default_lang),
+                                      elem_id="lang")  # fmt: skip
                 sign_out = gr.HTML(f'<a class="sign-out" href="{SIGN_OUT}">'
                                    f'{t(default_lang, "sign_out")}</a>')  # fmt: skip
         with gr.Row(equal_height=True):
@@ -111,52 +174,121 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             refresh_btn = gr.Button(t(default_lang, "refresh"), scale=1, elem_id="refresh")
         status = gr.HTML(views.message(t(default_lang, "empty")), elem_id="status")
 
-        with gr.Tabs():
+        with gr.Tabs(elem_id="views"):
             with gr.Tab(t(default_lang, "tab_decision"), id="decision") as tab_decision:
                 with gr.Row():
-                    with gr.Column(scale=1):
-                        gauge_plot = gr.Plot(show_label=False, elem_id="gauge")
+                    with gr.Column(scale=1, min_width=280):
+                        gauge_plot = gr.Plot(show_label=False, elem_id="gauge", visible=False)
                         gauge_alt = gr.Markdown(elem_classes="chart-alt", elem_id="gauge-alt")
-                    with gr.Column(scale=1):
+                    with gr.Column(scale=1, min_width=280):
                         decision_html = gr.HTML(elem_id="decision")
                         reasons_md = gr.Markdown(elem_id="reasons")
-                waterfall_plot = gr.Plot(show_label=False, elem_id="waterfall")
-                waterfall_alt = gr.Markdown(elem_classes="chart-alt")
+                waterfall_plot = gr.Plot(show_label=False, elem_id="waterfall", visible=False)
+                waterfall_alt = gr.Markdown(elem_classes="chart-alt", elem_id="waterfall-alt")
             with gr.Tab(t(default_lang, "tab_profile"), id="profile") as tab_profile:
                 profile_html = gr.HTML(elem_id="profile")
             with gr.Tab(t(default_lang, "tab_compare"), id="compare") as tab_compare:
-                feature_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature"))
-                dist_plot = gr.Plot(show_label=False, elem_id="distribution")
-                dist_alt = gr.Markdown(elem_classes="chart-alt")
+                feature_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature"),
+                                         elem_id="feature")  # fmt: skip
+                dist_plot = gr.Plot(show_label=False, elem_id="distribution", visible=False)
+                dist_alt = gr.Markdown(elem_classes="chart-alt", elem_id="distribution-alt")
                 with gr.Row():
-                    fx_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature_x"))
-                    fy_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature_y"))
-                scatter_plot = gr.Plot(show_label=False, elem_id="scatter")
-                scatter_alt = gr.Markdown(elem_classes="chart-alt")
+                    fx_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature_x"),
+                                        elem_id="feature-x")  # fmt: skip
+                    fy_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature_y"),
+                                        elem_id="feature-y")  # fmt: skip
+                scatter_plot = gr.Plot(show_label=False, elem_id="scatter", visible=False)
+                scatter_alt = gr.Markdown(elem_classes="chart-alt", elem_id="scatter-alt")
                 neighbours_html = gr.HTML(elem_id="neighbours")
             with gr.Tab(t(default_lang, "tab_whatif"), id="whatif") as tab_whatif:
                 whatif_intro = gr.Markdown(t(default_lang, "whatif_intro"))
+                inputs: dict[str, gr.Number] = {}
+                field_errors: dict[str, gr.HTML] = {}
                 with gr.Row():
-                    inputs = {key: gr.Number(label=t(default_lang, key), elem_id=f"whatif-{key}",
-                                             minimum=0) for key, _ in WHATIF_FIELDS}  # fmt: skip
+                    for key, _ in WHATIF_FIELDS:
+                        with gr.Column(min_width=160):
+                            inputs[key] = gr.Number(label=t(default_lang, key,
+                                                            cur=cur(default_lang)),
+                                                    elem_id=f"whatif-{key}")  # fmt: skip
+                            field_errors[key] = gr.HTML(elem_id=f"whatif-{key}-error")
                 with gr.Row():
                     simulate_btn = gr.Button(t(default_lang, "simulate"), variant="primary",
                                              elem_id="simulate")  # fmt: skip
                     reset_btn = gr.Button(t(default_lang, "reset"), elem_id="reset")
                 sim_status = gr.HTML(elem_id="sim-status")
                 with gr.Row():
-                    with gr.Column():
-                        sim_gauge = gr.Plot(show_label=False, elem_id="sim-gauge")
-                        sim_gauge_alt = gr.Markdown(elem_classes="chart-alt")
-                    with gr.Column():
+                    with gr.Column(min_width=280):
+                        sim_gauge = gr.Plot(show_label=False, elem_id="sim-gauge", visible=False)
+                        sim_gauge_alt = gr.Markdown(elem_classes="chart-alt",
+                                                    elem_id="sim-gauge-alt")  # fmt: skip
+                    with gr.Column(min_width=280):
                         sim_decision = gr.HTML(elem_id="sim-decision")
-                        sim_reasons = gr.Markdown()
-                sim_waterfall = gr.Plot(show_label=False)
-                sim_waterfall_alt = gr.Markdown(elem_classes="chart-alt")
+                        sim_reasons = gr.Markdown(elem_id="sim-reasons")
+                sim_waterfall = gr.Plot(show_label=False, elem_id="sim-waterfall", visible=False)
+                sim_waterfall_alt = gr.Markdown(elem_classes="chart-alt",
+                                                elem_id="sim-waterfall-alt")  # fmt: skip
             with gr.Tab(t(default_lang, "tab_model"), id="model") as tab_model:
                 model_md = gr.Markdown(elem_id="model-card")
-                importance_plot = gr.Plot(show_label=False)
-                importance_alt = gr.Markdown(elem_classes="chart-alt")
+                importance_plot = gr.Plot(show_label=False, elem_id="importance", visible=False)
+                importance_alt = gr.Markdown(elem_classes="chart-alt", elem_id="importance-alt")
+
+        def plot(fig: Any) -> Any:
+            """A chart, or its placeholder hidden (an empty Plotly box is an unnamed,
+            focusable region for a screen reader)."""
+            return gr.update(value=fig, visible=fig is not None)
+
+        sim_outputs = [sim_status, sim_gauge, sim_gauge_alt, sim_decision, sim_reasons,
+                       sim_waterfall, sim_waterfall_alt]  # fmt: skip
+
+        def sim_cleared(text: str = "") -> dict[Any, Any]:
+            out: dict[Any, Any] = {o: "" for o in sim_outputs}
+            out.update({sim_status: text, sim_gauge: plot(None), sim_waterfall: plot(None)})
+            out.update({field_errors[k]: "" for k, _ in WHATIF_FIELDS})
+            return out
+
+        def chrome(code: str) -> dict[Any, Any]:
+            """Every fixed word of the page in ``code`` (labels, tabs, buttons)."""
+            out: dict[Any, Any] = {
+                lang: code, title_md: t(code, "title"), intro_md: t(code, "intro"),
+                lang_radio: gr.update(label=t(code, "lang")),
+                sign_out: f'<a class="sign-out" href="{SIGN_OUT}">{t(code, "sign_out")}</a>',
+                client_box: gr.update(label=t(code, "client_id")),
+                lookup_btn: gr.update(value=t(code, "lookup")),
+                recent: gr.update(label=t(code, "recent"), info=t(code, "recent_info")),
+                refresh_btn: gr.update(value=t(code, "refresh")),
+                tab_decision: gr.update(label=t(code, "tab_decision")),
+                tab_profile: gr.update(label=t(code, "tab_profile")),
+                tab_compare: gr.update(label=t(code, "tab_compare")),
+                tab_whatif: gr.update(label=t(code, "tab_whatif")),
+                tab_model: gr.update(label=t(code, "tab_model")),
+                feature_dd: gr.update(label=t(code, "feature")),
+                fx_dd: gr.update(label=t(code, "feature_x")),
+                fy_dd: gr.update(label=t(code, "feature_y")),
+                whatif_intro: t(code, "whatif_intro"),
+                simulate_btn: gr.update(value=t(code, "simulate")),
+                reset_btn: gr.update(value=t(code, "reset")),
+            }  # fmt: skip
+            for key, _ in WHATIF_FIELDS:
+                out[inputs[key]] = gr.update(label=t(code, key, cur=cur(code)))
+            return out
+
+        def cleared(code: str) -> dict[Any, Any]:
+            """Nothing about any client: what a failed look-up leaves on screen."""
+            out = chrome(code)
+            out.update({
+                ctx: {},
+                gauge_plot: plot(None), gauge_alt: "", decision_html: "", reasons_md: "",
+                waterfall_plot: plot(None), waterfall_alt: "", profile_html: "",
+                feature_dd: gr.update(label=t(code, "feature"), choices=[], value=None),
+                fx_dd: gr.update(label=t(code, "feature_x"), choices=[], value=None),
+                fy_dd: gr.update(label=t(code, "feature_y"), choices=[], value=None),
+                dist_plot: plot(None), dist_alt: "", scatter_plot: plot(None), scatter_alt: "",
+                neighbours_html: "",
+            })  # fmt: skip
+            for key, _ in WHATIF_FIELDS:
+                out[inputs[key]] = gr.update(label=t(code, key, cur=cur(code)), value=None)
+            out.update(sim_cleared())
+            return out
 
         # ---- callbacks -------------------------------------------------------------------
         def render_client(client_id: int, code: str, score: dict[str, Any]) -> dict[Any, Any]:
@@ -164,11 +296,12 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             profile = client.profile(client_id, code)
             fields = [f for g in profile["groups"] for f in g["fields"]]
             values = {f["name"]: f["value"] for f in fields}
-            labels = {f["name"]: f["label"] for f in fields}
+            labels = {f["name"]: views.tidy(f["label"]) for f in fields}
+            units = {f["name"]: f["unit"] for f in fields}
             numeric = [(labels[n], n) for n, v in values.items() if views.number(v) is not None]
             contributions = [c["feature"] for c in explanation["contributions"]]
             numeric_top = [n for n in contributions if views.number(values.get(n)) is not None]
-            feature = contributions[0] if contributions else fields[0]["name"]
+            feature = next((n for n in contributions if n in labels), fields[0]["name"])
             fx = numeric_top[0] if numeric_top else numeric[0][1]
             fy = numeric_top[1] if len(numeric_top) > 1 else numeric[1][1]
             gauge_fig, gauge_text = views.gauge(code, score["probability"], score["threshold"],
@@ -182,77 +315,77 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 "score": score,
                 "values": values,
                 "labels": labels,
-                "display": {f["name"]: f["display_value"] for f in fields},
-                "units": {f["name"]: f["unit"] for f in fields},
+                "units": units,
                 "shown_term": views.term(values),
             }
-            updates: dict[Any, Any] = {
+            updates = cleared(code)  # nothing of a previous client survives
+            updates.update({
                 ctx: state,
+                client_box: gr.update(label=t(code, "client_id"), value=str(client_id)),
                 status: views.message(t(code, "loaded", client_id=client_id)),
-                gauge_plot: gauge_fig, gauge_alt: gauge_text,
+                gauge_plot: plot(gauge_fig), gauge_alt: gauge_text,
                 decision_html: views.decision_html(code, score["probability"], score["threshold"],
                                               score["decision"], meta),
-                reasons_md: views.reasons(code, explanation),
-                waterfall_plot: water_fig, waterfall_alt: water_text,
-                profile_html: views.profile_html(profile),
-                feature_dd: gr.update(choices=[(lb, n) for n, lb in labels.items()],
+                reasons_md: views.reasons(code, explanation, values, units),
+                waterfall_plot: plot(water_fig), waterfall_alt: water_text,
+                profile_html: views.profile_html(profile, code),
+                feature_dd: gr.update(label=t(code, "feature"),
+                                      choices=[(lb, n) for n, lb in labels.items()],
                                       value=feature),
-                fx_dd: gr.update(choices=numeric, value=fx),
-                fy_dd: gr.update(choices=numeric, value=fy),
-            }  # fmt: skip
-            updates.update(reset_fields(state))
-            updates.update({sim_status: "", sim_gauge: None, sim_gauge_alt: "",
-                            sim_decision: "", sim_reasons: "", sim_waterfall: None,
-                            sim_waterfall_alt: ""})  # fmt: skip
+                fx_dd: gr.update(label=t(code, "feature_x"), choices=numeric, value=fx),
+                fy_dd: gr.update(label=t(code, "feature_y"), choices=numeric, value=fy),
+            })  # fmt: skip
+            updates.update(reset_fields(state, code))
             return updates
 
-        def reset_fields(state: dict[str, Any]) -> dict[Any, Any]:
+        def reset_fields(state: dict[str, Any], code: str) -> dict[Any, Any]:
             values = state.get("values", {})
             out: dict[Any, Any] = {}
             for key, column in WHATIF_FIELDS:
                 value = views.term(values) if column == "TERM" else views.number(values.get(column))
-                out[inputs[key]] = value
+                if value is not None and column != "TERM":
+                    value = round(value)  # whole currency units, as an advisor types them
+                out[inputs[key]] = gr.update(label=t(code, key, cur=cur(code)), value=value)
             return out
 
-        @guarded
+        def failed(code: str, text: str) -> dict[Any, Any]:
+            out = cleared(code)
+            out[status] = views.message(text, error=True)
+            return out
+
         def on_lookup(raw: str | float | None, code: str) -> dict[Any, Any]:
+            """A new look-up replaces everything about the previous client, found or not."""
             text = str(raw if raw is not None else "").strip()
             if not text.isdigit() or int(text) <= 0 or int(text) >= 2**63:
-                return {status: views.message(error_text(code, "invalid_id"), error=True)}
+                return failed(code, error_text(code, "invalid_id"))
             client_id = int(text)
             try:
-                score = client.score(client_id)
+                return render_client(client_id, code, client.score(client_id))
             except GatewayError as error:
-                if error.kind == "not_found":
-                    return {
-                        status: views.message(
-                            error_text(code, "not_found", client_id=client_id), error=True
-                        )
-                    }
-                raise
-            return render_client(client_id, code, score)
+                kind = "invalid_id" if error.kind == "invalid" else error.kind
+                return failed(code, error_text(code, kind, client_id=client_id))
+            except Exception:
+                log.exception("dashboard look-up failed")
+                return failed(code, error_text(code, "error"))
 
         def _distribution(state: dict[str, Any], feature: str, code: str) -> dict[Any, Any]:
             population = client.population(feature, code)
             value = state["values"].get(feature)
             names = {"repaid": t(code, "repaid"), "defaulted": t(code, "defaulted"),
                      "client": t(code, "client")}  # fmt: skip
-            label = population["label"]
+            label = views.tidy(population["label"])
             fig = charts.distribution(
-                population,
-                value,
-                names,
-                t(code, "dist_title", label=label),
-                t(code, "dist_y"),
-                views.axis(code, label, population["unit"]),
-            )
-            shown = state.get("display", {}).get(feature)
-            if value is None:
-                shown = t(code, "dist_missing")
-            elif shown is None:
-                shown = value if isinstance(value, str) else f"{value:,.2f}"
-            alt = t(code, "dist_alt", label=label, n=f"{population['n']:,}", value=shown)
-            return {dist_plot: fig, dist_alt: alt}
+                population, value, names, t(code, "dist_title", label=label), t(code, "dist_y"),
+                views.axis(code, label, population["unit"]), lang=code,
+                category_names={c: category(code, c) for c in population["categories"]},
+            )  # fmt: skip
+            n = formats.number(population["n"], code)
+            if views.number(value) is None and not isinstance(value, str):
+                alt = t(code, "dist_alt_missing", label=label, n=n)
+            else:
+                shown = views.value_text(value, state["units"].get(feature, ""), code)
+                alt = t(code, "dist_alt", label=label, n=n, value=shown)
+            return {dist_plot: plot(fig), dist_alt: alt}
 
         def _scatter(state: dict[str, Any], fx: str, fy: str, code: str) -> dict[Any, Any]:
             # The API gives the group's default rate and anonymous, outcome-free points:
@@ -273,69 +406,90 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             fig = charts.scatter(
                 points, client_point, names,
                 t(code, "scatter_title", x=x_label, y=y_label, k=k),
-                views.axis(code, x_label, ux), views.axis(code, y_label, uy),
+                views.axis(code, x_label, ux), views.axis(code, y_label, uy), lang=code,
             )  # fmt: skip
-            alt = t(code, "scatter_alt", x=x_label, y=y_label, k=k, d=d)
+            alt = t(code, "scatter_alt", x=x_label, y=y_label, k=k)
             if not any(x is not None and y is not None for x, y in points):
                 alt += " " + t(code, "scatter_none")
-            alt += "\n\n*" + t(code, "scatter_note") + "*"
-            return {scatter_plot: fig, scatter_alt: alt,
+            alt += "\n\n" + t(code, "scatter_note")
+            return {scatter_plot: plot(fig), scatter_alt: alt,
                     neighbours_html: views.neighbours_summary(code, k, d)}  # fmt: skip
 
-        def part_failed(code: str, error: Exception, *targets: Any) -> dict[Any, Any]:
+        def part_failed(code: str, error: Exception, chart: Any, alt: Any) -> dict[Any, Any]:
             kind = error.kind if isinstance(error, GatewayError) else "error"
             if not isinstance(error, GatewayError):
                 log.exception("dashboard comparison failed")
             text = t(code, "unavailable_part", message=error_text(code, kind, detail=""))
-            return {target: text for target in targets}
+            return {chart: plot(None), alt: text}
 
-        def on_compare(state: dict[str, Any], feature: str, fx: str, fy: str,
-                       code: str) -> dict[Any, Any]:  # fmt: skip
+        def on_compare(state: dict[str, Any], feature: str | None, fx: str | None,
+                       fy: str | None, code: str) -> dict[Any, Any]:  # fmt: skip
             if not state.get("client_id"):
                 return {}
             out: dict[Any, Any] = {}
             # Each half fails alone: a missing histogram should not hide the neighbours.
-            try:
-                out.update(_distribution(state, feature, code))
-            except Exception as error:
-                out.update(part_failed(code, error, dist_alt))
-            try:
-                out.update(_scatter(state, fx, fy, code))
-            except Exception as error:
-                out.update(part_failed(code, error, scatter_alt))
+            if feature:
+                try:
+                    out.update(_distribution(state, feature, code))
+                except Exception as error:
+                    out.update(part_failed(code, error, dist_plot, dist_alt))
+            if fx and fy:
+                try:
+                    out.update(_scatter(state, fx, fy, code))
+                except Exception as error:
+                    out.update(part_failed(code, error, scatter_plot, scatter_alt))
             return out
 
         def on_feature(state: dict[str, Any], feature: str, code: str) -> dict[Any, Any]:
-            if not state.get("client_id") or not feature:
-                return {}
-            try:
-                return _distribution(state, feature, code)
-            except Exception as error:
-                return part_failed(code, error, dist_alt)
+            return on_compare(state, feature, None, None, code)
 
         def on_pair(state: dict[str, Any], fx: str, fy: str, code: str) -> dict[Any, Any]:
-            if not state.get("client_id") or not fx or not fy:
-                return {}
-            try:
-                return _scatter(state, fx, fy, code)
-            except Exception as error:
-                return part_failed(code, error, scatter_alt)
+            return on_compare(state, None, fx, fy, code)
 
-        @guarded
+        def check_fields(code: str, fields: dict[str, float | None],
+                         term: float | None) -> dict[str, str]:  # fmt: skip
+            """Per what-if field, what is wrong with it (in words), by the ranges the
+            gateway's own schema accepts; empty when every value can be sent."""
+            limits = client.limits()
+            errors: dict[str, str] = {}
+            for key, column in WHATIF_FIELDS:
+                value = term if column == "TERM" else fields.get(column)
+                if value is None:
+                    if column in REQUIRED:
+                        errors[key] = t(code, "field_required")
+                    continue
+                low, high = limits.get(views.TYPED.get(column, ""), (None, None))
+                if column == "TERM":
+                    low, high = 1.0, 1200.0
+                elif low is None:
+                    low = 0.0
+                if (low is not None and value < low) or (high is not None and value > high):
+                    shown = formats.money if column in MONEY else formats.number
+                    top = shown(high, code) if high is not None else "∞"
+                    errors[key] = t(code, "field_range", low=shown(low or 0.0, code), high=top)
+            return errors
+
         def on_simulate(state: dict[str, Any], code: str, *edited: float | None) -> dict:
             if not state.get("client_id"):
-                return {sim_status: views.message(t(code, "sim_none"), error=True)}
+                return sim_cleared(views.message(t(code, "sim_none"), error=True))
             fields = dict(zip([column for _, column in WHATIF_FIELDS], edited, strict=True))
             term = fields.pop("TERM")
-            if any(v is not None and v <= 0 for k, v in fields.items() if k != "CNT_CHILDREN"):
-                return {sim_status: views.message(error_text(code, "invalid", detail="> 0"),
-                                             error=True)}  # fmt: skip
             # The term is credit / annuity: when the advisor changed the term shown last, it
             # sets the annuity; otherwise it follows the credit and annuity entered.
             shown = state.get("shown_term")
             credit = fields.get("AMT_CREDIT")
-            if term and shown and credit and abs(term - shown) >= 0.05:
+            if term and shown and credit and term > 0 and abs(term - shown) >= 0.05:
                 fields["AMT_ANNUITY"] = round(credit / term, 2)
+            errors = check_fields(code, fields, term)
+            if not errors:  # the annuity the term gives must itself be acceptable
+                annuity_error = check_fields(code, {**fields, "TERM": None}, None).get("annuity")
+                if annuity_error:
+                    errors["term"] = annuity_error
+            if errors:
+                out = sim_cleared(views.message(t(code, "fields_invalid"), error=True))
+                for key, text in errors.items():
+                    out[field_errors[key]] = views.field_error(text)
+                return out
             new_term = views.term(fields)
             application = views.whatif_application(state["values"], state["client_id"], fields)
             try:
@@ -343,156 +497,152 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 explanation = client.explain_application(application, code)
             except GatewayError as error:
                 if error.kind != "invalid":
-                    raise
-                return {sim_status: views.message(error_text(code, "invalid", detail=error.detail),
-                                             error=True)}  # fmt: skip
+                    return sim_cleared(views.message(error_text(code, error.kind), error=True))
+                # Our checks and the gateway's disagree: worded, never its raw detail.
+                log.warning("what-if refused by the gateway: %s", error.detail)
+                return sim_cleared(views.message(t(code, "fields_invalid"), error=True))
+            except Exception:
+                log.exception("what-if failed")
+                return sim_cleared(views.message(error_text(code, "error"), error=True))
             real = state["score"]
             fig, alt = views.gauge(
-                code,
-                score["probability"],
-                score["threshold"],
-                score["decision"],
+                code, score["probability"], score["threshold"], score["decision"],
                 f"{t(code, 'sim_banner')}: {t(code, 'gauge_title', client_id=state['client_id'])}",
-            )
+            )  # fmt: skip
             water_fig, water_alt = views.waterfall(code, explanation)
             change = t(code, "sim_change", new=percent(score["probability"], code),
                        old=percent(real["probability"], code),
-                       word=t(code, score["decision"]).lower())  # fmt: skip
-            return {
+                       word=t(code, f"outcome_{score['decision']}"))  # fmt: skip
+            out = sim_cleared()
+            out.update({
                 sim_status: f'<div class="sim-banner" role="status">⚠ {t(code, "sim_banner")}'
                 f"</div>",
-                sim_gauge: fig, sim_gauge_alt: alt,
+                sim_gauge: plot(fig), sim_gauge_alt: alt,
                 sim_decision: views.decision_html(code, score["probability"], score["threshold"],
                                              score["decision"], t(code, "sim_banner")),
-                sim_reasons: change + "\n\n" + views.reasons(code, explanation),
-                sim_waterfall: water_fig, sim_waterfall_alt: water_alt,
+                sim_reasons: change + "\n\n" + views.reasons(code, explanation, state["values"],
+                                                             state["units"]),
+                sim_waterfall: plot(water_fig), sim_waterfall_alt: water_alt,
                 inputs["annuity"]: fields.get("AMT_ANNUITY"), inputs["term"]: new_term,
                 ctx: {**state, "shown_term": new_term},
-            }  # fmt: skip
-
-        @guarded
-        def on_reset(state: dict[str, Any], code: str) -> dict[Any, Any]:
-            out = reset_fields(state)
-            if state.get("values"):
-                out[ctx] = {**state, "shown_term": views.term(state["values"])}
-            out.update({sim_status: views.message(t(code, "reset_done")), sim_gauge: None,
-                        sim_gauge_alt: "", sim_decision: "", sim_reasons: "",
-                        sim_waterfall: None, sim_waterfall_alt: ""})  # fmt: skip
+            })  # fmt: skip
             return out
 
-        @guarded
+        def on_reset(state: dict[str, Any], code: str) -> dict[Any, Any]:
+            out = sim_cleared(views.message(t(code, "reset_done")))
+            out.update(reset_fields(state, code))
+            if state.get("values"):
+                out[ctx] = {**state, "shown_term": views.term(state["values"])}
+            return out
+
         def on_recent(code: str) -> dict[Any, Any]:
             seen: dict[int, str] = {}
-            for item in client.recent_decisions(100):
+            try:
+                decisions = client.recent_decisions(100)
+            except GatewayError as error:
+                return {status: views.message(error_text(code, error.kind), error=True)}
+            for item in decisions:
                 cid = item.get("client_id")
                 if cid is None or cid in seen or item.get("simulation"):
                     continue
-                when = str(item["created_at"])[:16].replace("T", " ")
-                seen[cid] = f"{cid} · {t(code, item['decision'])} · {when}"
+                when = formats.when(datetime.fromisoformat(str(item["created_at"])), code)
+                seen[cid] = t(code, "recent_item", cid=cid, word=t(code, item["decision"]),
+                              when=when)  # fmt: skip
                 if len(seen) >= 20:
                     break
             return {recent: gr.update(choices=[(label, str(cid)) for cid, label in
                                                seen.items()], value=None)}  # fmt: skip
 
-        @guarded
         def on_model(code: str) -> dict[Any, Any]:
-            card = client.model(code)
+            try:
+                card = client.model(code)
+            except GatewayError as error:
+                return {model_md: error_text(code, error.kind), importance_plot: plot(None),
+                        importance_alt: ""}  # fmt: skip
             names = METRIC_NAMES[code]
             metrics = "\n".join(
-                f"- {names.get(key, key)}: {value:.3f}"
-                for key, value in sorted(card["metrics"].items())
-                if key != "threshold"
-            )
+                f"- {names[key]}: {views.metric_text(key, value, code)}"
+                for key, value in card["metrics"].items() if key in names
+            )  # fmt: skip
             title = t(code, "model_title", name=card["model_name"], version=card["model_version"])
+            ratio = card["cost_false_negative"] / max(card["cost_false_positive"], 1e-9)
             text = "\n\n".join([
                 f"### {title}",
                 t(code, "model_text", thr=percent(card["threshold"], code),
-                  fn=f"{card['cost_false_negative'] / max(card['cost_false_positive'], 1e-9):g}",
-                  n=card["n_features"]),
+                  fn=formats.number(ratio, code, 0 if ratio == round(ratio) else 1),
+                  n=formats.number(card["n_features"], code)),
                 f"**{t(code, 'metrics')}**", metrics,
             ])  # fmt: skip
-            rows = [(i["label"], i["mean_abs_shap"]) for i in card["global_importance"] or []]
+            rows = [(views.tidy(i["label"]), i["mean_abs_shap"])
+                    for i in card["global_importance"] or []]  # fmt: skip
             if not rows:
-                return {model_md: text, importance_plot: None,
+                return {model_md: text, importance_plot: plot(None),
                         importance_alt: t(code, "importance_none")}  # fmt: skip
-            fig = charts.importance(rows, t(code, "importance_title"), t(code, "importance_x"))
+            fig = charts.importance(rows, t(code, "importance_title"), t(code, "importance_x"),
+                                    code)  # fmt: skip
             return {
                 model_md: text,
-                importance_plot: fig,
+                importance_plot: plot(fig),
                 importance_alt: t(code, "importance_alt", n=len(rows), top=rows[0][0]),
             }
 
-        @guarded
         def on_language(choice: str, state: dict[str, Any]) -> dict[Any, Any]:
+            """Everything again in the new language: words, charts, texts (re-worded from
+            the gateway, not re-scored: no second decision is logged)."""
             code = LANGS.get(choice, "en")
-            out: dict[Any, Any] = {
-                lang: code, title_md: t(code, "title"), intro_md: t(code, "intro"),
-                lang_radio: gr.update(label=t(code, "lang")),
-                sign_out: f'<a class="sign-out" href="{SIGN_OUT}">{t(code, "sign_out")}</a>',
-                client_box: gr.update(label=t(code, "client_id")),
-                lookup_btn: gr.update(value=t(code, "lookup")),
-                recent: gr.update(label=t(code, "recent"), info=t(code, "recent_info")),
-                refresh_btn: gr.update(value=t(code, "refresh")),
-                tab_decision: gr.update(label=t(code, "tab_decision")),
-                tab_profile: gr.update(label=t(code, "tab_profile")),
-                tab_compare: gr.update(label=t(code, "tab_compare")),
-                tab_whatif: gr.update(label=t(code, "tab_whatif")),
-                tab_model: gr.update(label=t(code, "tab_model")),
-                feature_dd: gr.update(label=t(code, "feature")),
-                fx_dd: gr.update(label=t(code, "feature_x")),
-                fy_dd: gr.update(label=t(code, "feature_y")),
-                whatif_intro: t(code, "whatif_intro"),
-                simulate_btn: gr.update(value=t(code, "simulate")),
-                reset_btn: gr.update(value=t(code, "reset")),
-                status: views.message(t(code, "empty")),
-            }  # fmt: skip
-            for key, _ in WHATIF_FIELDS:
-                out[inputs[key]] = gr.update(label=t(code, key))
             if state.get("client_id"):
-                # Re-worded from the gateway, not re-scored: no second decision is logged.
-                out.update(render_client(state["client_id"], code, state["score"]))
+                try:
+                    return render_client(state["client_id"], code, state["score"])
+                except GatewayError as error:
+                    return failed(code, error_text(code, error.kind))
+                except Exception:
+                    log.exception("dashboard language switch failed")
+                    return failed(code, error_text(code, "error"))
+            out = cleared(code)
+            out[status] = views.message(t(code, "empty"))
             return out
+
+        def on_open(code: str, wanted: str | None) -> dict[Any, Any]:
+            """``?client=100002`` in the address opens that client once signed in."""
+            return on_lookup(wanted, code) if wanted else {}
 
         everything = [
             ctx, lang, status, title_md, intro_md, lang_radio, sign_out, client_box, lookup_btn,
             recent, refresh_btn, tab_decision, tab_profile, tab_compare, tab_whatif, tab_model,
             gauge_plot, gauge_alt, decision_html, reasons_md, waterfall_plot, waterfall_alt,
-            profile_html, feature_dd, fx_dd, fy_dd, whatif_intro, *inputs.values(),
-            simulate_btn, reset_btn, sim_status, sim_gauge, sim_gauge_alt, sim_decision,
-            sim_reasons, sim_waterfall, sim_waterfall_alt,
+            profile_html, feature_dd, fx_dd, fy_dd, dist_plot, dist_alt, scatter_plot,
+            scatter_alt, neighbours_html, whatif_intro, *inputs.values(), *field_errors.values(),
+            simulate_btn, reset_btn, *sim_outputs,
         ]  # fmt: skip
         compare_in = [ctx, feature_dd, fx_dd, fy_dd, lang]
         compare_out = [dist_plot, dist_alt, scatter_plot, scatter_alt, neighbours_html]
-        model_out = [status, model_md, importance_plot, importance_alt]
+        model_out = [model_md, importance_plot, importance_alt]
 
         for trigger in (lookup_btn.click, client_box.submit):
             trigger(on_lookup, [client_box, lang], everything).then(
                 on_compare, compare_in, compare_out
-            )
+            ).then(None, client_box, None, js=CLIENT_URL_JS)
         recent.input(lambda value: value or gr.skip(), recent, client_box).then(
             on_lookup, [client_box, lang], everything
-        ).then(on_compare, compare_in, compare_out)
+        ).then(on_compare, compare_in, compare_out).then(None, client_box, None, js=CLIENT_URL_JS)
         refresh_btn.click(on_recent, lang, [status, recent])
-        feature_dd.input(on_feature, [ctx, feature_dd, lang], [dist_plot, dist_alt])
+        feature_dd.input(on_feature, [ctx, feature_dd, lang], compare_out)
         for dropdown in (fx_dd, fy_dd):
-            dropdown.input(on_pair, [ctx, fx_dd, fy_dd, lang],
-                           [scatter_plot, scatter_alt, neighbours_html])  # fmt: skip
-        simulate_btn.click(on_simulate, [ctx, lang, *inputs.values()],
-                           [status, sim_status, sim_gauge, sim_gauge_alt, sim_decision,
-                            sim_reasons, sim_waterfall, sim_waterfall_alt, ctx,
-                            inputs["annuity"], inputs["term"]])  # fmt: skip
-        reset_btn.click(on_reset, [ctx, lang],
-                        [ctx, status, sim_status, sim_gauge, sim_gauge_alt, sim_decision,
-                         sim_reasons, sim_waterfall, sim_waterfall_alt,
-                         *inputs.values()])  # fmt: skip
-        lang_radio.input(on_language, [lang_radio, ctx], everything).then(
+            dropdown.input(on_pair, [ctx, fx_dd, fy_dd, lang], compare_out)
+        simulate_btn.click(on_simulate, [ctx, lang, *inputs.values()], everything)
+        reset_btn.click(on_reset, [ctx, lang], everything)
+        lang_radio.input(on_language, [lang_radio, ctx], everything, js=LANGUAGE_JS).then(
             on_compare, compare_in, compare_out
         ).then(on_model, lang, model_out).then(on_recent, lang, [status, recent])
         for tab in (tab_decision, tab_profile, tab_compare, tab_whatif, tab_model):
             # Plotly sizes a figure drawn in a hidden tab to nothing; a resize on showing the
             # tab makes it fill its box again.
             tab.select(None, None, None, js=RESIZE_JS)
-        demo.load(on_model, lang, model_out).then(on_recent, lang, [status, recent])
+        demo.load(None, None, None, js=f"() => window.uiLanguage && window.uiLanguage("
+                                      f"{json.dumps(default_lang)})")  # fmt: skip
+        demo.load(on_model, lang, model_out).then(on_recent, lang, [status, recent]).then(
+            on_open, [lang, client_box], everything, js=OPEN_JS
+        ).then(on_compare, compare_in, compare_out)
     return demo
 
 
@@ -511,6 +661,7 @@ def launch(
     client = GatewayClient(settings.gateway_url, settings.api_key(), settings.timeout_seconds,
                            advisor=current_advisor)  # fmt: skip
     demo = build(settings, client)
+    middleware = Middleware(page.PageLanguage, default_lang=settings.default_lang)
     demo.queue(default_concurrency_limit=8)
     # Gradio's queue polls for work every millisecond (and for progress every 10 ms) on
     # Linux: ~7 % of a core while nobody uses the dashboard, taken from the scoring services
@@ -522,9 +673,10 @@ def launch(
     demo.launch(
         server_name=settings.host, server_port=settings.port,
         auth=sign_in,
-        auth_message="Advisor sign-in / Connexion conseiller",
+        auth_message=page.sign_in_message(),
+        app_kwargs={"middleware": [middleware]},
         show_error=False,  # internals stay in the server log
-        theme=THEME, css=CSS, ssr_mode=False, pwa=False, mcp_server=False,
+        theme=THEME, css=CSS, head=HEAD, ssr_mode=False, pwa=False, mcp_server=False,
         footer_links=[], prevent_thread_lock=prevent_thread_lock, quiet=True,
     )  # fmt: skip
     return demo

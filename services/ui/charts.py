@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
+from babel import Locale
+
+from services.ui import formats
 
 BLUE, VERMILLION, ORANGE, SKY, BLACK = "#0072B2", "#D55E00", "#E69F00", "#56B4E9", "#000000"
 LIGHT_BLUE, LIGHT_ORANGE = "#D6E9F5", "#F9E1CC"
@@ -16,8 +19,15 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 DAYS_PER_YEAR = 365.25
 
 
-def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+def separators(lang: str) -> str:
+    """Plotly's decimal mark and thousands separator, from the locale's own symbols."""
+    symbols = Locale.parse(formats.locale(lang)).number_symbols["latn"]
+    return f"{symbols['decimal']}{symbols['group']}"
+
+
+def _layout(fig: go.Figure, title: str, height: int = 360, lang: str = "en") -> go.Figure:
     fig.update_layout(
+        separators=separators(lang),
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}},
         template="plotly_white", height=height, font={"family": FONT, "size": 13,
                                                       "color": "#1a1a1a"},
@@ -35,7 +45,8 @@ def gauge(
     fig = go.Figure(
         go.Indicator(
             mode="gauge+number", value=round(probability * 100, 1),
-            number={"suffix": "%", "font": {"size": 40}},
+            number={"suffix": "\u00a0%" if lang == "fr" else "%", "font": {"size": 40},
+                    "valueformat": ".1f"},
             gauge={
                 "axis": {"range": [0, top], "ticksuffix": "%"},
                 "bar": {"color": VERMILLION if refused else BLUE, "thickness": 0.35},
@@ -46,43 +57,43 @@ def gauge(
             },
         )
     )  # fmt: skip
-    # Plotly's number format follows the page language: "7,2 %" in French.
-    fig.update_layout(separators=", " if lang == "fr" else ".,")
-    return _layout(fig, title, height=300)
+    return _layout(fig, title, height=300, lang=lang)
 
 
 def waterfall(
     rows: Sequence[tuple[str, float]],
-    base: float,
+    start: float,
     others: float,
+    end: float,
     labels: dict[str, str],
     title: str,
     axis: str,
+    lang: str = "en",
 ) -> go.Figure:
-    """``rows``: (plain label with the client's value, SHAP contribution), strongest first."""
+    """``rows``: (plain label with the client's value, change in percentage points),
+    strongest first; ``start`` and ``end``: probabilities in % (views.probability_path)."""
     names = [labels["start"], *[label for label, _ in rows], labels["others"], labels["end"]]
-    values = [base, *[value for _, value in rows], others, 0.0]
+    values = [start, *[value for _, value in rows], others, end]
     measures = ["absolute", *["relative"] * (len(rows) + 1), "total"]
-    final = base + sum(v for _, v in rows) + others
-    text = [f"{base:+.2f}", *[f"{v:+.2f}" for _, v in rows], f"{others:+.2f}", f"{final:+.2f}"]
+    text = [formats.percent(start / 100, lang), *[formats.points(v, lang) for _, v in rows],
+            formats.points(others, lang), formats.percent(end / 100, lang)]  # fmt: skip
     fig = go.Figure(
         go.Waterfall(
             orientation="h", y=names, x=values, measure=measures, text=text,
-            textposition="outside", cliponaxis=False,
+            textposition="outside", cliponaxis=False, hoverinfo="skip",
             increasing={"marker": {"color": VERMILLION}},
             decreasing={"marker": {"color": BLUE}},
             totals={"marker": {"color": "#555555"}}, connector={"line": {"color": "#888888"}},
         )
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed", automargin=True)
-    # Zoom on the path of the score: bars drawn from zero would squash the contributions.
-    path = [base]
+    # Bars from 0 % to the highest point of the path, with room for the labels outside.
+    path = [start]
     for value in [*[v for _, v in rows], others]:
         path.append(path[-1] + value)
-    low, high = min(path), max(path)
-    pad = 0.25 * (high - low or 1.0)
-    fig.update_xaxes(title=axis, range=[low - pad, high + pad])
-    return _layout(fig, title, height=140 + 32 * len(names))
+    fig.update_xaxes(title={"text": axis, "font": {"size": 12}}, range=[0, 1.3 * max(path)],
+                     ticksuffix="\u00a0%" if lang == "fr" else "%", automargin=True)  # fmt: skip
+    return _layout(fig, title, height=150 + 30 * len(names), lang=lang)
 
 
 def _to_years(values: Sequence[float]) -> list[float]:
@@ -96,6 +107,8 @@ def distribution(
     title: str,
     y_axis: str,
     x_axis: str = "",
+    lang: str = "en",
+    category_names: dict[str, str] | None = None,
 ) -> go.Figure:
     """Share of each outcome group per bin (or category), client's value marked."""
     repaid, defaulted = population["repaid"], population["defaulted"]
@@ -105,7 +118,10 @@ def distribution(
     fig = go.Figure()
     marker_x: Any = client_value
     if population["categories"]:
-        x: list[Any] = list(population["categories"])[: len(repaid)]
+        names_ = category_names or {}
+        x: list[Any] = [names_.get(c, c) for c in population["categories"]][: len(repaid)]
+        if isinstance(client_value, str):
+            marker_x = names_.get(client_value, client_value)
         width = None
     else:
         edges = list(population["bin_edges"])
@@ -133,7 +149,7 @@ def distribution(
         else:
             fig.add_vline(x=marker_x, line={"color": BLACK, "width": 3, "dash": "dash"},
                           annotation_text=names["client"], annotation_position="top")  # fmt: skip
-    return _layout(fig, title, height=380)
+    return _layout(fig, title, height=380, lang=lang)
 
 
 def scatter(
@@ -143,6 +159,7 @@ def scatter(
     title: str,
     x_label: str,
     y_label: str,
+    lang: str = "en",
 ) -> go.Figure:
     """``points``: (x, y) of similar clients, without outcomes; ``client``: the client's."""
     fig = go.Figure()
@@ -158,12 +175,19 @@ def scatter(
                                 "line": {"color": "white", "width": 1}})  # fmt: skip
     fig.update_xaxes(title=x_label)
     fig.update_yaxes(title=y_label)
-    return _layout(fig, title, height=400)
+    return _layout(fig, title, height=400, lang=lang)
 
 
-def importance(rows: Sequence[tuple[str, float]], title: str, axis: str) -> go.Figure:
-    fig = go.Figure(go.Bar(x=[v for _, v in rows], y=[label for label, _ in rows],
-                           orientation="h", marker_color=BLUE))  # fmt: skip
+def importance(
+    rows: Sequence[tuple[str, float]], title: str, axis: str, lang: str = "en"
+) -> go.Figure:
+    """``rows``: (label, mean |SHAP|); drawn as each factor's share of their total."""
+    total = sum(v for _, v in rows) or 1.0
+    shares = [v / total for _, v in rows]
+    fig = go.Figure(go.Bar(x=shares, y=[label for label, _ in rows], orientation="h",
+                           marker_color=BLUE, hoverinfo="skip",
+                           text=[formats.percent(v, lang, 0) for v in shares],
+                           textposition="outside", cliponaxis=False))  # fmt: skip
     fig.update_yaxes(autorange="reversed", automargin=True)
-    fig.update_xaxes(title=axis)
-    return _layout(fig, title, height=120 + 26 * len(rows))
+    fig.update_xaxes(title=axis, tickformat=".0%", range=[0, 1.25 * max(shares, default=1)])
+    return _layout(fig, title, height=120 + 26 * len(rows), lang=lang)

@@ -50,6 +50,7 @@ class GatewayClient:
         # Who is acting (the signed-in advisor), sent as X-Advisor with every call: the
         # gateway logs it with the decisions made under the dashboard's one key.
         self._advisor = advisor or (lambda: None)
+        self._limits: dict[str, tuple[float | None, float | None]] | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -112,6 +113,24 @@ class GatewayClient:
 
     def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/decisions", params={"limit": limit})
+
+    def limits(self) -> dict[str, tuple[float | None, float | None]]:
+        """The bounds of each field of a new application, as the gateway's own OpenAPI
+        schema states them (``minimum``/``maximum``): what-if values are checked against
+        what the API accepts before they are sent. Read once; {} while unreachable."""
+        if self._limits is None:
+            try:
+                schema = self._call("GET", "/openapi.json")
+                fields = schema["components"]["schemas"]["Application"]["properties"]
+            except (GatewayError, KeyError, TypeError):
+                return {}
+            self._limits = {}
+            for name, spec in fields.items():
+                options = spec.get("anyOf", [spec])  # optional fields: [number, null]
+                low = next((o["minimum"] for o in options if "minimum" in o), None)
+                high = next((o["maximum"] for o in options if "maximum" in o), None)
+                self._limits[name] = (low, high)
+        return self._limits
 
     def ready(self) -> bool:
         try:

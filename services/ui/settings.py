@@ -35,6 +35,12 @@ class UISettings(BaseSettings):
     )
     timeout_seconds: float = Field(20.0, gt=0, description="Timeout of one gateway call.")
     default_lang: Literal["en", "fr"] = "en"
+    currency: str = Field(
+        "EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of the amounts in the data (Home Credit's public data "
+        "does not name one); shown with every amount.",
+    )
     neighbours: int = Field(
         30, ge=5, le=50, description="Unused: the API fixes the comparison group at 30."
     )

@@ -9,8 +9,10 @@ import html
 import math
 from typing import Any
 
-from services.ui import charts
-from services.ui.texts import percent, t
+from services.ui import charts, formats
+from services.ui.texts import category, percent, t, tn
+
+MAX_REASONS = 4  # the explainer's own limit (services/explainer/reasons.py)
 
 # Typed fields of the gateway's Application (schemas.Application) by Kaggle column.
 TYPED = {
@@ -57,35 +59,114 @@ def message(text: str, error: bool = False) -> str:
     return f'<div role="{role}" class="{cls}">{html.escape(text)}</div>'
 
 
+def field_error(text: str) -> str:
+    """The message under a what-if field (announced when it appears)."""
+    return f'<p class="field-error" role="alert">{html.escape(text)}</p>'
+
+
+def metric_text(key: str, value: float, lang: str) -> str:
+    if key in ("approval_rate",):
+        return formats.percent(value, lang)
+    if key.startswith("business_cost"):
+        return formats.number(value, lang, 2 if abs(value) < 100 else 0)
+    return formats.number(value, lang, 3)
+
+
 def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return None if math.isnan(value) else float(value)
 
 
-def reasons(lang: str, explanation: dict[str, Any]) -> str:
+def tidy(label: str) -> str:
+    """A label without a word said twice in a row ("highest highest amount overdue")."""
+    words = label.split(" ")
+    kept = [w for i, w in enumerate(words) if i == 0 or w.lower() != words[i - 1].lower()]
+    return " ".join(kept)
+
+
+def value_text(value: Any, unit: str, lang: str, shown: str = "") -> str:
+    """A feature's value in the advisor's language and the feature's unit (as the gateway's
+    ``display_value``, but with the locale's own formats, currency and category words)."""
+    if isinstance(value, str):
+        return category(lang, value)
+    amount = number(value)
+    if amount is None:
+        return category(lang, shown) if shown else t(lang, "not_known")
+    if unit == "money":
+        return formats.money(amount, lang)
+    if unit == "days":
+        return f"{formats.number(abs(amount) / charts.DAYS_PER_YEAR, lang, 1)} {t(lang, 'years')}"
+    if unit == "day_count":
+        digits = 0 if amount == round(amount) else 1
+        return f"{formats.number(amount, lang, digits)} {t(lang, 'days')}"
+    if unit == "years":
+        return f"{formats.number(amount, lang, 0)} {t(lang, 'years')}"
+    if unit == "share":
+        return formats.percent(amount, lang, 0)
+    if unit == "flag":
+        return t(lang, "yes") if amount >= 0.5 else t(lang, "no")
+    if unit == "count":
+        return formats.number(amount, lang, 0 if amount == round(amount) else 1)
+    return formats.number(amount, lang, 2)
+
+
+def reasons(lang: str, explanation: dict[str, Any], values: dict[str, Any] | None = None,
+            units: dict[str, str] | None = None) -> str:  # fmt: skip
+    """The principal reasons as the explainer words them (at most four each way), and what
+    would change the decision, worded here from the counterfactual's figures."""
+    values = values or {}
+
+    def worded(reason: dict[str, Any]) -> str:
+        text = str(reason["text"])
+        raw = values.get(reason["feature"])
+        if lang == "fr" and isinstance(raw, str):  # the explainer quotes Kaggle's English
+            text = text.replace(f" : {raw}", f" : {category(lang, raw)}")
+        return tidy(text)
+
     def items(reasons: list[dict[str, Any]]) -> str:
         if not reasons:
             return f"- {t(lang, 'none')}"
-        return "\n".join(f"- {r['text']}" for r in reasons)
+        return "\n".join(f"- {worded(r)}" for r in reasons[:MAX_REASONS])
 
     parts = [f"### {t(lang, 'raising')}", items(explanation["raising"]),
              f"### {t(lang, 'lowering')}", items(explanation["lowering"])]  # fmt: skip
-    cf = explanation["counterfactual"]
-    if cf["applicable"] and cf["text"]:
-        parts += [f"### {t(lang, 'counterfactual')}", cf["text"]]
+    hint = counterfactual(lang, explanation, units or {})
+    if hint:
+        parts += [f"### {t(lang, 'counterfactual')}", hint]
     return "\n\n".join(parts)
+
+
+def counterfactual(lang: str, explanation: dict[str, Any], units: dict[str, str]) -> str:
+    cf = explanation["counterfactual"]
+    if not cf["applicable"]:
+        return ""
+    thr = percent(explanation["threshold"], lang)
+    if not cf["found"] or not cf["changes"]:
+        return t(lang, "cf_none", thr=thr)
+    changes = t(lang, "cf_and").join(
+        t(lang, "cf_change", label=c["label"][:1].lower() + c["label"][1:],
+          old=value_text(c["from_value"], units.get(c["feature"], "money"), lang),
+          new=value_text(c["to_value"], units.get(c["feature"], "money"), lang))
+        for c in cf["changes"]
+    )  # fmt: skip
+    return t(lang, "cf_found", changes=changes, p=percent(cf["new_probability"], lang), thr=thr)
 
 
 def decision_html(lang: str, probability: float, threshold: float, decision: str,
                    meta: str = "") -> str:  # fmt: skip
     refused = decision == "refused"
-    gap = abs(probability - threshold) * 100
-    side = "above" if probability > threshold else "below" if probability < threshold else "at"
-    line = t(lang, "decision_line", mark="✗" if refused else "✓", word=t(lang, decision),
-             p=percent(probability, lang), gap=f"{gap:.1f}".replace(".", "," if lang == "fr"
-                                                                    else "."),
-             side=t(lang, side), thr=percent(threshold, lang))  # fmt: skip
+    p, thr = percent(probability, lang), percent(threshold, lang)
+    mark, word = "✗" if refused else "✓", t(lang, decision)
+    # The gap as shown: the two percentages' difference, rounded like them, so the page
+    # never says "0.0 points above" (nor "under 10%" next to "10.2%").
+    gap = round(100 * probability, 1) - round(100 * threshold, 1)
+    if round(gap, 1) == 0:
+        line = t(lang, "decision_line_at", mark=mark, word=word, p=p, thr=thr)
+    else:
+        line = t(lang, "decision_line", mark=mark, word=word, p=p, thr=thr,
+                 gap=formats.points(abs(gap), lang, sign=False),
+                 side=t(lang, "above" if gap > 0 else "below"))  # fmt: skip
     # Markdown bold -> HTML by hand: gr.HTML renders no markdown.
     body = html.escape(line)
     while "**" in body:
@@ -94,16 +175,60 @@ def decision_html(lang: str, probability: float, threshold: float, decision: str
     return f'<div class="decision {decision}"><p style="font-size:1.2rem">{body}</p>{extra}</div>'
 
 
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+def probability_path(explanation: dict[str, Any]) -> tuple[float, list[float], float, float]:
+    """The explanation's SHAP values (log-odds) as changes of the probability of default,
+    in percentage points: (start %, one change per contribution shown, the change of all
+    the others, end %).
+
+    SHAP values add up in log-odds: ``raw = base + sum(contributions)``. Each bar is the
+    difference of the sigmoid of the cumulative sums before and after it, in the order
+    shown (strongest first, then the others):
+    ``pp_i = 100 * (sigmoid(s + phi_1 + ... + phi_i) - sigmoid(s + phi_1 + ... + phi_(i-1)))``.
+    The bars then add up exactly to end - start, but a bar depends on its place in the
+    order (the curve is steeper near 50 %), which is why the order is fixed.
+
+    ``s`` starts at ``base`` shifted by ``logit(probability) - raw``: the model's raw score
+    is calibrated into the probability the decision uses, and this shift (the calibration
+    seen as a constant move in log-odds at this client's score) makes the path end exactly
+    at that probability, so the chart and the decision never disagree."""
+    contributions = [float(c["contribution"]) for c in explanation["contributions"]]
+    others = float(explanation["other_contributions"])
+    base = float(explanation["base_value"])
+    raw = base + sum(contributions) + others
+    shift = logit(float(explanation["probability"])) - raw
+    level = base + shift
+    start = 100 * sigmoid(level)
+    steps = []
+    for phi in [*contributions, others]:
+        before = sigmoid(level)
+        level += phi
+        steps.append(100 * (sigmoid(level) - before))
+    return start, steps[:-1], steps[-1], 100 * sigmoid(level)
+
+
 def waterfall(lang: str, explanation: dict[str, Any]) -> tuple[Any, str]:
-    rows = [(f"{c['label']} ({c['display_value']})", c["contribution"])
-            for c in explanation["contributions"]]  # fmt: skip
-    labels = {"start": t(lang, "waterfall_start"), "others": t(lang, "waterfall_others"),
-              "end": t(lang, "waterfall_end")}  # fmt: skip
-    fig = charts.waterfall(rows, explanation["base_value"], explanation["other_contributions"],
-                           labels, t(lang, "waterfall_title"), t(lang, "waterfall_x"))  # fmt: skip
+    labels_ = [f"{tidy(c['label'])} ({category(lang, c['display_value'])})"
+               for c in explanation["contributions"]]  # fmt: skip
+    start, steps, others, end = probability_path(explanation)
+    rows = list(zip(labels_, steps, strict=True))
+    names = {"start": t(lang, "waterfall_start"), "others": t(lang, "waterfall_others"),
+             "end": t(lang, "waterfall_end")}  # fmt: skip
+    fig = charts.waterfall(rows, start, others, end, names, t(lang, "waterfall_title"),
+                           t(lang, "waterfall_x"), lang)  # fmt: skip
     up = sum(1 for _, v in rows if v > 0)
-    top = rows[0][0] if rows else "-"
-    alt = t(lang, "waterfall_alt", up=up, down=len(rows) - up, top=top)
+    strongest = max(rows, key=lambda r: abs(r[1]), default=("-", 0.0))
+    alt = t(lang, "waterfall_alt", up=up, down=len(rows) - up, top=strongest[0],
+            effect=formats.points(strongest[1], lang), start=formats.percent(start / 100, lang),
+            end=formats.percent(end / 100, lang))  # fmt: skip
     return fig, alt
 
 
@@ -111,23 +236,24 @@ def gauge(lang: str, probability: float, threshold: float, decision: str,
            title: str) -> tuple[Any, str]:  # fmt: skip
     fig = charts.gauge(probability, threshold, title, decision == "refused", lang)
     alt = t(lang, "gauge_alt", p=percent(probability, lang), thr=percent(threshold, lang),
-            word=t(lang, decision).lower())  # fmt: skip
+            word=t(lang, f"outcome_{decision}"))  # fmt: skip
     return fig, alt
 
 
-def profile_html(profile: dict[str, Any]) -> str:
+def profile_html(profile: dict[str, Any], lang: str) -> str:
     sections = []
     for index, group in enumerate(profile["groups"]):
         rows = "".join(
-            f'<tr><th scope="row">{html.escape(f["label"])}</th>'
-            f"<td>{html.escape(f['display_value'])}</td></tr>"
+            f'<tr><th scope="row">{html.escape(tidy(f["label"]))}</th>'
+            f"<td>{html.escape(value_text(f['value'], f['unit'], lang, f['display_value']))}"
+            f"</td></tr>"
             for f in group["fields"]
         )
         opened = " open" if index < 2 else ""  # identity and income first, the rest folded
         sections.append(
             f"<details{opened}><summary>{html.escape(group['label'])}</summary>"
-            f"<table><caption class='sr-only' style='position:absolute;left:-9999px'>"
-            f"{html.escape(group['label'])}</caption>{rows}</table></details>"
+            f"<table><caption class='sr-only'>{html.escape(group['label'])}</caption>"
+            f"{rows}</table></details>"
         )
     return f'<div class="profile">{"".join(sections)}</div>'
 
@@ -173,6 +299,13 @@ def term(values: dict[str, Any]) -> float | None:
 
 def neighbours_summary(code: str, k: int, d: int) -> str:
     """The similar clients as an aggregate: how many of the group defaulted, nobody's own."""
-    summary = t(code, "neighbours_summary", k=k, d=d, rate=percent(d / max(k, 1), code, 0))
+    summary = tn(
+        code,
+        "neighbours_summary",
+        d,
+        k=formats.number(k, code),
+        d=formats.number(d, code),
+        rate=percent(d / max(k, 1), code, 0),
+    )
     return (f'<div class="profile"><h3>{t(code, "neighbours_title")}</h3>'
             f"<p>{html.escape(summary)}</p></div>")  # fmt: skip
