@@ -86,6 +86,7 @@ test: venv services ops-tools ## Run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest --ignore=tests/e2e
 
 images: venv ## Build the five images (credit-scoring/<image>:IMAGE_TAG); sizes, times -> artifacts/bench.json
@@ -115,10 +116,11 @@ locks: venv ## Regenerate the per-image docker/requirements-*.lock from pyprojec
 k8s-base: ## Regenerate k8s/base from the Helm chart
 	bash k8s/render-base.sh
 
-lint: venv ## ruff (lint, formatting: ruff format . fixes it) and mypy
+lint: venv ## ruff (lint, formatting: ruff format . fixes it), mypy, import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: venv ## Measure speed and memory -> artifacts/bench.{json,md} (REST/gRPC: after make up)
 	@bash scripts/apt-install.sh wrk

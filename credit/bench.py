@@ -80,7 +80,7 @@ def bench_full_scale(settings: PlatformSettings, work: Path, clients: int) -> di
         },
     )
     trained = json.loads((work / "artifacts" / "metrics.json").read_text())
-    from training.feature_store import bench_feature_store
+    from training.feature_store.bench import bench_feature_store
 
     # SQLite at this size would take ~14 GB: full scale is Redis' job.
     store = bench_feature_store(features, stores=("redis",), reads=2_000)["redis"]
@@ -113,7 +113,7 @@ def bench_feature_store_default(
 ) -> dict[str, Any]:
     """Online reads of one client with every model feature, SQLite and Redis, on the
     features `make data` / `make features` built (the default size)."""
-    from training.feature_store import bench_feature_store
+    from training.feature_store.bench import bench_feature_store
 
     features = settings.features_dir
     if not (features / "features.parquet").is_file():

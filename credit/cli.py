@@ -13,7 +13,7 @@ from credit.settings import PlatformSettings
 from services.gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
-    from training.feature_store import FeatureStoreSettings
+    from serving_core.feature_store.settings import FeatureStoreSettings
 
 # Every job here may load LightGBM/SHAP: one thread each unless told otherwise (2-core box).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -132,8 +132,9 @@ def features_build(
     """Typed tables -> features.parquet (one row per client) + feature_schema.json."""
     import json
 
+    import serving_core
     import training.features
-    from training.features import build_features
+    from training.features.pipeline import build_features
     from training.prepare import current_stamp
 
     settings = PlatformSettings()
@@ -142,7 +143,10 @@ def features_build(
     if not (tables_dir / "application_train.parquet").is_file():
         raise _fail(f"no typed tables in {tables_dir}: run `make data` first")
     # Inputs, not outputs: parallel float sums make rebuilt files differ in the last bits.
-    code = sorted(Path(training.features.__file__).parent.glob("*.py"))
+    # The application features, schema and sentinels live in the serving core.
+    code = sorted(Path(training.features.__file__).parent.glob("*.py")) + sorted(
+        Path(serving_core.__file__).parent.glob("*.py")
+    )
     fingerprint = {"tables": current_stamp(tables_dir),
                    "code": [_sha256(p) for p in code]}  # fmt: skip
     stamp = out_dir / "BUILT_FROM.json"
@@ -216,7 +220,8 @@ def _register_feature_services(settings: PlatformSettings) -> list[str]:
     from mlflow import MlflowClient
 
     from services.common.registry import ModelRegistry, RegistrySettings
-    from training.feature_store import FeatureStoreSettings, open_store, register_model_features
+    from serving_core.feature_store.reader import register_model_features
+    from serving_core.feature_store.settings import FeatureStoreSettings, open_store
 
     store_settings = FeatureStoreSettings()
     if not store_settings.registry_path.is_file():
@@ -241,7 +246,8 @@ def _register_feature_services(settings: PlatformSettings) -> list[str]:
 
 def _store_marked(store_settings: FeatureStoreSettings) -> bool:
     """Whether the online store holds a complete materialisation's marker."""
-    from training.feature_store import VIEWS, MarkerStore, open_store
+    from serving_core.feature_store.completeness import VIEWS, MarkerStore
+    from serving_core.feature_store.settings import open_store
 
     try:
         return VIEWS in MarkerStore(open_store(store_settings)).read()
@@ -270,7 +276,8 @@ def materialize_command(
     (ONLINE_STORE=sqlite|redis|redis-cluster) and register each model's feature service."""
     import json
 
-    from training.feature_store import FeatureStoreSettings, materialize
+    from serving_core.feature_store.settings import FeatureStoreSettings
+    from training.feature_store.materialize import materialize
 
     settings = PlatformSettings()
     features = settings.features_dir / "features.parquet"

@@ -37,7 +37,7 @@ RUN mkdir -p /tmp/stubs \
         --pyi_out=/tmp/stubs --grpc_python_out=/tmp/stubs /tmp/protos/credit/v1/*.proto
 COPY credit/ credit/
 COPY services/ services/
-COPY training/ training/
+COPY serving_core/ serving_core/
 RUN cp -r /tmp/stubs/credit/v1 credit/ \
     && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training.schema import TABLE_NAMES, kaggle_schema
+from serving_core.schema import TABLE_NAMES, kaggle_schema
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = Path(

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, EnvSettingsSource
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("credit", "services", "training")
+PACKAGES = ("credit", "serving_core", "services", "training")
 SETTINGS_MODULES = (
     "credit.settings",
     "services.common.settings",
@@ -25,7 +25,7 @@ SETTINGS_MODULES = (
     "services.explainer.settings",
     "services.gateway.settings",
     "services.ui.settings",
-    "training.feature_store.settings",
+    "serving_core.feature_store.settings",
 )
 
 

@@ -23,15 +23,11 @@ from services.explainer.settings import ExplainerSettings
 from services.scoring.server import create_server as create_scoring
 from services.scoring.server import start_following
 from services.scoring.settings import ScoringSettings
-from training.bundle import ScoringModel
-from training.feature_store import (
-    FeatureStoreSettings,
-    OnlineFeatureReader,
-    materialize,
-    open_store,
-    register_model_features,
-)
-from training.features import build_features
+from serving_core.bundle import ScoringModel
+from serving_core.feature_store.reader import OnlineFeatureReader, register_model_features
+from serving_core.feature_store.settings import FeatureStoreSettings, open_store
+from training.feature_store.materialize import materialize
+from training.features.pipeline import build_features
 from training.loader import convert
 from training.synthetic import generate
 from training.train import run_training

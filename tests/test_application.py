@@ -10,9 +10,9 @@ import pytest
 from credit.v1 import common_pb2
 from services.common.application import application_to_raw, unseen_categories
 from services.common.errors import InvalidArgument
-from services.common.ranges import numeric_ranges
-from training.features.application import application_features
-from training.schema import DAYS_SENTINEL, kaggle_schema
+from serving_core.application import application_features
+from serving_core.ranges import numeric_ranges
+from serving_core.schema import DAYS_SENTINEL, kaggle_schema
 
 
 def _application(**fields: object) -> common_pb2.Application:

@@ -24,37 +24,37 @@ from feast.infra.online_stores.helpers import _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-from tests.conftest import missing_service, write_minimal_tables
-from training.feature_store import (
-    FeatureServiceMismatch,
-    FeatureStoreSettings,
-    MarkerStore,
-    OnlineFeatureReader,
-    StaleFeatures,
-    UnknownClient,
-    UnknownModelVersion,
-    completeness,
-    materialize,
-    open_store,
-    register_model_features,
-    sqlite_snapshot,
-)
-from training.feature_store.bench import redis_listening
-from training.feature_store.definitions import (
+from serving_core.application import application_features
+from serving_core.feature_store.completeness import MarkerStore
+from serving_core.feature_store.definitions import (
     APPLICATION_VIEW,
     HISTORY_VIEW,
     offline_frame,
 )
-from training.feature_store.materialize import write_frame
+from serving_core.feature_store.reader import (
+    FeatureServiceMismatch,
+    OnlineFeatureReader,
+    StaleFeatures,
+    UnknownClient,
+    UnknownModelVersion,
+    register_model_features,
+)
+from serving_core.feature_store.settings import (
+    FeatureStoreSettings,
+    feast_redis_connection,
+    open_store,
+)
+from tests.conftest import missing_service, write_minimal_tables
+from training.feature_store import completeness, sqlite_snapshot
+from training.feature_store.bench import redis_listening
+from training.feature_store.materialize import materialize, write_frame
 from training.feature_store.redis_snapshot import (
     ChunkCrc,
     RestoreLayout,
     _write_length,
     send_chunks,
 )
-from training.feature_store.settings import feast_redis_connection
-from training.features import FEATURES_FILE, build_features, load_feature_schema
-from training.features.application import application_features
+from training.features.pipeline import FEATURES_FILE, build_features, load_feature_schema
 from training.loader import convert
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::DeprecationWarning")

@@ -9,9 +9,10 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from serving_core.application import application_features
+from serving_core.frame import model_matrix
 from tests.conftest import write_minimal_tables
-from training.features import build_features, load_feature_schema, model_matrix
-from training.features.application import application_features
+from training.features.pipeline import build_features, load_feature_schema
 from training.loader import convert
 
 CLIENT, NEW_CLIENT = 100001, 100002

@@ -413,8 +413,8 @@ def _application_json(row: dict[str, Any]) -> dict[str, Any]:
     """A real Kaggle application row as a partner would post it: every field it has, with
     Kaggle's own codes as found (XNA, 365243), nothing cleaned."""
     from services.common.application import TYPED_FIELDS
-    from training.features.application import raw_columns
-    from training.schema import kaggle_schema
+    from serving_core.application import raw_columns
+    from serving_core.schema import kaggle_schema
 
     table = kaggle_schema()["application_test"]
     typed = {column: field for field, column in TYPED_FIELDS.items()}
@@ -442,7 +442,7 @@ def test_every_real_category_value_is_scored_as_a_new_application(
     training are reported as scored-as-missing, never refused."""
     import pandas as pd
 
-    from training.schema import CATEGORY_MISSING
+    from serving_core.schema import CATEGORY_MISSING
 
     frames = [
         pd.read_csv(real_sample / f"{name}.csv.gz", keep_default_na=True, na_values=[])

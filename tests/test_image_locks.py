@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = {"credit", "services", "training"}
+PROJECT = {"credit", "serving_core", "services", "training"}
 ENTRY_POINTS = {
     "scoring": ["services.scoring.__main__", "docker/grpc_healthcheck.py"],
     "explainer": ["services.explainer.__main__", "docker/grpc_healthcheck.py"],
@@ -38,6 +38,9 @@ NOT_IN_IMAGE = {
         "credit.bench", "services.bench",
         # `credit images build` calls Docker from a workstation.
         "credit.images",
+        # `credit features build --engine spark` runs under spark-submit in a Spark image
+        # (docs/spark.md); the jobs image builds features with polars.
+        "training.features.spark",
     },
 }  # fmt: skip
 

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from serving_core.schema import TABLE_NAMES, kaggle_schema
 from training.loader import DataValidationError, convert
 from training.quality import summarize
-from training.schema import TABLE_NAMES, kaggle_schema
 
 # Row counts documented in the sample's README.
 REAL_ROWS = {

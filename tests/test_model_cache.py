@@ -27,8 +27,8 @@ from services.common.registry import (
     RegistrySettings,
     registry_key,
 )
+from serving_core.bundle import META_FILE, ScoringModel
 from tests.test_train_mlflow import MODEL, write_features
-from training.bundle import META_FILE, ScoringModel
 from training.train import run_training
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -11,8 +11,8 @@ from sklearn.datasets import make_classification
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from serving_core.bundle import Calibrator
 from training import modeling
-from training.bundle import Calibrator
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

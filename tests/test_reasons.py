@@ -97,7 +97,7 @@ def test_lowering_reasons_and_a_factor_that_cancels_out() -> None:
 def test_application_features_are_classified_deliberately() -> None:
     """Of the application's own features, the protected and time-of-application ones are
     never cited; the external scores, amounts, income and employment are."""
-    from training.features.application import application_catalog
+    from serving_core.application import application_catalog
 
     names = {info.name for info in application_catalog()}
     citable = {n for n in names if factor_of(n) is not None}

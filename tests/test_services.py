@@ -42,16 +42,13 @@ from services.explainer.server import SERVICE as EXPLAINER_SERVICE
 from services.gateway.routes import logged_features
 from services.scoring.server import SERVICE as SCORING_SERVICE
 from services.scoring.settings import ScoringSettings
+from serving_core.application import raw_columns
+from serving_core.bundle import ScoringModel
+from serving_core.feature_store.reader import register_model_features
+from serving_core.feature_store.settings import FeatureStoreSettings, open_store
+from serving_core.schema import CATEGORY_MISSING, kaggle_schema
 from tests.stack import MODEL_NAME, Stack, free_port, start_servers, train_model
-from training.bundle import ScoringModel
-from training.feature_store import (
-    FeatureStoreSettings,
-    materialize,
-    open_store,
-    register_model_features,
-)
-from training.features.application import raw_columns
-from training.schema import CATEGORY_MISSING, kaggle_schema
+from training.feature_store.materialize import materialize
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from serving_core.feature_store.settings import FeatureStoreSettings
 from tests.settings_env import EnvClaim, declared_settings_classes, env_claims, settings_classes
-from training.feature_store import FeatureStoreSettings
 
 # Names read by several components on purpose, because they must agree across processes.
 SHARED = {
@@ -39,7 +39,7 @@ def _meanings(claims: list[EnvClaim]) -> dict[str, dict[str, set[str]]]:
 def test_every_settings_class_in_the_packages_is_walked() -> None:
     walked = {f"{c.__module__}.{c.__qualname__}" for c in settings_classes()}
     declared = declared_settings_classes()
-    assert "training.feature_store.settings.FeatureStoreSettings" in declared
+    assert "serving_core.feature_store.settings.FeatureStoreSettings" in declared
     assert "services.scoring.settings.ScoringSettings" in declared  # through a subclass
     assert declared <= walked, f"not imported by tests/settings_env.py: {declared - walked}"
 
@@ -65,7 +65,7 @@ def test_the_checker_sees_names_that_come_from_field_names() -> None:
     """populate_by_name makes a field's name an environment name too: the walk must see it
     (the hand-written copy it replaces read only the aliases of an aliased field)."""
     claims = {(c.env, c.meaning) for c in env_claims()}
-    store = "training.feature_store.settings.FeatureStoreSettings.store_dir"
+    store = "serving_core.feature_store.settings.FeatureStoreSettings.store_dir"
     assert ("FEATURE_STORE_DIR", store) in claims
     assert ("STORE_DIR", store) in claims
     assert ("DATA_DIR", "credit.settings.PlatformSettings.data_dir") in claims

@@ -34,24 +34,21 @@ from credit.v1 import explainer_pb2, explainer_pb2_grpc, scoring_pb2, scoring_pb
 from services.common.errors import REASON_KEY
 from services.explainer.server import SERVICE as EXPLAINER_SERVICE
 from services.scoring.server import SERVICE as SCORING_SERVICE
-from tests.conftest import missing_service
-from tests.stack import Stack, start_servers
-from tests.test_gateway_support import APPLICATION, running, settings_for, write_keys
-from training.feature_store import (
-    VIEWS,
-    FeatureStoreSettings,
+from serving_core.feature_store.completeness import VIEWS, MarkerStore
+from serving_core.feature_store.definitions import APPLICATION_VIEW, offline_frame
+from serving_core.feature_store.reader import (
     IncompleteClient,
-    MarkerStore,
     OnlineFeatureReader,
-    materialize,
-    open_store,
     register_model_features,
     service_name,
 )
+from serving_core.feature_store.settings import FeatureStoreSettings, open_store
+from tests.conftest import missing_service
+from tests.stack import Stack, start_servers
+from tests.test_gateway_support import APPLICATION, running, settings_for, write_keys
 from training.feature_store.bench import redis_listening
-from training.feature_store.definitions import APPLICATION_VIEW, offline_frame
-from training.feature_store.materialize import write_frame
-from training.features import FEATURES_FILE, load_feature_schema
+from training.feature_store.materialize import materialize, write_frame
+from training.features.pipeline import FEATURES_FILE, load_feature_schema
 
 pytestmark = pytest.mark.slow
 
@@ -342,7 +339,8 @@ def test_store_that_lost_clients_but_kept_its_marker_is_incomplete(
 KILLABLE = """
 import functools, sys, time
 from pathlib import Path
-from training.feature_store import FeatureStoreSettings, materialize
+from serving_core.feature_store.settings import FeatureStoreSettings
+from training.feature_store.materialize import materialize
 import training.feature_store.sqlite_snapshot as s
 m = sys.modules["training.feature_store.materialize"]  # the package's name is the function
 

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from serving_core.schema import APPLICATION_TABLES, LINKS, TABLE_NAMES, kaggle_schema
 from tests.conftest import REAL_SAMPLE as SAMPLE
 from training.loader import convert
-from training.schema import APPLICATION_TABLES, LINKS, TABLE_NAMES, kaggle_schema
 from training.synthetic import generate
 
 N_CLIENTS = 12_000

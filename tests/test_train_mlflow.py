@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from training.bundle import ScoringModel
+from serving_core.bundle import ScoringModel
 from training.train import CHAMPION, REQUIRED_METRICS, run_training
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -245,7 +245,7 @@ def test_single_row_predictor_frees_its_configs_without_module_globals(
     import gc
     import sys
 
-    import training.bundle as bundle_module
+    import serving_core.bundle as bundle_module
 
     model = ScoringModel.load(trained["root"] / "artifacts_good" / "model")
     size = model.single_row._num_features
@@ -264,7 +264,7 @@ def test_real_sample_model_is_smooth_calibrated_and_honestly_evaluated(
 ) -> None:
     """The real 5,000-application sample: >= 1,000 distinct served probabilities, none 0 or
     1; Brier and ECE no worse than the isotonic step function measured beside it."""
-    from training.features import build_features
+    from training.features.pipeline import build_features
     from training.loader import convert
 
     convert(real_sample, tmp_path / "tables", progress=False)

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import structlog
 from rich.progress import Progress
 
-from training.schema import (
+from serving_core.schema import (
     DESCRIPTION_FILE,
     TABLE_NAMES,
     Kind,

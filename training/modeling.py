@@ -27,7 +27,7 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, cro
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from training.bundle import Calibrator, _logit
+from serving_core.bundle import Calibrator, _logit
 
 Fold = tuple[np.ndarray, np.ndarray]
 Weighting = Literal["none", "scale_pos_weight"]

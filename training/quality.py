@@ -14,7 +14,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from training.schema import (
+from serving_core.schema import (
     APPLICATION_TABLES,
     CATEGORY_MISSING,
     DAYS_SENTINEL,

@@ -41,10 +41,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.calibration import calibration_curve
 
 from credit.settings import DEFAULT_TRACKING_URI
+from serving_core.bundle import ScoringModel, ScoringPyfunc
+from serving_core.frame import model_columns, model_matrix
 from training import modeling
-from training.bundle import ScoringModel, ScoringPyfunc
 from training.drift import training_drift_report
-from training.features.frame import model_columns, model_matrix
 
 log = structlog.get_logger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from credit.v1 import common_pb2
 from services.common.errors import InvalidArgument
-from services.common.ranges import kaggle_categories, numeric_ranges
-from training.schema import CATEGORY_MISSING, DAYS_SENTINEL, kaggle_schema
+from serving_core.ranges import kaggle_categories, numeric_ranges
+from serving_core.schema import CATEGORY_MISSING, DAYS_SENTINEL, kaggle_schema
 
 # Typed proto field -> Kaggle column.
 TYPED_FIELDS: dict[str, str] = {
@@ -39,7 +39,7 @@ TYPED_FIELDS: dict[str, str] = {
     "ext_source_3": "EXT_SOURCE_3",
 }
 REQUIRED = ("contract_type", "amt_income_total", "amt_credit", "amt_annuity", "days_birth")
-# Inclusive ranges of every numeric field, from the data (services.common.ranges): outside
+# Inclusive ranges of every numeric field, from the data (serving_core.ranges): outside
 # them the input is a typo, not an applicant.
 RANGES: dict[str, tuple[float, float]] = numeric_ranges()
 

@@ -25,18 +25,18 @@ from services.common.metrics import (
     hide_feast_server_metrics,
 )
 from services.common.store_guard import STORE_DOWN, StoreGuard
-from training.bundle import ScoringModel
-from training.feature_store import (
+from serving_core.application import application_features
+from serving_core.bundle import ScoringModel
+from serving_core.feature_store.completeness import MarkerStore
+from serving_core.feature_store.reader import (
     FeatureServiceMismatch,
     IncompleteClient,
-    MarkerStore,
     OnlineFeatureReader,
     StaleFeatures,
     UnknownClient,
     UnknownModelVersion,
     service_name,
 )
-from training.features.application import application_features
 
 log = structlog.get_logger(__name__)
 hide_feast_server_metrics()  # Feast is imported by now; its metrics are not ours

@@ -62,7 +62,7 @@ def hide_feast_server_metrics() -> None:
                 REGISTRY.unregister(value)
 
 
-# Completeness of the online store (training.feature_store.completeness), by feature service
+# Completeness of the online store (serving_core.feature_store.completeness), by feature service
 # ("views" is the materialisation run itself): what readiness and the alerts look at.
 FEATURE_STORE_COMPLETE = Gauge(
     "credit_feature_store_complete",

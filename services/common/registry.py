@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 
 from services.common.errors import NotFound, Unavailable
 from services.common.metrics import MODEL_INFO, MODEL_LOADED_AT, MODEL_RELOADS
-from training.bundle import META_FILE, ScoringModel
+from serving_core.bundle import META_FILE, ScoringModel
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """Whether the online store is complete for what a service serves, known without a store
 round trip per request.
 
-The markers (``training.feature_store.completeness``) are read at start, every
+The markers (``serving_core.feature_store.completeness``) are read at start, every
 ``check_seconds`` on a thread of this guard's own, and whenever a read finds no client
 (the store may have been emptied since the last check, and "unknown client" must never be
 said about a store that lost its data). Between checks a request only looks up a dict. A
@@ -32,7 +32,7 @@ from services.common.metrics import (
     FEATURE_STORE_MARKER_CLIENTS,
     FEATURE_STORE_MARKER_TIME,
 )
-from training.feature_store.completeness import VIEWS, Marker, MarkerStore
+from serving_core.feature_store.completeness import VIEWS, Marker, MarkerStore
 
 log = structlog.get_logger(__name__)
 # What "the store is down" looks like from the SQLite and Redis clients.

@@ -20,10 +20,11 @@ from services.common.application import RANGES, unseen_categories
 from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import VersionCache
-from services.explainer import reasons, wording
+from services.explainer import reasons
 from services.explainer.population import Neighbourhood, Population
-from training.bundle import ScoringModel
-from training.features.application import DERIVED, application_features, raw_columns
+from serving_core import wording
+from serving_core.application import DERIVED, application_features, raw_columns
+from serving_core.bundle import ScoringModel
 
 CREDIT_FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)  # borrow less (same term)
 TERM_FACTORS = (1.0, 1.25, 1.5, 2.0)  # repay over longer (same amount)
@@ -211,7 +212,7 @@ class ExplainerHandler:
             if (c, t) != (1.0, 1.0) and (t == 1.0 or term * t <= MAX_TERM_MONTHS)
         ]
         # Realistic changes only: amounts stay within the range an application may have
-        # (services.common.ranges), as a partner's own what-if would be checked.
+        # (serving_core.ranges), as a partner's own what-if would be checked.
         low_credit, low_annuity = RANGES["AMT_CREDIT"][0], RANGES["AMT_ANNUITY"][0]
         plans = [
             (c, t) for c, t in plans if credit * c >= low_credit and annuity * c / t >= low_annuity

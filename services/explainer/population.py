@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from services.common.errors import InvalidArgument, NotFound
-from training.bundle import ScoringModel
+from serving_core.bundle import ScoringModel
 
 NEIGHBOUR_FEATURES = 8  # the most important numeric features span the similarity space
 # The comparison group has one fixed size: with two sizes, the difference of their default

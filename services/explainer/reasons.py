@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from services.explainer import wording
+from serving_core import wording
 
 MAX_REASONS = 4
 

@@ -14,11 +14,11 @@ from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import ModelRegistry, VersionCache
 from services.common.server import build_server, run_until_signal, set_serving
-from services.explainer import wording
 from services.explainer.handler import Explained, ExplainerHandler, load_importance
 from services.explainer.population import MIN_CELL
 from services.explainer.settings import ExplainerSettings
-from training.feature_store.completeness import VIEWS
+from serving_core import wording
+from serving_core.feature_store.completeness import VIEWS
 
 log = structlog.get_logger(__name__)
 SERVICE = explainer_pb2.DESCRIPTOR.services_by_name["ExplainerService"].full_name
@@ -199,7 +199,8 @@ def create_server(
 
 
 def serve(settings: ExplainerSettings | None = None) -> None:
-    from training.feature_store import OnlineFeatureReader, open_store
+    from serving_core.feature_store.reader import OnlineFeatureReader
+    from serving_core.feature_store.settings import open_store
 
     settings = settings or ExplainerSettings()
     configure_logging(settings.log_format)

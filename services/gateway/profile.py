@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from credit.v1 import scoring_pb2
-from services.explainer import wording
 from services.gateway.schemas import ClientProfile, ProfileField, ProfileGroup
+from serving_core import wording
 
 # (group id, English, French); fields are assigned by the first rule that matches.
 GROUPS: list[tuple[str, str, str]] = [

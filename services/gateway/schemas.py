@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from credit.v1 import common_pb2
-from services.common.ranges import numeric_ranges
+from serving_core.ranges import numeric_ranges
 
 INT64_MAX = 2**63 - 1
-# Field bounds from the data (services.common.ranges), exactly as the services check them.
+# Field bounds from the data (serving_core.ranges), exactly as the services check them.
 LIMITS = numeric_ranges()
 NO_EMPLOYMENT = 365_243  # Kaggle's DAYS_EMPLOYED code for "no employment date"
 # strict: a JSON integer only, never "100002", 100002.0 or true (issue 17).

@@ -13,7 +13,7 @@ from services.common.application import unseen_categories
 from services.common.errors import InvalidArgument, NotReady, ServiceError
 from services.common.features import FeatureSource
 from services.common.registry import ChampionFollower
-from training.bundle import ScoringModel
+from serving_core.bundle import ScoringModel
 
 
 @dataclass(frozen=True)

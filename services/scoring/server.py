@@ -174,7 +174,8 @@ def create_server(
 
 
 def serve(settings: ScoringSettings | None = None) -> None:
-    from training.feature_store import OnlineFeatureReader, open_store
+    from serving_core.feature_store.reader import OnlineFeatureReader
+    from serving_core.feature_store.settings import open_store
 
     settings = settings or ScoringSettings()
     configure_logging(settings.log_format)

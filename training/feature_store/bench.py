@@ -11,10 +11,11 @@ from typing import Any
 
 import polars as pl
 
+from serving_core.feature_store.reader import OnlineFeatureReader, register_model_features
+from serving_core.feature_store.settings import FeatureStoreSettings, feast_redis_connection
+from serving_core.frame import model_columns
 from training.feature_store.materialize import materialize, open_store
-from training.feature_store.reader import OnlineFeatureReader, register_model_features
-from training.feature_store.settings import FeatureStoreSettings, feast_redis_connection
-from training.features import FEATURES_FILE, load_feature_schema, model_columns
+from training.features.pipeline import FEATURES_FILE, load_feature_schema
 
 
 def redis_listening(connection: str) -> bool:

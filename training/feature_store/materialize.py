@@ -32,30 +32,26 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.progress import Progress
 
-from training.feature_store import sqlite_snapshot
-from training.feature_store.completeness import complete_run
-from training.feature_store.definitions import (
+from serving_core.feature_store.completeness import complete_run
+from serving_core.feature_store.definitions import (
     JOIN_KEY,
     OFFLINE_FILE,
     definitions,
     offline_frame,
 )
+from serving_core.feature_store.settings import FeatureStoreSettings, open_store
+from training.feature_store import sqlite_snapshot
 from training.feature_store.redis_snapshot import (
     restore_chunks,
     restore_layout,
     send,
     send_chunks,
 )
-from training.feature_store.settings import FeatureStoreSettings
-from training.features import FEATURES_FILE, load_feature_schema
+from training.features.pipeline import FEATURES_FILE, load_feature_schema
 
 log = structlog.get_logger(__name__)
 CHUNK_ROWS = 2_000
 _NULL = ValueProto()
-
-
-def open_store(settings: FeatureStoreSettings | None = None) -> FeatureStore:
-    return FeatureStore(config=(settings or FeatureStoreSettings()).repo_config())
 
 
 def export_offline(

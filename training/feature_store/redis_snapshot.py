@@ -52,8 +52,8 @@ from feast.repo_config import RepoConfig
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.connection import Connection
 
-from training.feature_store.definitions import EVENT_TIMESTAMP
-from training.feature_store.value_bytes import DOUBLE_TAG, check_double_encoding
+from serving_core.feature_store.definitions import EVENT_TIMESTAMP
+from serving_core.feature_store.value_bytes import DOUBLE_TAG, check_double_encoding
 
 # Clients per RESP blob (~3 KB each with 217 features). Every CRC step covers the whole
 # chunk: large enough to amortise NumPy's per-call cost (~3,500 steps per chunk), small

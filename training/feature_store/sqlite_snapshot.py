@@ -64,8 +64,8 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from feast.utils import to_naive_utc
 
-from training.feature_store.definitions import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from training.feature_store.value_bytes import DOUBLE_SIZE, DOUBLE_TAG, check_double_encoding
+from serving_core.feature_store.definitions import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from serving_core.feature_store.value_bytes import DOUBLE_SIZE, DOUBLE_TAG, check_double_encoding
 
 # Clients per transaction. Every view's rows of a chunk (~24 MB of pages at 217 features)
 # must fit the write cache: a spilled cache takes the lock that blocks readers before the

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import polars as pl
 
-from training.features.application import safe_divide
-from training.features.catalog import FeatureInfo, Unit, aggregate_info
-from training.sentinels import mask_sentinels
+from serving_core.application import safe_divide
+from serving_core.catalog import FeatureInfo, Unit, aggregate_info
+from serving_core.sentinels import mask_sentinels
 
 RECENT_DAYS = 365
 RECENT_MONTHS = 12

@@ -15,9 +15,9 @@ import polars as pl
 import structlog
 from rich.progress import Progress
 
+from serving_core.application import application_catalog, application_features
+from serving_core.catalog import FeatureInfo
 from training.features.aggregates import TABLE_FEATURES
-from training.features.application import application_catalog, application_features
-from training.features.catalog import FeatureInfo
 
 log = structlog.get_logger(__name__)
 FEATURES_FILE = "features.parquet"

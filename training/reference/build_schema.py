@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.schema import ID_COLUMNS, TABLE_NAMES, find_table_file
+from serving_core.schema import ID_COLUMNS, TABLE_NAMES, find_table_file
 
 DESCRIPTION_TABLE = {
     "application_train": "application_{train|test}.csv",
@@ -60,7 +60,7 @@ def build(source: Path) -> dict:
 
 def main() -> None:
     source = Path(sys.argv[1])
-    target = Path(__file__).with_name("schema.json")
+    target = Path(__file__).parents[2] / "serving_core" / "reference" / "schema.json"
     target.write_text(json.dumps(build(source), indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {target}")
 

@@ -4,7 +4,7 @@ Run once, by hand, on the real linked sample::
 
     python -m training.synthetic.fit ../shared/data/home-credit
 
-It writes ``training/reference/synthetic_stats.json.gz``. The real rows never leave the
+It writes ``serving_core/reference/synthetic_stats.json.gz``. The real rows never leave the
 sample folder: only marginals, correlations and count distributions are stored, and the
 generator reads nothing but that file.
 
@@ -47,7 +47,7 @@ import pandas as pd
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-from training.schema import DAYS_SENTINEL, DAYS_SENTINEL_COLUMNS, find_table_file, kaggle_schema
+from serving_core.schema import DAYS_SENTINEL, DAYS_SENTINEL_COLUMNS, find_table_file, kaggle_schema
 from training.synthetic.generate import STATS_PATH
 
 STATS_VERSION = 1

@@ -36,9 +36,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from scipy.special import ndtr, ndtri
 
-from training.schema import DAYS_SENTINEL, TABLE_NAMES, kaggle_schema
+from serving_core.ranges import STATS as STATS_PATH
+from serving_core.schema import DAYS_SENTINEL, TABLE_NAMES, kaggle_schema
 
-STATS_PATH = Path(__file__).resolve().parents[1] / "reference" / "synthetic_stats.json.gz"
 DAYS_PER_MONTH = 30.4375
 # Kaggle's train/test split (rows of application_train : application_test).
 KAGGLE_TRAIN, KAGGLE_TEST = 307_511, 48_744

@@ -35,15 +35,15 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from training.feature_store.completeness import mark_service
-from training.feature_store.definitions import (
+from serving_core.feature_store.completeness import mark_service
+from serving_core.feature_store.definitions import (
     APPLICATION_VIEW,
     HISTORY_VIEW,
     JOIN_KEY,
     ON_DEMAND_VIEW,
     request_fields,
 )
-from training.feature_store.value_bytes import DOUBLE, DOUBLE_SIZE, DOUBLE_TAG
+from serving_core.feature_store.value_bytes import DOUBLE, DOUBLE_SIZE, DOUBLE_TAG
 
 Backend = Literal["sdk", "direct", "auto"]
 SERVICE_PREFIX = "credit_model_v"

@@ -28,8 +28,8 @@ from feast import Entity, FeatureView, Field, FileSource, RequestSource, ValueTy
 from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_view
 from feast.types import Float64, Int64, String
 
-from training.features.application import application_catalog
-from training.schema import kaggle_schema
+from serving_core.application import application_catalog
+from serving_core.schema import kaggle_schema
 
 ENTITY_NAME = "client"
 JOIN_KEY = "SK_ID_CURR"
@@ -81,7 +81,7 @@ def _application_udf(inputs: pd.DataFrame) -> pd.DataFrame:
     # pipeline does with nulls; unknown columns are ignored by application_features.
     import polars as pl
 
-    from training.features.application import application_features
+    from serving_core.application import application_features
 
     return application_features(pl.from_pandas(inputs, nan_to_null=True)).to_pandas()
 

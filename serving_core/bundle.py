@@ -29,7 +29,7 @@ import pandas as pd
 from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _c_str, _safe_call
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from training.features.frame import RowEncoder
+from serving_core.frame import RowEncoder
 
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
@@ -142,7 +142,7 @@ class SingleRowPredictor:
 def _model_matrix(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
     # Imported late: the feature package is the single source of truth for model inputs, and
     # importing it lazily keeps `load()` usable in tools that only read bundle metadata.
-    from training.features.frame import model_matrix
+    from serving_core.frame import model_matrix
 
     return model_matrix(frame, schema)
 

@@ -11,9 +11,9 @@ from typing import TypeVar
 
 import polars as pl
 
-from training.features.catalog import FeatureInfo, raw_application_info
-from training.schema import CATEGORY_MISSING, DAYS_SENTINEL, kaggle_schema
-from training.sentinels import mask_sentinels
+from serving_core.catalog import FeatureInfo, raw_application_info
+from serving_core.schema import CATEGORY_MISSING, DAYS_SENTINEL, kaggle_schema
+from serving_core.sentinels import mask_sentinels
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 EXT_SOURCES = ("EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 import yaml
+from feast import FeatureStore
 from feast.repo_config import RepoConfig
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -140,3 +141,8 @@ class FeatureStoreSettings(BaseSettings):
         path = Path(path)
         path.write_text(yaml.safe_dump(self.config_dict(), sort_keys=False))
         return path
+
+
+def open_store(settings: FeatureStoreSettings | None = None) -> FeatureStore:
+    """The Feast store these settings describe (no network until it is read)."""
+    return FeatureStore(config=(settings or FeatureStoreSettings()).repo_config())

@@ -53,7 +53,7 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _tabl
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-from training.feature_store.definitions import JOIN_KEY
+from serving_core.feature_store.definitions import JOIN_KEY
 
 VIEWS = "views"  # the run's own record
 SQLITE_TABLE = "credit_feature_store_complete"

@@ -59,7 +59,7 @@ LINKS: tuple[Link, ...] = (
 
 # Kaggle's in-band codes for "no value". The typed tables keep them as they are (no data is
 # changed on conversion); the quality summary counts them and the feature pipeline turns
-# them into missing values with `training.sentinels`.
+# them into missing values with `serving_core.sentinels`.
 DAYS_SENTINEL = 365243  # "infinity" in day offsets: DAYS_EMPLOYED of pensioners/unemployed, ...
 DAYS_SENTINEL_COLUMNS: dict[str, tuple[str, ...]] = {
     "application_train": ("DAYS_EMPLOYED",),

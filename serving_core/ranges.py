@@ -4,7 +4,7 @@ Standard library only: the gateway (request schema) and the gRPC services (valid
 read it, so a partner meets one set of limits, whichever door they use.
 
 Ranges come from the observed minimum and maximum of each application column in the
-compact statistics shipped in ``training/reference/synthetic_stats.json.gz`` (real Home
+compact statistics shipped in ``serving_core/reference/synthetic_stats.json.gz`` (real Home
 Credit applications), widened by a margin that depends on what the column measures: a
 value beyond them is a typo, not an applicant. Categories are Kaggle's data dictionary:
 every value of the application tables, including ``XNA`` (not available) and the few
@@ -19,8 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-STATS = Path(__file__).resolve().parents[2] / "training" / "reference" / "synthetic_stats.json.gz"
-SCHEMA = Path(__file__).resolve().parents[2] / "training" / "reference" / "schema.json"
+STATS = Path(__file__).with_name("reference") / "synthetic_stats.json.gz"
+SCHEMA = Path(__file__).with_name("reference") / "schema.json"
 MISSING = "XNA"
 # Amounts (money) vary over orders of magnitude: a quarter of the smallest to four times
 # the largest observed. Counts: up to four times the largest observed.

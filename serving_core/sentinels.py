@@ -1,4 +1,4 @@
-"""Turn Kaggle's in-band "no value" codes into real missing values (see training.schema)."""
+"""Turn Kaggle's in-band "no value" codes into real missing values (see serving_core.schema)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ from typing import TypeVar
 
 import polars as pl
 
-from training.schema import CATEGORY_MISSING, DAYS_SENTINEL, DAYS_SENTINEL_COLUMNS, kaggle_schema
+from serving_core.schema import (
+    CATEGORY_MISSING,
+    DAYS_SENTINEL,
+    DAYS_SENTINEL_COLUMNS,
+    kaggle_schema,
+)
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
