@@ -128,6 +128,13 @@ def features_build(
     if_stale: Annotated[
         bool, typer.Option(help="Skip when the tables and the feature code are unchanged.")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="polars (one machine) or spark (PySpark: SPARK_MASTER, default local[*]; "
+            "docs/spark.md). Both give the same features."
+        ),
+    ] = "polars",
 ) -> None:
     """Typed tables -> features.parquet (one row per client) + feature_schema.json."""
     import json
@@ -154,7 +161,14 @@ def features_build(
         typer.echo(f"features in {out_dir} are current: not rebuilding")
         return
     stamp.unlink(missing_ok=True)
-    path = build_features(tables_dir, out_dir)
+    if engine == "spark":
+        from training.features.spark import build_features_spark
+
+        path = build_features_spark(tables_dir, out_dir)
+    elif engine == "polars":
+        path = build_features(tables_dir, out_dir)
+    else:
+        raise _fail(f"unknown engine {engine!r}: polars or spark")
     stamp.write_text(json.dumps(fingerprint) + "\n")
     typer.echo(f"features written to {path}")
 
