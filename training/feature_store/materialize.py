@@ -41,6 +41,7 @@ from serving_core.feature_store.definitions import (
 )
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
 from training.feature_store import sqlite_snapshot
+from training.feature_store.redis_cluster import restore_cluster
 from training.feature_store.redis_snapshot import (
     restore_chunks,
     restore_layout,
@@ -130,18 +131,20 @@ def _write_redis_snapshot(
 ) -> None:
     """A snapshot straight into Redis in Feast's layout, one command per client.
 
-    Single Redis (or Sentinel) and a frame carrying every view of the entity: one RESTORE
-    per client, built column-wise and streamed on one connection (``redis_snapshot``: the
-    server loads it ~10x faster than an HSET of ~218 fields). RESTORE replaces the client's
-    hash (fields of features no longer defined go), so anything else gets redis-py's
-    pipeline of HSETs (``_write_redis_pipelined``): a Redis Cluster (keys must be routed to
-    the node owning their slot), a subset of the views (the others' fields must stay), a
-    server refusing RESTORE (an ACL, some managed Redis). Both store Feast's exact bytes.
+    A frame carrying every view of the entity: one RESTORE per client, built column-wise
+    and streamed on one connection (``redis_snapshot``: the server loads it ~10x faster than
+    an HSET of ~218 fields); on a Redis Cluster, one such stream per master with the
+    clients of its hash slots (``redis_cluster``). RESTORE replaces the client's hash
+    (fields of features no longer defined go), so anything else gets redis-py's pipeline of
+    HSETs (``_write_redis_pipelined``): a subset of the views (the others' fields must
+    stay), a server refusing RESTORE (an ACL, some managed Redis). Both store Feast's exact
+    bytes.
     """
     if frame.height == 0:
         return
     cluster = store.config.online_store.redis_type == RedisType.redis_cluster
-    if cluster or not _every_view(store, views) or not _restore(store, frame, views, progress):
+    restore = _restore_cluster if cluster else _restore
+    if not _every_view(store, views) or not restore(store, frame, views, progress):
         _write_redis_pipelined(store, frame, views, progress)
 
 
@@ -183,6 +186,23 @@ def _restore(
         return True
     finally:
         client.connection_pool.release(connection)
+
+
+def _restore_cluster(
+    store: FeatureStore,
+    frame: pl.DataFrame,
+    views: list[FeatureView],
+    progress: Any | None = None,
+) -> bool:
+    """One RESTORE per client on the master of its hash slot (``redis_cluster``); False,
+    with nothing written, if the cluster refuses RESTORE."""
+    config = store.config
+    online_store = cast(RedisOnlineStore, store._get_provider().online_store)
+    client = online_store._get_client(config.online_store)
+    per_client = sum(len(v.features) for v in views)
+    advance = None if progress is None else lambda clients: progress(clients * per_client)
+    ttl = config.online_store.key_ttl_seconds
+    return restore_cluster(client, config, frame, views, JOIN_KEY, ttl, advance)
 
 
 def _write_redis_pipelined(

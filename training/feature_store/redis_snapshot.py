@@ -26,9 +26,9 @@ Feast's own writes byte for byte; even a listpack's DUMP is the same). Unlike HS
 RESTORE ... REPLACE replaces the client's whole hash: the caller uses it for snapshots of
 every view of the entity only.
 
-Single Redis (and Sentinel, whose client is the master's) only: one connection receives
-every key. A Redis Cluster spreads keys over nodes by hash slot, so the caller keeps
-redis-py's cluster pipeline for it.
+One connection receives every key: a single Redis (or Sentinel, whose client is the
+master's). A Redis Cluster spreads keys over masters by hash slot: ``redis_cluster`` splits
+the clients by master and streams each master its part with these same functions.
 """
 
 from __future__ import annotations
