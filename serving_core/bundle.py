@@ -36,6 +36,7 @@ CALIBRATOR_FILE = "calibrator.json"
 META_FILE = "bundle.json"
 REFUSED = "refused"
 GRANTED = "granted"
+REVIEW = "review"  # referred to an underwriter: too close to the threshold to decide alone
 
 CalibrationMethod = Literal["isotonic", "platt", "identity"]
 
@@ -189,11 +190,19 @@ class ScoringModel:
         """Calibrated probability of default."""
         return self.calibrator.predict(self.raw_score(frame))
 
-    def decide(self, p: float | np.ndarray) -> str | np.ndarray:
-        """Refuse when the calibrated probability reaches the cost-optimal threshold."""
+    def decide(self, p: float | np.ndarray, review_band: float = 0.0) -> str | np.ndarray:
+        """Refuse when the calibrated probability reaches the cost-optimal threshold; with a
+        ``review_band`` (probability points, e.g. 0.02), a probability closer to the
+        threshold than that is ``review`` (an underwriter decides) instead."""
+        if review_band < 0:
+            raise ValueError(f"review_band must be >= 0, got {review_band}")
         if np.ndim(p) == 0:
+            if abs(float(p) - self.threshold) < review_band:
+                return REVIEW
             return REFUSED if float(p) >= self.threshold else GRANTED
-        return np.where(np.asarray(p) >= self.threshold, REFUSED, GRANTED)
+        probabilities = np.asarray(p, dtype=np.float64)
+        decided = np.where(probabilities >= self.threshold, REFUSED, GRANTED)
+        return np.where(np.abs(probabilities - self.threshold) < review_band, REVIEW, decided)
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)

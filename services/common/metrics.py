@@ -40,6 +40,12 @@ MODEL_LOADED_AT = Gauge(
     "credit_model_loaded_timestamp_seconds", "When the served model was loaded (Unix time)."
 )
 MODEL_RELOADS = Counter("credit_model_reloads_total", "Model (re)loads by outcome.", ["outcome"])
+SHADOW_SCORES = Counter(
+    "credit_challenger_scores_total",
+    "Scores made in shadow by the challenger, by outcome: agree / disagree (with the "
+    "champion's decision) or failed (the champion's answer went out without it).",
+    ["outcome"],
+)
 FEATURE_READ_LATENCY = Histogram(
     "credit_feature_store_read_seconds",
     "Online feature-store read latency for one client.",

@@ -219,11 +219,25 @@ def _verified(target: Path, identity: dict[str, str]) -> ScoringModel | None:
 
 
 class ChampionFollower:
-    """Holds the champion model and swaps in a new one when the alias moves."""
+    """Holds the champion model and swaps in a new one when the alias moves.
 
-    def __init__(self, registry: ModelRegistry, poll_seconds: float = 10.0) -> None:
+    With ``shadow=True`` it follows a challenger instead (alias ``challenger``): the served
+    model's metrics (``credit_model*``) are left to the champion, and the model is dropped
+    when the alias is removed (the champion keeps the last one it had). A champion follower
+    given a ``challenger`` follower refreshes it too, on the same thread, after its own
+    refresh; the challenger's failures never reach the champion."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        poll_seconds: float = 10.0,
+        shadow: bool = False,
+        challenger: ChampionFollower | None = None,
+    ) -> None:
         self.registry = registry
         self.poll_seconds = poll_seconds
+        self.shadow = shadow
+        self.challenger = challenger
         self.model: ScoringModel | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -231,8 +245,25 @@ class ChampionFollower:
         self.on_change: Callable[[], None] | None = None  # e.g. flip gRPC health
 
     def refresh(self) -> bool:
-        """Check the alias once; load and swap when it moved. True when a swap happened."""
+        """Check the alias once; load and swap when it moved. True when a swap happened
+        (of this follower's model; its challenger's is checked too, its outcome only logged)."""
+        try:
+            return self._refresh()
+        finally:
+            if self.challenger is not None:
+                try:
+                    self.challenger.refresh()
+                except Exception as error:  # registry down: the shadow waits, nothing else
+                    log.error("challenger_poll_failed", error=str(error))
+
+    def _refresh(self) -> bool:
         version = self.registry.alias_version()
+        if version is None and self.shadow:
+            if self.model is not None:
+                log.info("challenger_removed", version=self.model.model_version)
+                self.model = None
+                return True
+            return False
         if version is None:
             if not self._waiting_logged:
                 log.warning(
@@ -249,9 +280,10 @@ class ChampionFollower:
         try:
             loaded = self.registry.load(version)
         except Exception as error:
-            MODEL_RELOADS.labels("failure").inc()
+            if not self.shadow:
+                MODEL_RELOADS.labels("failure").inc()
             log.error(
-                "model_load_failed",
+                "challenger_load_failed" if self.shadow else "model_load_failed",
                 version=version,
                 error=str(error),
                 keeping=current.model_version if current else None,
@@ -260,6 +292,10 @@ class ChampionFollower:
         self.model = loaded  # one reference swap: requests see old or new, never a mix
         if self.on_change is not None:
             self.on_change()
+        if self.shadow:
+            log.info("challenger_loaded", version=version,
+                     previous=current.model_version if current else None)  # fmt: skip
+            return True
         MODEL_RELOADS.labels("success").inc()
         MODEL_INFO.info({"version": version, "name": self.registry.settings.model_name})
         MODEL_LOADED_AT.set(time.time())
@@ -269,7 +305,8 @@ class ChampionFollower:
         return True
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="champion-follower", daemon=True)
+        name = "challenger-follower" if self.shadow else "champion-follower"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -280,8 +317,9 @@ class ChampionFollower:
             try:
                 self.refresh()
             except Exception as error:  # registry down: keep serving what we have
-                MODEL_RELOADS.labels("failure").inc()
-                log.error("registry_poll_failed", error=str(error))
+                if not self.shadow:
+                    MODEL_RELOADS.labels("failure").inc()
+                log.error("registry_poll_failed", error=str(error), shadow=self.shadow)
 
 
 class VersionCache:

@@ -22,7 +22,11 @@ from services.scoring.settings import ScoringSettings
 log = structlog.get_logger(__name__)
 SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
 NAN = math.nan
-DECISIONS = {"granted": common_pb2.DECISION_GRANTED, "refused": common_pb2.DECISION_REFUSED}
+DECISIONS = {
+    "granted": common_pb2.DECISION_GRANTED,
+    "refused": common_pb2.DECISION_REFUSED,
+    "review": common_pb2.DECISION_REVIEW,
+}
 
 
 def fill_feature_vector(vector: common_pb2.FeatureVector, features: dict[str, Any]) -> None:
@@ -68,7 +72,13 @@ def score_response(
         threshold=scored.threshold,
         distance_to_threshold=scored.distance_to_threshold,
         model_version=scored.model_version,
+        review_band=scored.review_band,
     )
+    if scored.shadow is not None:
+        response.shadow.model_version = scored.shadow.model_version
+        response.shadow.probability = scored.shadow.probability
+        response.shadow.decision = DECISIONS[scored.shadow.decision]
+        response.shadow.threshold = scored.shadow.threshold
     if packed:
         fill_inputs(response.inputs, scored, with_names=known_names_version != scored.model_version)
     else:  # a caller older than `inputs`
@@ -151,8 +161,18 @@ def create_server(
     SERVING while a champion is loaded and the online store is complete for its feature
     service; the follower and the store guard both update it when their state changes."""
     registry = ModelRegistry(settings.registry_settings(settings.model_alias))
-    follower = ChampionFollower(registry, poll_seconds=settings.poll_seconds)
-    handler = ScoringHandler(follower, features, settings.max_batch)
+    challenger = None
+    if settings.challenger_alias and settings.challenger_alias != settings.model_alias:
+        challenger = ChampionFollower(
+            ModelRegistry(settings.registry_settings(settings.challenger_alias)),
+            poll_seconds=settings.poll_seconds,
+            shadow=True,
+        )
+    # The champion's follower refreshes the challenger's too (one thread, one poll).
+    follower = ChampionFollower(registry, poll_seconds=settings.poll_seconds, challenger=challenger)
+    handler = ScoringHandler(
+        follower, features, settings.max_batch, settings.review_band, challengers=challenger
+    )
     server, health = build_server(
         address=f"{settings.host}:{settings.port}",
         service_names=[SERVICE],
@@ -184,7 +204,9 @@ def serve(settings: ScoringSettings | None = None) -> None:
     )
     server, follower, health = create_server(settings, features)
     start_following(follower, features)
-    log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port)
+    log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port,
+             review_band=settings.review_band,
+             challenger_alias=settings.challenger_alias or None)  # fmt: skip
 
     def stop() -> None:
         follower.stop()
