@@ -12,6 +12,9 @@ automatic checkpoint made the decision that crossed 1,000 WAL pages wait for it,
 stall every ~400 decisions. Decision ids are UUIDv7 (time-ordered): each insert lands at the
 right edge of the primary-key index instead of on a random page of it.
 
+A registered challenger's shadow score of a decision (model version, probability, decision)
+goes into ``shadow_scores``, in the decision's transaction; it is never returned to partners.
+
 Simulations (dashboard what-ifs) are logged too, flagged ``simulation=True``, so the audit
 trail shows what an advisor tried; they never count as decisions (metrics, default list).
 
@@ -114,9 +117,25 @@ class ActorRow(Base):
     advisor: Mapped[str] = mapped_column(String(64))
 
 
+class ShadowRow(Base):
+    """The challenger's score of a decision, made in shadow (never returned to the partner):
+    the material of ``credit challenger report`` before a promotion. A table of its own,
+    created when absent like ``outcomes`` (a log of an earlier version needs no migration),
+    kept when its decision is archived."""
+
+    __tablename__ = "shadow_scores"
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    probability: Mapped[float] = mapped_column(Double)
+    decision: Mapped[str] = mapped_column(String(16))
+    threshold: Mapped[float] = mapped_column(Double)
+
+
 # Built once: a statement built per write had its cache key computed again every time.
 INSERT = insert(DecisionRow)
 INSERT_ACTOR = insert(ActorRow)
+INSERT_SHADOW = insert(ShadowRow)
 OutcomeStatus = Literal["new", "unchanged", "conflicting"]
 
 
@@ -185,6 +204,17 @@ def record_outcome(connection: Connection, outcome: Outcome) -> tuple[OutcomeSta
 
 
 @dataclass(frozen=True)
+class ShadowScore:
+    """What the challenger would have decided (model version, probability, decision at its
+    own threshold)."""
+
+    model_version: str
+    probability: float
+    decision: str
+    threshold: float
+
+
+@dataclass(frozen=True)
 class Decision:
     decision_id: str
     created_at: datetime
@@ -198,10 +228,14 @@ class Decision:
     simulation: bool
     features: dict[str, Any]
     advisor: str | None = None  # the signed-in advisor behind the dashboard's key
+    shadow: ShadowScore | None = None  # the challenger's score (table shadow_scores)
 
     @staticmethod
     def new(**fields: Any) -> Decision:
         return Decision(decision_id=str(uuid6.uuid7()), created_at=datetime.now(UTC), **fields)
+
+
+SIDE_FIELDS = frozenset({"advisor", "shadow"})  # Decision fields kept in tables of their own
 
 
 def as_utc(created: datetime) -> datetime:
@@ -305,11 +339,15 @@ class DecisionLog:
         rows = [vars(d) for d in decisions]
         actors = [{"decision_id": r["decision_id"], "advisor": r["advisor"]}
                   for r in rows if r["advisor"]]  # fmt: skip
-        with self.engine.begin() as connection:  # one transaction: both or neither
-            connection.execute(INSERT, [{k: v for k, v in r.items() if k != "advisor"}
+        shadows = [{"decision_id": d.decision_id, **vars(d.shadow)}
+                   for d in decisions if d.shadow is not None]  # fmt: skip
+        with self.engine.begin() as connection:  # one transaction: all or nothing
+            connection.execute(INSERT, [{k: v for k, v in r.items() if k not in SIDE_FIELDS}
                                         for r in rows])  # fmt: skip
             if actors:
                 connection.execute(INSERT_ACTOR, actors)
+            if shadows:
+                connection.execute(INSERT_SHADOW, shadows)
         DECISION_COMMITS.observe(time.perf_counter() - started)
         DECISIONS_PER_COMMIT.observe(len(decisions))
 
@@ -325,6 +363,19 @@ class DecisionLog:
         if found is not None and actor is not None:
             found = dataclasses.replace(found, advisor=actor.advisor)
         return found
+
+    def _shadow(self, decision_id: str) -> ShadowScore | None:
+        with Session(self.engine) as session:
+            row = session.get(ShadowRow, decision_id)
+        if row is None:
+            return None
+        return ShadowScore(model_version=row.model_version, probability=row.probability,
+                           decision=row.decision, threshold=row.threshold)  # fmt: skip
+
+    async def shadow(self, decision_id: str) -> ShadowScore | None:
+        """The challenger's shadow score of a decision, if one was logged (for reports and
+        tests; the API never returns it)."""
+        return await run_in_threadpool(self._shadow, decision_id)
 
     def _recent(
         self,
