@@ -525,25 +525,48 @@ def outcomes_simulate(
     include_refused: Annotated[
         bool, typer.Option(help="Label refused decisions too (only a simulation can).")
     ] = False,
+    training_clients: Annotated[
+        bool,
+        typer.Option(
+            help="Label training clients too, with their own TARGET (in sample: the model "
+            "was fitted on them, so their figures flatter it)."
+        ),
+    ] = False,
 ) -> None:
-    """Demonstration: label logged decisions of training clients with their real TARGET
-    (outcomes of source `simulated`), granted decisions only unless --include-refused."""
+    """Demonstration: label logged decisions with what became of the clients: the synthetic
+    set's held-out truth of its test applicants (out of sample, source `simulated`), and with
+    --training-clients training clients' TARGET too (`simulated-train`); granted decisions
+    only unless --include-refused."""
+    import pandas as pd
     from sqlalchemy import create_engine
 
-    from services.gateway.outcomes import simulate_outcomes, training_targets
+    from services.gateway.outcomes import heldout_targets, simulate_outcomes, training_targets
 
+    tables_dir = PlatformSettings().tables_dir
     try:
-        targets = training_targets(PlatformSettings().tables_dir)
+        targets = heldout_targets(tables_dir)
     except FileNotFoundError as error:
-        raise _fail(str(error)) from None
+        if not training_clients:
+            raise _fail(str(error)) from None
+        targets = pd.Series(dtype=int)
+    in_sample = None
+    if training_clients:
+        try:
+            trained = training_targets(tables_dir)
+        except FileNotFoundError as error:
+            raise _fail(str(error)) from None
+        targets, in_sample = pd.concat([targets, trained]), trained.index
     engine = create_engine(database_url)
     try:
-        summary = simulate_outcomes(engine, targets, include_refused=include_refused)
+        summary = simulate_outcomes(
+            engine, targets, include_refused=include_refused, in_sample=in_sample
+        )
     finally:
         engine.dispose()
-    typer.echo(f"{summary.labelled:,} decision(s) labelled ({summary.defaulted:,} defaulted); "
-               f"skipped: {summary.refused_skipped:,} refused, {summary.unknown_client:,} "
-               f"without a known client's TARGET")  # fmt: skip
+    typer.echo(f"{summary.labelled:,} decision(s) labelled ({summary.defaulted:,} defaulted, "
+               f"{summary.in_sample:,} of training clients); skipped: "
+               f"{summary.refused_skipped:,} refused, {summary.unknown_client:,} without a "
+               "known truth")  # fmt: skip
 
 
 performance_app = typer.Typer(
@@ -584,12 +607,23 @@ def performance_report(
         overall = figures["overall"]
         auc = "n/a" if overall["auc"] is None else f"{overall['auc']:.4f}"
         training = figures["training_auc"]
+        ci = overall["auc_ci95"]
         typer.echo(
             f"model v{version}: {overall['decisions']:,} decisions, approval "
-            f"{overall['approval_rate']:.1%}, {overall['outcomes_known']:,} outcomes, realised "
-            f"AUC {auc} (training {'n/a' if training is None else f'{training:.4f}'}), "
+            f"{overall['approval_rate']:.1%}, {overall['outcomes_known']:,} outcomes "
+            f"({overall['defaults']:,} defaults), realised AUC {auc}"
+            f"{'' if ci is None else f' (95% {ci[0]:.3f}-{ci[1]:.3f})'} vs reference "
+            f"{_fmt(figures['reference_auc'])} (the model card's on the granted band; "
+            f"population {'n/a' if training is None else f'{training:.4f}'}), "
             f"calibration ratio {_fmt(overall['calibration_ratio'])}, PSI {_fmt(overall['psi'])}"
         )
+        if overall["exploration"] is not None:
+            explored = overall["exploration"]
+            typer.echo(
+                f"  exploration: {explored['decisions']:,} would-be refusals granted, "
+                f"{explored['outcomes_known']:,} outcomes ({explored['defaults']:,} defaults); "
+                f"AUC over every applicant (weighted) {_fmt(explored['auc_unbiased'])}"
+            )
         if overall["auc_all_outcomes"] is not None:
             typer.echo(
                 f"  with the {overall['outcomes_on_refused']:,} simulated outcomes of refused "
@@ -601,6 +635,51 @@ def performance_report(
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+challenger_app = typer.Typer(
+    help="Champion/challenger: the challenger's shadow scores.", no_args_is_help=True
+)
+app.add_typer(challenger_app, name="challenger")
+
+
+@challenger_app.command("report")
+def challenger_report_command(
+    database_url: DecisionLogUrl = DECISION_LOG_URL,
+    archive_dir: DecisionArchiveDir = DECISION_ARCHIVE_DIR,
+    version: Annotated[
+        str | None, typer.Option("--challenger", help="Only this challenger version.")
+    ] = None,
+    cost_fn: Annotated[float, typer.Option(min=0, help="Cost of a granted default.")] = 10.0,
+    cost_fp: Annotated[float, typer.Option(min=0, help="Cost of a refused good client.")] = 1.0,
+    out_dir: Annotated[Path | None, typer.Option(help="Default: ARTIFACTS_DIR/challenger.")] = (
+        None
+    ),
+) -> None:
+    """Before promoting a challenger: agreement with the champion, probability differences,
+    decisions that would flip, cost on known outcomes (shadow scores of real decisions)."""
+    from training.challenger import challenger_report
+
+    try:
+        report = challenger_report(
+            database_url, archive_dir if archive_dir.is_dir() else None, challenger=version,
+            cost_fn=cost_fn, cost_fp=cost_fp,
+            out_dir=out_dir or PlatformSettings().artifacts_dir / "challenger",
+        )  # fmt: skip
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    for pair in report["pairs"]:
+        diff, outcomes = pair["probability_difference"], pair["outcomes"]
+        flips = ", ".join(f"{k} {n:,}" for k, n in pair["flips"].items()) or "none"
+        typer.echo(
+            f"challenger v{pair['challenger']} vs champion v{pair['champion']}: "
+            f"{pair['decisions']:,} decisions, agreement {pair['agreement_rate']:.1%}; "
+            f"flips: {flips}; probability difference mean {diff['mean']:+.4f}, "
+            f"mean |d| {diff['mean_abs']:.4f}, p95 |d| {diff['p95_abs']:.4f}; "
+            f"cost on {outcomes['known']:,} known outcomes: champion "
+            f"{outcomes['cost_champion']:,.0f}, challenger {outcomes['cost_challenger']:,.0f}"
+        )
+    typer.echo(f"report: {report['report_json']}")
 
 
 @app.command("bench")
