@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from services.gateway.auth import Authenticator
+from services.gateway.auth import Authenticator, limiter_for
 from services.gateway.backends import Backends
 from services.gateway.decisions import DecisionLog
 from services.gateway.edge import EdgeGuard
@@ -19,6 +19,7 @@ from services.gateway.errors import Problem, install_handlers
 from services.gateway.keys import KeyStore
 from services.gateway.metrics import ObservabilityMiddleware
 from services.gateway.routes import ops, v1
+from services.gateway.service import CreditService
 from services.gateway.settings import GatewaySettings
 
 log = structlog.get_logger(__name__)
@@ -48,6 +49,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # grpc.aio channels belong to the running loop: created here, not at import.
         backends = Backends(settings)
         app.state.decisions, app.state.backends = decisions, backends
+        app.state.service = CreditService(backends, decisions, settings.max_batch)
         log.info("gateway_started", scoring=settings.scoring_address,
                  explainer=settings.explainer_address, keys=len(app.state.auth.keys),
                  database=decisions.engine.url.render_as_string(hide_password=True))  # fmt: skip
@@ -55,6 +57,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await backends.close()
+            await app.state.auth.limiter.aclose()
             decisions.close()
             log.info("gateway_stopped")
 
@@ -65,7 +68,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )  # fmt: skip
     app.state.settings = settings
     # Re-read when the key file changes: rotation and revocation need no restart.
-    app.state.auth = Authenticator(KeyStore(settings.api_keys_file, settings.api_keys))
+    # The rate limit is per process unless a Redis shared by every gateway process is named.
+    app.state.auth = Authenticator(
+        KeyStore(settings.api_keys_file, settings.api_keys),
+        limiter_for(settings.rate_limit_redis_url),
+    )
     install_handlers(app)
     # Added first, so inside the observability middleware (which counts its 401s and 413s).
     app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)

@@ -43,6 +43,11 @@ class GatewaySettings(BaseSettings):
         1_048_576, gt=0, le=64 * 1_048_576,
         description="Largest request body (413 above); a full batch is ~1 KB.",
     )  # fmt: skip
+    rate_limit_redis_url: str | None = Field(
+        None,
+        description="Redis holding the per-key rate limit (redis://host:port/db), shared by "
+        "every gateway process; unset: each process enforces the limit alone.",
+    )
     max_batch: int = Field(
         100, gt=0, le=500, description="Client ids in one batch request (scoring allows 500)."
     )
