@@ -25,7 +25,7 @@ from redis.cluster import RedisCluster
 from serving_core.feature_store.reader import OnlineFeatureReader, register_model_features
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
 from tests.conftest import write_minimal_tables
-from tests.redis_servers import redis_cluster, redis_server
+from tests.redis_servers import redis_cluster, redis_server, require_redis
 from training.feature_store import materialize as materialize_module
 from training.feature_store.materialize import materialize
 from training.feature_store.redis_cluster import rows_by_master
@@ -75,6 +75,7 @@ def features_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stores(
     tmp_path_factory: pytest.TempPathFactory, features_dir: Path
 ) -> Iterator[dict[str, FeatureStoreSettings]]:
+    require_redis()
     root = tmp_path_factory.mktemp("redis")
     project = f"cluster_{uuid.uuid4().hex[:8]}"
     with redis_server(root / "single") as (single, _), redis_cluster(root / "cluster") as ports:

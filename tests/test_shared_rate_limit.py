@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from services.gateway.keys import SCOPES, add_key
-from tests.redis_servers import free_port, redis_server
+from tests.redis_servers import free_port, redis_server, require_redis
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -91,6 +91,7 @@ def _burst(urls: list[str], key: str, requests: int) -> tuple[dict[str, list[int
 
 
 def test_two_gateways_enforce_one_limit(tmp_path: Path) -> None:
+    require_redis()
     keys = tmp_path / "keys.json"
     key = add_key(keys, "limited", SCOPES, rate_per_minute=LIMIT, partner="partner")
     with ExitStack() as stack:
