@@ -1,10 +1,10 @@
 """Where the feature store lives, read from the environment: one typed object, two setups.
 
 ``ONLINE_STORE=sqlite`` (default) keeps everything in files under ``data/feature_store`` so a
-laptop or CI job needs no server; ``redis`` / ``redis-cluster`` is production. The Feast
-``RepoConfig`` is built from these settings instead of a hand-edited YAML, so the services,
-the CronJob and the tests cannot drift apart; ``write_yaml`` renders the same config for the
-``feast`` CLI.
+laptop or CI job needs no server; ``redis`` / ``redis-cluster`` / ``redis-sentinel`` is
+production. The Feast ``RepoConfig`` is built from these settings instead of a hand-edited
+YAML, so the services, the CronJob and the tests cannot drift apart; ``write_yaml`` renders
+the same config for the ``feast`` CLI.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from feast.repo_config import RepoConfig
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-OnlineStoreKind = Literal["sqlite", "redis", "redis-cluster"]
+OnlineStoreKind = Literal["sqlite", "redis", "redis-cluster", "redis-sentinel"]
 
 
 def feast_redis_connection(url: str) -> str:
@@ -59,6 +59,12 @@ class FeatureStoreSettings(BaseSettings):
         validation_alias=AliasChoices(
             "FEAST_REDIS_CONNECTION_STRING", "REDIS_URL", "redis_connection"
         ),
+    )
+    # With redis-sentinel, redis_connection lists the Sentinels (host:port,host:port,...)
+    # and this names the master they watch; clients follow it through a failover.
+    redis_sentinel_master: str = Field(
+        "mymaster",
+        validation_alias=AliasChoices("REDIS_SENTINEL_MASTER", "redis_sentinel_master"),
     )
     # Redis expiry of a client's hash; None keeps clients until the next materialisation
     # overwrites them (the reader enforces the views' TTLs itself, see reader.py).
@@ -108,12 +114,15 @@ class FeatureStoreSettings(BaseSettings):
         if self.online_store == "redis-cluster":
             # Cluster nodes refuse SELECT: a db from a shared REDIS_URL must not reach them.
             connection = ",".join(p for p in connection.split(",") if not p.startswith("db="))
+        redis_type = {"redis-cluster": "redis_cluster", "redis-sentinel": "redis_sentinel"}
         config: dict[str, Any] = {
             "type": "redis",
-            "redis_type": "redis_cluster" if self.online_store == "redis-cluster" else "redis",
+            "redis_type": redis_type.get(self.online_store, "redis"),
             "connection_string": connection,
             "skip_dedup": self.redis_skip_dedup,
         }
+        if self.online_store == "redis-sentinel":
+            config["sentinel_master"] = self.redis_sentinel_master
         if self.redis_key_ttl_seconds:
             config["key_ttl_seconds"] = self.redis_key_ttl_seconds
         return config
