@@ -67,6 +67,13 @@ a.sign-out { color: #0b4f8a; text-decoration: underline; }
 /* A visible focus on everything reachable with the keyboard. */
 :focus-visible, input:focus-visible + span, label:focus-within {
   outline: 3px solid #0b4f8a !important; outline-offset: 2px; }
+/* Every tab stays a tab at any width (reflow): Gradio folds the tabs that do not fit on
+   one line into an unlabelled "More tabs" menu, measured on a hidden copy of the tabs;
+   the copy is made tiny so they always "fit", and the real ones wrap onto more lines. */
+#views .tab-container.visually-hidden button { font-size: 1px !important;
+  padding: 0 !important; min-width: 0 !important; width: 1px !important; }
+#views [role="tablist"] { flex-wrap: wrap !important; height: auto !important; }
+#views .overflow-menu { display: none !important; }
 /* The selected tab: dark enough on white (4.5:1). */
 button[role="tab"][aria-selected="true"] { color: #0b4f8a !important;
                                            border-color: #0b4f8a !important; }
@@ -424,9 +431,11 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
 
         def on_compare(state: dict[str, Any], feature: str | None, fx: str | None,
                        fy: str | None, code: str) -> dict[Any, Any]:  # fmt: skip
+            # An empty dict would be read as one value for five outputs (Gradio's "Error"
+            # badges on every output): nothing to change is said with gr.skip().
+            out: dict[Any, Any] = {dist_alt: gr.skip()}
             if not state.get("client_id"):
-                return {}
-            out: dict[Any, Any] = {}
+                return out
             # Each half fails alone: a missing histogram should not hide the neighbours.
             if feature:
                 try:
@@ -567,7 +576,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             title = t(code, "model_title", name=card["model_name"], version=card["model_version"])
             ratio = card["cost_false_negative"] / max(card["cost_false_positive"], 1e-9)
             text = "\n\n".join([
-                f"### {title}",
+                f"## {title}",
                 t(code, "model_text", thr=percent(card["threshold"], code),
                   fn=formats.number(ratio, code, 0 if ratio == round(ratio) else 1),
                   n=formats.number(card["n_features"], code)),
@@ -604,7 +613,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
 
         def on_open(code: str, wanted: str | None) -> dict[Any, Any]:
             """``?client=100002`` in the address opens that client once signed in."""
-            return on_lookup(wanted, code) if wanted else {}
+            return on_lookup(wanted, code) if wanted else {status: gr.skip()}
 
         everything = [
             ctx, lang, status, title_md, intro_md, lang_radio, sign_out, client_box, lookup_btn,

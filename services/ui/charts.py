@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,17 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 DAYS_PER_YEAR = 365.25
 
 
+def wrap(text: str, width: int) -> str:
+    """Long labels on several lines: Plotly never wraps, and a 320 px screen cuts them."""
+    return "<br>".join(textwrap.wrap(text, width, break_long_words=False)) or text
+
+
+def percent_suffix(lang: str) -> str:
+    """The unit after a percentage on an axis, spaced as the locale writes it."""
+    pattern = Locale.parse(formats.locale(lang)).percent_formats[None].pattern
+    return "\u00a0%" if "\u00a0%" in pattern or " %" in pattern else "%"
+
+
 def separators(lang: str) -> str:
     """Plotly's decimal mark and thousands separator, from the locale's own symbols."""
     symbols = Locale.parse(formats.locale(lang)).number_symbols["latn"]
@@ -28,7 +40,7 @@ def separators(lang: str) -> str:
 def _layout(fig: go.Figure, title: str, height: int = 360, lang: str = "en") -> go.Figure:
     fig.update_layout(
         separators=separators(lang),
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}},
+        title={"text": wrap(title, 34), "x": 0, "xanchor": "left", "font": {"size": 16}},
         template="plotly_white", height=height, font={"family": FONT, "size": 13,
                                                       "color": "#1a1a1a"},
         margin={"l": 10, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2},
@@ -45,10 +57,10 @@ def gauge(
     fig = go.Figure(
         go.Indicator(
             mode="gauge+number", value=round(probability * 100, 1),
-            number={"suffix": "\u00a0%" if lang == "fr" else "%", "font": {"size": 40},
+            number={"suffix": percent_suffix(lang), "font": {"size": 40},
                     "valueformat": ".1f"},
             gauge={
-                "axis": {"range": [0, top], "ticksuffix": "%"},
+                "axis": {"range": [0, top], "ticksuffix": percent_suffix(lang)},
                 "bar": {"color": VERMILLION if refused else BLUE, "thickness": 0.35},
                 "steps": [{"range": [0, threshold * 100], "color": LIGHT_BLUE},
                           {"range": [threshold * 100, top], "color": LIGHT_ORANGE}],
@@ -73,6 +85,7 @@ def waterfall(
     """``rows``: (plain label with the client's value, change in percentage points),
     strongest first; ``start`` and ``end``: probabilities in % (views.probability_path)."""
     names = [labels["start"], *[label for label, _ in rows], labels["others"], labels["end"]]
+    names = [wrap(name, 26) for name in names]
     values = [start, *[value for _, value in rows], others, end]
     measures = ["absolute", *["relative"] * (len(rows) + 1), "total"]
     text = [formats.percent(start / 100, lang), *[formats.points(v, lang) for _, v in rows],
@@ -91,9 +104,10 @@ def waterfall(
     path = [start]
     for value in [*[v for _, v in rows], others]:
         path.append(path[-1] + value)
-    fig.update_xaxes(title={"text": axis, "font": {"size": 12}}, range=[0, 1.3 * max(path)],
-                     ticksuffix="\u00a0%" if lang == "fr" else "%", automargin=True)  # fmt: skip
-    return _layout(fig, title, height=150 + 30 * len(names), lang=lang)
+    fig.update_xaxes(title={"text": wrap(axis, 40), "font": {"size": 12}}, automargin=True,
+                     range=[0, 1.3 * max(path)], ticksuffix=percent_suffix(lang))  # fmt: skip
+    lines = sum(name.count("<br>") + 1 for name in names)
+    return _layout(fig, title, height=170 + 22 * lines, lang=lang)
 
 
 def _to_years(values: Sequence[float]) -> list[float]:
@@ -113,8 +127,8 @@ def distribution(
     """Share of each outcome group per bin (or category), client's value marked."""
     repaid, defaulted = population["repaid"], population["defaulted"]
     total_r, total_d = max(sum(repaid), 1), max(sum(defaulted), 1)
-    share_r = [c / total_r for c in repaid]
-    share_d = [c / total_d for c in defaulted]
+    share_r = [100 * c / total_r for c in repaid]
+    share_d = [100 * c / total_d for c in defaulted]
     fig = go.Figure()
     marker_x: Any = client_value
     if population["categories"]:
@@ -138,8 +152,8 @@ def distribution(
     fig.add_bar(x=x, y=share_d, name=names["defaulted"], width=width, offsetgroup="d",
                 marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}})  # fmt: skip
     fig.update_layout(barmode="group", bargap=0.15)
-    fig.update_yaxes(title=y_axis, tickformat=".0%")
-    fig.update_xaxes(title=x_axis)
+    fig.update_yaxes(title=wrap(y_axis, 30), ticksuffix=percent_suffix(lang))
+    fig.update_xaxes(title=wrap(x_axis, 40))
     if marker_x is not None and not (isinstance(marker_x, float) and math.isnan(marker_x)):
         if population["categories"]:
             # A category axis has no numeric position: annotate the bar group instead.
@@ -173,8 +187,8 @@ def scatter(
         fig.add_scatter(x=[client[0]], y=[client[1]], mode="markers", name=names["client"],
                         marker={"color": BLACK, "symbol": "star", "size": 18,
                                 "line": {"color": "white", "width": 1}})  # fmt: skip
-    fig.update_xaxes(title=x_label)
-    fig.update_yaxes(title=y_label)
+    fig.update_xaxes(title=wrap(x_label, 40))
+    fig.update_yaxes(title=wrap(y_label, 30))
     return _layout(fig, title, height=400, lang=lang)
 
 
@@ -184,10 +198,15 @@ def importance(
     """``rows``: (label, mean |SHAP|); drawn as each factor's share of their total."""
     total = sum(v for _, v in rows) or 1.0
     shares = [v / total for _, v in rows]
-    fig = go.Figure(go.Bar(x=shares, y=[label for label, _ in rows], orientation="h",
+    fig = go.Figure(go.Bar(x=[100 * v for v in shares], y=[wrap(label, 26) for label, _ in rows],
+                           orientation="h",
                            marker_color=BLUE, hoverinfo="skip",
                            text=[formats.percent(v, lang, 0) for v in shares],
                            textposition="outside", cliponaxis=False))  # fmt: skip
     fig.update_yaxes(autorange="reversed", automargin=True)
-    fig.update_xaxes(title=axis, tickformat=".0%", range=[0, 1.25 * max(shares, default=1)])
+    fig.update_xaxes(
+        title=wrap(axis, 40),
+        ticksuffix=percent_suffix(lang),
+        range=[0, 125 * max(shares, default=1)],
+    )
     return _layout(fig, title, height=120 + 26 * len(rows), lang=lang)

@@ -129,11 +129,11 @@ def reasons(lang: str, explanation: dict[str, Any], values: dict[str, Any] | Non
             return f"- {t(lang, 'none')}"
         return "\n".join(f"- {worded(r)}" for r in reasons[:MAX_REASONS])
 
-    parts = [f"### {t(lang, 'raising')}", items(explanation["raising"]),
-             f"### {t(lang, 'lowering')}", items(explanation["lowering"])]  # fmt: skip
+    parts = [f"## {t(lang, 'raising')}", items(explanation["raising"]),
+             f"## {t(lang, 'lowering')}", items(explanation["lowering"])]  # fmt: skip
     hint = counterfactual(lang, explanation, units or {})
     if hint:
-        parts += [f"### {t(lang, 'counterfactual')}", hint]
+        parts += [f"## {t(lang, 'counterfactual')}", hint]
     return "\n\n".join(parts)
 
 
@@ -307,5 +307,5 @@ def neighbours_summary(code: str, k: int, d: int) -> str:
         d=formats.number(d, code),
         rate=percent(d / max(k, 1), code, 0),
     )
-    return (f'<div class="profile"><h3>{t(code, "neighbours_title")}</h3>'
+    return (f'<div class="profile"><h2>{t(code, "neighbours_title")}</h2>'
             f"<p>{html.escape(summary)}</p></div>")  # fmt: skip
