@@ -268,12 +268,28 @@ def bench_decision_archive(settings: PlatformSettings, work: Path, clients: int)
     }
 
 
+def _scale_out(name: str) -> Benchmark:
+    """A benchmark of ``credit.scale_bench`` (issue 21), imported when it runs."""
+
+    def run(settings: PlatformSettings, work: Path, clients: int) -> dict[str, Any]:
+        from credit import scale_bench
+
+        result: dict[str, Any] = getattr(scale_bench, name)(settings, work, clients)
+        return result
+
+    return run
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "rest": bench_rest,
     "grpc": bench_grpc_services,
     "full_scale": bench_full_scale,
     "feature_store": bench_feature_store_default,
     "decision_archive": bench_decision_archive,
+    # Spark vs polars features, Redis Cluster materialisation, 1 vs 2 scoring replicas.
+    "spark_features": _scale_out("bench_spark_features"),
+    "redis_cluster": _scale_out("bench_redis_cluster"),
+    "scale_out": _scale_out("bench_scale_out"),
 }
 
 

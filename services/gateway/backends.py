@@ -8,6 +8,7 @@ gateway itself logs decisions, after the call).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -71,9 +72,14 @@ class Backend:
 # answered 503 for ~40 s while the backend was already serving again. Backends are on the
 # cluster network, so retrying the connection every second at most costs nothing. (Not
 # grpc.min_reconnect_backoff_ms: it is also the connect timeout, which must stay long.)
+#
+# Calls go round robin over every address the target resolves to: a headless Service's
+# dns:///scoring:50051 (one address per pod) or ipv4:10.0.0.1:50051,10.0.0.2:50051. gRPC's
+# default (pick_first) sends every call of the gateway's one HTTP/2 connection to one pod.
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
 ]
 
 

@@ -501,3 +501,19 @@ def build_features_spark(
         seconds=round(time.perf_counter() - started, 2),
     )
     return out_dir / FEATURES_FILE
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``spark-submit training/features/spark.py TABLES OUT`` (docs/spark.md)."""
+    import sys
+
+    tables, out = (argv if argv is not None else sys.argv[1:])[:2]
+    spark = spark_session()
+    try:
+        build_features_spark(tables, out, spark=spark, keep_spark_output=True)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()
