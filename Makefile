@@ -124,6 +124,8 @@ lint: venv ## ruff (lint, formatting: ruff format . fixes it), mypy, import cont
 
 bench: venv ## Measure speed and memory -> artifacts/bench.{json,md} (REST/gRPC: after make up)
 	@bash scripts/apt-install.sh wrk
+	@# Spark's local mode (spark_features) and the bench's own Redis Cluster (redis_cluster).
+	@bash scripts/ensure-test-tools.sh
 	$(BIN)/credit bench
 
 clean: ## Remove generated data, artefacts and the local MLflow store (keeps .venv)
