@@ -32,6 +32,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "refused": "REFUSED",
         "outcome_granted": "granted",
         "outcome_refused": "refused",
+        "review": "REFER TO AN UNDERWRITER",  # within the review band of the threshold
+        "outcome_review": "referred to an underwriter",
         "decision_line": "**{mark} {word}**: probability of default **{p}**, {gap} {side} "
         "the threshold of {thr} (refused at {thr} or more).",
         "decision_line_at": "**{mark} {word}**: probability of default **{p}**, at the "
@@ -155,6 +157,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "refused": "REFUSÉ",
         "outcome_granted": "accordée",
         "outcome_refused": "refusée",
+        "review": "À ÉTUDIER PAR UN ANALYSTE",
+        "outcome_review": "transmise à un analyste",
         "decision_line": "**{mark} {word}** : probabilité de défaut **{p}**, {gap} {side} "
         "du seuil de {thr} (refus à partir de {thr}).",
         "decision_line_at": "**{mark} {word}** : probabilité de défaut **{p}**, au niveau du "

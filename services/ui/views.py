@@ -157,7 +157,8 @@ def decision_html(lang: str, probability: float, threshold: float, decision: str
                    meta: str = "") -> str:  # fmt: skip
     refused = decision == "refused"
     p, thr = percent(probability, lang), percent(threshold, lang)
-    mark, word = "✗" if refused else "✓", t(lang, decision)
+    mark = "?" if decision == "review" else "✗" if refused else "✓"  # review: an underwriter
+    word = t(lang, decision)
     # The gap as shown: the two percentages' difference, rounded like them, so the page
     # never says "0.0 points above" (nor "under 10%" next to "10.2%").
     gap = round(100 * probability, 1) - round(100 * threshold, 1)
