@@ -300,3 +300,80 @@ def test_global_importance_ranks_the_signal_first() -> None:
     assert table["feature"].iloc[0] == "signal"
     assert table["mean_abs_shap"].iloc[0] > 5 * table["mean_abs_shap"].iloc[1]
     assert table["gain_share"].sum() == pytest.approx(1.0)
+
+
+# --- seed bagging and monotone constraints -----------------------------------------------
+
+
+def test_average_boosters_serves_the_mean_log_odds_with_exact_contributions() -> None:
+    """The averaged model is one ordinary booster: raw score = mean of the models' raw
+    scores, probability = its sigmoid, TreeSHAP contributions = the mean contributions."""
+    X, y = _frame(800, seed=6)
+    boosters = [
+        modeling.fit_booster(X, y, modeling.bag_params(modeling.lgb_params(seed=0), bag), n)
+        for bag, n in enumerate((40, 25, 60))
+    ]
+    merged = modeling.average_boosters(boosters)
+    assert merged.num_trees() == 125
+    raws = np.mean([b.predict(X, raw_score=True) for b in boosters], axis=0)
+    np.testing.assert_allclose(merged.predict(X, raw_score=True), raws, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(merged.predict(X), 1 / (1 + np.exp(-raws)), rtol=1e-9)
+    contributions = np.mean([b.predict(X, pred_contrib=True) for b in boosters], axis=0)
+    np.testing.assert_allclose(merged.predict(X, pred_contrib=True), contributions, atol=1e-9)
+    # The bagged models differ (other seeds), so the mean is not any one of them.
+    assert not np.allclose(boosters[0].predict(X, raw_score=True), raws)
+    assert modeling.average_boosters(boosters[:1]) is boosters[0]
+
+
+def test_bagged_cv_is_honest_and_serves_what_it_measured() -> None:
+    X, y = _frame(1500, seed=4)
+    folds = modeling.make_folds(y, 3, seed=0)
+    params = modeling.lgb_params(seed=0, quick=True)
+    cv = modeling.cross_validate_lgbm(X, y, folds, params, n_bags=3, **FAST)
+    assert cv.n_bags == 3 and len(cv.bag_iterations) == 3
+    assert all(len(fold) == 3 for fold in cv.bag_iterations)
+    assert len(cv.bag_rounds) == 3
+    assert cv.booster is not None and cv.booster.num_trees() == sum(cv.bag_rounds)
+    single = modeling.cross_validate_lgbm(X, y, folds, params, refit=False, **FAST)
+    # Bag 0 is the single model: same seed, same inner split, same tree count.
+    assert [fold[0] for fold in cv.bag_iterations] == single.best_iterations
+    assert not np.allclose(cv.oof, single.oof)
+    # Shuffling the scored fold's labels changes none of its models or predictions.
+    scored = folds[1][1]
+    y_shuffled = y.copy()
+    y_shuffled[scored] = np.random.default_rng(1).permutation(y[scored])
+    again = modeling.cross_validate_lgbm(
+        X, y_shuffled, folds, params, n_bags=3, refit=False, **FAST
+    )
+    assert again.bag_iterations[1] == cv.bag_iterations[1]
+    np.testing.assert_array_equal(again.oof[scored], cv.oof[scored])
+    assert all(o >= h - 1e-9 for o, h in zip(cv.optimistic_fold_auc, cv.fold_auc, strict=True))
+
+
+def test_monotone_constraints_follow_credit_logic() -> None:
+    columns = ["EXT_SOURCE_1", "EXT_SOURCE_STD", "EXT_SOURCE_MEAN", "EXT_SOURCE_PROD",
+               "AMT_CREDIT", "DAYS_BIRTH", "INST_DPD_MEAN", "BB_LATE_SHARE_MAX",
+               "POS_SK_DPD_DEF_MAX", "BUREAU_CREDIT_DAY_OVERDUE_MAX", "INST_PAID_SHARE_MEAN",
+               "BUREAU_AMT_CREDIT_SUM_DEBT_SUM_ACTIVE"]  # fmt: skip
+    assert modeling.monotone_constraints(columns) == [-1, 0, -1, -1, 0, 0, 1, 1, 1, 1, 0, 0]
+    assert "monotone_constraints" not in modeling.lgb_params(seed=0, columns=["AMT_CREDIT"])
+
+
+def test_higher_external_score_never_raises_the_risk() -> None:
+    """Data where the risk rises again at high external scores (a pocket of bad clients):
+    unconstrained, the model follows it; constrained, the risk never rises with the score."""
+    rng = np.random.default_rng(7)
+    n = 4000
+    score = rng.uniform(size=n)
+    other = rng.normal(size=n)
+    risk = 0.3 - 0.25 * score + np.where(score > 0.8, 0.3, 0.0)
+    y = (rng.uniform(size=n) < risk).astype(int)
+    X = pd.DataFrame({"EXT_SOURCE_3": score, "AMT_CREDIT": other})
+    grid = pd.DataFrame({"EXT_SOURCE_3": np.linspace(0, 1, 201), "AMT_CREDIT": 0.0})
+
+    def fitted(columns: list[str] | None) -> np.ndarray:
+        params = modeling.lgb_params(seed=0, quick=True, columns=columns)
+        return modeling.fit_booster(X, y, params, 100).predict(grid, num_threads=1)
+
+    assert np.diff(fitted(None)).max() > 0.05  # the pocket is learnt without the constraint
+    assert np.diff(fitted(list(X.columns))).max() <= 1e-12

@@ -259,6 +259,34 @@ def test_single_row_predictor_frees_its_configs_without_module_globals(
     assert unraisable == []
 
 
+def test_bagged_model_serves_the_average_and_respects_credit_logic(tmp_path: Path) -> None:
+    """Full mode's seed bagging and monotone constraints, end to end: the served booster is
+    the average of the bags (every tree of every bag), the single-row path gives the batch
+    path's probabilities, and a higher external score never raises the served risk."""
+    metrics = run_training(
+        write_features(tmp_path / "features", seed=3, informative=True), tmp_path / "artifacts",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", model_name=MODEL, quick=True,
+        progress=False, n_bags=2,
+    )  # fmt: skip
+    assert metrics["n_bags"] == 2
+    assert all(len(fold) == 2 for fold in metrics["bag_iterations"])
+    assert metrics["monotone"] == {"decreasing": ["EXT_SOURCE_2"], "increasing": []}
+    bundle = ScoringModel.load(tmp_path / "artifacts" / "model")
+    assert bundle.booster.num_trees() == metrics["n_trees"]
+    assert metrics["n_trees"] > max(max(fold) for fold in metrics["bag_iterations"]) // 2
+    frame = pd.read_parquet(tmp_path / "features" / "features.parquet").head(50)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    single = np.array([bundle.predict_one(row)[1] for row in rows])
+    np.testing.assert_allclose(single, bundle.predict_proba(frame), rtol=0, atol=1e-12)
+    for value in frame.index[:10]:
+        grid = pd.concat([frame.loc[[value]]] * 41, ignore_index=True)
+        grid["EXT_SOURCE_2"] = np.linspace(-3, 3, 41)
+        assert np.diff(bundle.predict_proba(grid)).max() <= 1e-12
+    card = (tmp_path / "artifacts" / "model_card.md").read_text()
+    assert "Seed bagging: 2 models per fold" in card
+    assert "the risk never rises with EXT_SOURCE_2" in card
+
+
 def test_real_sample_model_is_smooth_calibrated_and_honestly_evaluated(
     real_sample: Path, tmp_path: Path
 ) -> None:

@@ -300,7 +300,22 @@ def _model_card(m: dict[str, Any], schema: dict[str, Any], importance: pd.DataFr
         f"{m['pr_auc']:.4f}.",
         "- Each fold's tree count is chosen on an inner split of its training part "
         f"(best iterations {min(m['best_iterations'])} to {max(m['best_iterations'])}); the "
-        "scored fold takes part in no choice.",
+        "scored fold takes part in no choice."
+        + (
+            f" Seed bagging: {m['n_bags']} models per fold, each with its own seed and inner "
+            f"split, averaged (log-odds); the served model averages {m['n_bags']} models "
+            f"({m['n_trees']} trees in all)."
+            if m["n_bags"] > 1
+            else ""
+        ),
+        "- Monotone constraints (credit logic, not learnt): the risk never rises with "
+        + (", ".join(m["monotone"]["decreasing"]) or "no input")
+        + (
+            "; never falls with " + ", ".join(m["monotone"]["increasing"])
+            if m["monotone"]["increasing"]
+            else ""
+        )
+        + ".",
         f"- Optimistic, for comparison only (tree count chosen on the scored fold): "
         f"{m['optimistic']['auc_mean']:.4f} ± {m['optimistic']['auc_std']:.4f}.",
         f"- Class weighting: `{m['imbalance']['chosen']}` — {m['imbalance']['reason']}. "
@@ -432,7 +447,10 @@ def run_training(
     progress: bool = True,
     data_source: str = "",
 ) -> dict[str, Any]:
-    """Train and register a model; returns the metrics written to ``metrics.json``."""
+    """Train and register a model; returns the metrics written to ``metrics.json``.
+
+    ``n_bags``: LightGBM models per fold and in the served model, each with its own seed,
+    averaged (default ``modeling.FULL_BAGS``, 1 in quick mode)."""
     started = time.perf_counter()
     features_dir, artifacts_dir = Path(features_dir), Path(artifacts_dir)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -440,6 +458,7 @@ def run_training(
         n_folds = min(n_folds, 3)
     rounds = {
         "num_boost_round": 300 if quick else 3000,
+    n_bags: int | None = None,
         "early_stopping_rounds": 20 if quick else 100,
     }
 
@@ -447,6 +466,8 @@ def run_training(
     frame = pd.read_parquet(features_dir / FEATURES_FILE)
     train = frame[frame["split"] == "train"].reset_index(drop=True)
     y = train["TARGET"].to_numpy().astype(np.int64)
+    if n_bags is None:
+        n_bags = 1 if quick else modeling.FULL_BAGS
 
     # Protected attributes leave the schema itself, so the bundle's model_matrix can't see them.
     columns = [
@@ -465,16 +486,26 @@ def run_training(
     log.info("train.data", n_train=len(y), n_features=X.shape[1], default_rate=float(y.mean()))
 
     folds = modeling.make_folds(y, n_folds, seed)
-    with _steps(progress, total=7) as step:
+    with _steps(progress, total=8) as step:
         step("class weighting comparison")
         choice = modeling.compare_imbalance(
             X, y, folds, seed=seed, quick=quick, cost_fn=cost_fn, cost_fp=cost_fp,
             progress=step, **rounds,
         )  # fmt: skip
         cv = choice.results[choice.chosen]
-        step(f"refit on all {len(y)} rows ({cv.refit_rounds} trees)", advance=True)
-        booster = modeling.fit_booster(X, y, cv.params, cv.refit_rounds)
+        step(f"seed bagging: {n_bags} models per fold", advance=True)
+        if n_bags > 1:
+            # The weighting is chosen on single models; the chosen settings are then
+            # measured again, honestly, as the averaged models that will be served.
+            cv = modeling.cross_validate_lgbm(
+                X, y, folds, cv.params, n_bags=n_bags, refit=False, progress=step,
+                num_boost_round=rounds["num_boost_round"],
+                early_stopping_rounds=rounds["early_stopping_rounds"],
+            )  # fmt: skip
+        step(f"refit on all {len(y)} rows ({n_bags} x {cv.bag_rounds} trees)", advance=True)
+        booster = modeling.fit_final(X, y, cv)
 
+        constraints = cv.params.get("monotone_constraints", [0] * X.shape[1])
         step("calibration", advance=True)
         calibration = modeling.fit_calibration(y, cv.oof, folds)
         p_cal = calibration.calibrator.predict(cv.oof)
@@ -558,7 +589,13 @@ def run_training(
             },
             "fold_auc": cv.fold_auc,
             "best_iterations": cv.best_iterations,
-            "n_trees": cv.refit_rounds,
+            "bag_iterations": cv.bag_iterations,
+            "n_bags": n_bags,
+            "n_trees": int(sum(cv.bag_rounds)),
+            "monotone": {
+                "decreasing": [c for c, m in zip(X.columns, constraints, strict=True) if m < 0],
+                "increasing": [c for c, m in zip(X.columns, constraints, strict=True) if m > 0],
+            },
             "threshold": decision.threshold,
             "cost_fn": cost_fn,
             "cost_fp": cost_fp,
@@ -649,7 +686,14 @@ def run_training(
         ) as run:
             mlflow.log_params(
                 {
-                    **{k: v for k, v in cv.params.items() if k != "metric"},
+                    **{
+                        k: v
+                        for k, v in cv.params.items()
+                        if k not in ("metric", "monotone_constraints")
+                    },
+                    "n_bags": n_bags,
+                    "monotone_decreasing": ",".join(metrics["monotone"]["decreasing"]) or "none",
+                    "monotone_increasing": ",".join(metrics["monotone"]["increasing"]) or "none",
                     "n_folds": n_folds,
                     "quick": quick,
                     "class_weighting": choice.chosen,
