@@ -446,6 +446,7 @@ def run_training(
     seed: int = 42,
     progress: bool = True,
     data_source: str = "",
+    n_bags: int | None = None,
 ) -> dict[str, Any]:
     """Train and register a model; returns the metrics written to ``metrics.json``.
 
@@ -456,9 +457,10 @@ def run_training(
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     if quick:
         n_folds = min(n_folds, 3)
+    if n_bags is None:
+        n_bags = 1 if quick else modeling.FULL_BAGS
     rounds = {
         "num_boost_round": 300 if quick else 3000,
-    n_bags: int | None = None,
         "early_stopping_rounds": 20 if quick else 100,
     }
 
@@ -466,8 +468,6 @@ def run_training(
     frame = pd.read_parquet(features_dir / FEATURES_FILE)
     train = frame[frame["split"] == "train"].reset_index(drop=True)
     y = train["TARGET"].to_numpy().astype(np.int64)
-    if n_bags is None:
-        n_bags = 1 if quick else modeling.FULL_BAGS
 
     # Protected attributes leave the schema itself, so the bundle's model_matrix can't see them.
     columns = [
