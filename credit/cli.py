@@ -525,25 +525,48 @@ def outcomes_simulate(
     include_refused: Annotated[
         bool, typer.Option(help="Label refused decisions too (only a simulation can).")
     ] = False,
+    training_clients: Annotated[
+        bool,
+        typer.Option(
+            help="Label training clients too, with their own TARGET (in sample: the model "
+            "was fitted on them, so their figures flatter it)."
+        ),
+    ] = False,
 ) -> None:
-    """Demonstration: label logged decisions of training clients with their real TARGET
-    (outcomes of source `simulated`), granted decisions only unless --include-refused."""
+    """Demonstration: label logged decisions with what became of the clients: the synthetic
+    set's held-out truth of its test applicants (out of sample, source `simulated`), and with
+    --training-clients training clients' TARGET too (`simulated-train`); granted decisions
+    only unless --include-refused."""
+    import pandas as pd
     from sqlalchemy import create_engine
 
-    from services.gateway.outcomes import simulate_outcomes, training_targets
+    from services.gateway.outcomes import heldout_targets, simulate_outcomes, training_targets
 
+    tables_dir = PlatformSettings().tables_dir
     try:
-        targets = training_targets(PlatformSettings().tables_dir)
+        targets = heldout_targets(tables_dir)
     except FileNotFoundError as error:
-        raise _fail(str(error)) from None
+        if not training_clients:
+            raise _fail(str(error)) from None
+        targets = pd.Series(dtype=int)
+    in_sample = None
+    if training_clients:
+        try:
+            trained = training_targets(tables_dir)
+        except FileNotFoundError as error:
+            raise _fail(str(error)) from None
+        targets, in_sample = pd.concat([targets, trained]), trained.index
     engine = create_engine(database_url)
     try:
-        summary = simulate_outcomes(engine, targets, include_refused=include_refused)
+        summary = simulate_outcomes(
+            engine, targets, include_refused=include_refused, in_sample=in_sample
+        )
     finally:
         engine.dispose()
-    typer.echo(f"{summary.labelled:,} decision(s) labelled ({summary.defaulted:,} defaulted); "
-               f"skipped: {summary.refused_skipped:,} refused, {summary.unknown_client:,} "
-               f"without a known client's TARGET")  # fmt: skip
+    typer.echo(f"{summary.labelled:,} decision(s) labelled ({summary.defaulted:,} defaulted, "
+               f"{summary.in_sample:,} of training clients); skipped: "
+               f"{summary.refused_skipped:,} refused, {summary.unknown_client:,} without a "
+               "known truth")  # fmt: skip
 
 
 performance_app = typer.Typer(
@@ -584,12 +607,23 @@ def performance_report(
         overall = figures["overall"]
         auc = "n/a" if overall["auc"] is None else f"{overall['auc']:.4f}"
         training = figures["training_auc"]
+        ci = overall["auc_ci95"]
         typer.echo(
             f"model v{version}: {overall['decisions']:,} decisions, approval "
-            f"{overall['approval_rate']:.1%}, {overall['outcomes_known']:,} outcomes, realised "
-            f"AUC {auc} (training {'n/a' if training is None else f'{training:.4f}'}), "
+            f"{overall['approval_rate']:.1%}, {overall['outcomes_known']:,} outcomes "
+            f"({overall['defaults']:,} defaults), realised AUC {auc}"
+            f"{'' if ci is None else f' (95% {ci[0]:.3f}-{ci[1]:.3f})'} vs reference "
+            f"{_fmt(figures['reference_auc'])} (the model card's on the granted band; "
+            f"population {'n/a' if training is None else f'{training:.4f}'}), "
             f"calibration ratio {_fmt(overall['calibration_ratio'])}, PSI {_fmt(overall['psi'])}"
         )
+        if overall["exploration"] is not None:
+            explored = overall["exploration"]
+            typer.echo(
+                f"  exploration: {explored['decisions']:,} would-be refusals granted, "
+                f"{explored['outcomes_known']:,} outcomes ({explored['defaults']:,} defaults); "
+                f"AUC over every applicant (weighted) {_fmt(explored['auc_unbiased'])}"
+            )
         if overall["auc_all_outcomes"] is not None:
             typer.echo(
                 f"  with the {overall['outcomes_on_refused']:,} simulated outcomes of refused "

@@ -261,16 +261,18 @@ def test_simulate_labels_granted_decisions_of_known_clients(database_url: str) -
     log_decisions(database_url, decisions)
     targets = pd.Series({1: 0, 2: 1, 3: 1})
     engine = create_engine(database_url)
-    summary = simulate_outcomes(engine, targets, observed_at=date(2026, 6, 1))
-    assert (summary.labelled, summary.defaulted, summary.refused_skipped,
-            summary.unknown_client) == (2, 1, 1, 2)  # fmt: skip
+    # Client 2 is a training client: its outcome is in sample, and says so.
+    summary = simulate_outcomes(engine, targets, observed_at=date(2026, 6, 1),
+                                in_sample=pd.Index([2]))  # fmt: skip
+    assert (summary.labelled, summary.defaulted, summary.in_sample, summary.refused_skipped,
+            summary.unknown_client) == (2, 1, 1, 1, 2)  # fmt: skip
     again = simulate_outcomes(engine, targets, include_refused=True)  # only what is left
     assert (again.labelled, again.defaulted) == (1, 1)
     with engine.connect() as connection:
         sources = connection.execute(select(OutcomeRow.source, func.count()).group_by(
             OutcomeRow.source)).all()  # fmt: skip
     engine.dispose()
-    assert sources == [("simulated", 3)]
+    assert sorted(sources) == [("simulated", 2), ("simulated-train", 1)]
     labelled = {r.decision_id: r.defaulted for r in outcome_rows(database_url)}
     assert labelled == {decisions[0].decision_id: False, decisions[1].decision_id: True,
                         decisions[2].decision_id: True}  # fmt: skip

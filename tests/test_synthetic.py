@@ -19,6 +19,7 @@ from serving_core.schema import APPLICATION_TABLES, LINKS, TABLE_NAMES, kaggle_s
 from tests.conftest import REAL_SAMPLE as SAMPLE
 from training.loader import convert
 from training.synthetic import generate
+from training.synthetic.generate import HELDOUT_FILE
 
 N_CLIENTS = 12_000
 PANDAS_KIND = {"id": "i", "int": "i", "float": "fi", "category": "O"}
@@ -42,7 +43,14 @@ def _digest(folder: Path) -> dict[str, str]:
 
 def test_files_and_row_counts(generated: tuple[Path, dict[str, int]], tables) -> None:
     out, rows = generated
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.csv" for t in TABLE_NAMES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{t}.csv" for t in TABLE_NAMES] + [HELDOUT_FILE]
+    )
+    # The test applicants' truth, kept apart (application_test has no TARGET, as in Kaggle).
+    truth = pd.read_csv(out / HELDOUT_FILE)
+    assert list(truth.columns) == ["SK_ID_CURR", "TARGET"]
+    assert truth["SK_ID_CURR"].tolist() == tables["application_test"]["SK_ID_CURR"].tolist()
+    assert set(truth["TARGET"]) == {0, 1} and "TARGET" not in tables["application_test"]
     assert rows == {t: len(tables[t]) for t in TABLE_NAMES}
     assert rows["application_train"] + rows["application_test"] == N_CLIENTS
     test_share = rows["application_test"] / N_CLIENTS

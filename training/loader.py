@@ -8,6 +8,10 @@ place: a failure on any table leaves ``dest`` exactly as it was.
 Values are not changed on conversion (the Kaggle sentinels stay in the typed tables and are
 counted by the quality summary); what a column *is* is fixed here once, so every later step
 reads the same types whatever produced the CSV.
+
+The synthetic set's held-out truth of its test applicants (``HELDOUT_TARGET``: SK_ID_CURR,
+TARGET; see ``training/synthetic/generate.py``) travels with the tables as
+``dest/application_test_target.parquet`` when the source has it; no job trains on it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from serving_core.schema import (
 )
 
 log = structlog.get_logger(__name__)
+# The synthetic generator's truth of its test applicants (a real Kaggle folder has none).
+HELDOUT_TARGET = "application_test_target"
 
 ARROW_TYPES: dict[Kind, pa.DataType] = {
     "id": pa.int64(),
@@ -255,6 +261,16 @@ def convert(
                     schema[name], path, staging / f"{name}.parquet", bar if progress else None
                 )
         _convert_descriptions(source, staging)
+        heldout = source / f"{HELDOUT_TARGET}.csv"
+        if heldout.is_file():
+            truth = pa_csv.read_csv(heldout, convert_options=pa_csv.ConvertOptions(
+                column_types={"SK_ID_CURR": pa.int64(), "TARGET": pa.int64()}))  # fmt: skip
+            pq.write_table(
+                truth.select(["SK_ID_CURR", "TARGET"]),
+                staging / heldout.with_suffix(".parquet").name,
+            )
+        else:  # no truth of another data set's test applicants left behind
+            (dest / f"{HELDOUT_TARGET}.parquet").unlink(missing_ok=True)
         for produced in staging.iterdir():
             produced.replace(dest / produced.name)
     finally:

@@ -10,10 +10,13 @@ reference sample. Simulations (what-ifs) are not decisions and are left out.
 
 Selection bias: outcomes exist only for granted loans (a refused client took no loan), so
 every realised figure is about granted clients. Their AUC is lower than the model card's by
-construction (the riskiest clients are cut off), so it is compared with the AUC of the
-training reference sample restricted to the same band (probability below the threshold):
-``reference_auc``. Outcomes reported for refused decisions (a simulation with
-``--include-refused``) are counted apart and never mixed into the figures.
+construction (the riskiest clients are cut off), so it is compared with the model card's
+out-of-fold AUC restricted to the same band (probability below the threshold, training's
+``oof_auc_granted``): ``reference_auc``. The realised AUC carries a bootstrap 95% interval
+(``auc_ci95``): a few hundred outcomes hold a few dozen defaults at most. Outcomes reported
+for refused decisions (a simulation with ``--include-refused``) are counted apart and never
+mixed into the figures; decisions of the gateway's exploration share (would-be refusals
+granted at random, ``decision_explorations``) are reported apart too (``exploration``).
 
 Writes ``report.json``, ``report.html`` (the tables, plus Evidently's classification preset
 per model version in ``evidently-v<version>.html``) and publishes the figures as Prometheus
@@ -37,6 +40,9 @@ import pandas as pd
 BANDS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.15, 0.20, 0.30, 0.50, 1.0)
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # an empty bin would make the PSI infinite
+BOOTSTRAP = 1000  # resamples of the realised AUC's 95% interval
+# Decisions granted by the exploration share (see services/gateway/decisions.py).
+EXPLORATION_TABLE = "decision_explorations"
 LOG_COLUMNS = [
     "decision_id",
     "created_at",
@@ -49,19 +55,21 @@ LOG_COLUMNS = [
 SELECTION_BIAS = (
     "Outcomes exist only for granted loans: a refused client took no loan, so nobody knows "
     "whether they would have repaid. Every realised figure here (default rate, AUC, Brier, "
-    "calibration) is computed on granted clients with a known outcome. Their AUC is lower than "
-    "the model card's by construction (the riskiest clients are cut off), so it is compared "
-    "with the training reference sample's AUC on the same band (reference_auc). Whether the "
-    "refused would have repaid stays unknown: decisions are never randomised here (no "
-    "exploration share), so the refusal side can only be watched through the approval rate "
-    "and the score PSI."
+    "calibration) is computed on the policy's grants with a known outcome. Their AUC is lower "
+    "than the model card's population AUC by construction (the riskiest clients are cut off), "
+    "so it is compared with the model card's out-of-fold AUC of the same band, the clients "
+    "below the threshold (reference_auc). The refusal side is watched through the approval "
+    "rate and the score PSI and, when the gateway's exploration share is on "
+    "(EXPLORATION_SHARE, off by default), through a small random share of would-be refusals "
+    "granted and flagged 'exploration': their figures are shown apart, and with them an "
+    "inverse-probability-weighted AUC over every applicant (auc_unbiased)."
 )
 
 
 def read_log(database_url: str, archive_dir: Path | None = None) -> pd.DataFrame:
     """Every real decision (table and archive; no feature vectors) with its outcome
     (``defaulted`` NaN when unknown, ``outcome_source``). Counts what-ifs in ``attrs``."""
-    from sqlalchemy import create_engine, inspect, select
+    from sqlalchemy import String, column, create_engine, inspect, select, table
 
     from services.gateway.decisions import DecisionRow, OutcomeRow, as_utc
 
@@ -80,6 +88,11 @@ def read_log(database_url: str, archive_dir: Path | None = None) -> pd.DataFrame
                 if "outcomes" in tables
                 else []
             )
+            explored: set[str] = set()
+            if EXPLORATION_TABLE in tables:
+                ids = column("decision_id", String)
+                query = select(ids).select_from(table(EXPLORATION_TABLE, ids))
+                explored = set(connection.execute(query).scalars())
     finally:
         engine.dispose()
     frame = pd.DataFrame(rows, columns=LOG_COLUMNS)
@@ -92,6 +105,7 @@ def read_log(database_url: str, archive_dir: Path | None = None) -> pd.DataFrame
             frame = pd.concat([frame, archived], ignore_index=True)
     # A decision can sit in the table and an archive file at once (see archive.py).
     frame = frame.drop_duplicates("decision_id")
+    frame["exploration"] = frame["decision_id"].isin(explored)
     simulations = int(frame["simulation"].astype(bool).sum())
     frame = frame[~frame["simulation"].astype(bool)].drop(columns="simulation")
     labels = pd.DataFrame(outcomes, columns=["decision_id", "defaulted", "outcome_source"])
@@ -125,6 +139,15 @@ def _auc_brier(y: np.ndarray, p: np.ndarray) -> tuple[float | None, float | None
     return float(roc_auc_score(y, p)), float(brier_score_loss(y, p))
 
 
+def granted_band_auc(y: np.ndarray, p: np.ndarray, threshold: float) -> float | None:
+    """ROC AUC of the clients ``threshold`` grants (``p < threshold``): with out-of-fold
+    predictions, the model card's figure that a realised AUC (granted loans only) compares
+    with."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    band = p < threshold
+    return _auc_brier(y[band], p[band])[0]
+
+
 def calibration_bands(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
     """Per probability band: outcomes, mean predicted and observed default rate."""
     bands = []
@@ -147,10 +170,83 @@ def calibration_bands(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
     return bands
 
 
+def auc_interval(
+    y: np.ndarray, p: np.ndarray, n_boot: int = BOOTSTRAP, seed: int = 0
+) -> list[float] | None:
+    """Bootstrap 95% interval of the ROC AUC (clients resampled with replacement; resamples
+    with one class only are skipped). None when the AUC itself is undefined."""
+    from scipy.stats import rankdata
+
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if len(y) == 0 or y.min() == y.max():
+        return None
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(y), (n_boot, len(y)))
+    aucs = []
+    for rows in index:
+        yb, pb = y[rows], p[rows]
+        positives = yb.sum()
+        negatives = len(yb) - positives
+        if positives == 0 or negatives == 0:
+            continue
+        ranks = rankdata(pb)  # ties share their mean rank, as roc_auc_score counts them
+        aucs.append(
+            (ranks[yb == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+        )
+    if len(aucs) < n_boot // 2:
+        return None
+    low, high = np.quantile(aucs, [0.025, 0.975])
+    return [float(low), float(high)]
+
+
+def exploration_figures(frame: pd.DataFrame) -> dict[str, Any] | None:
+    """The exploration slice (would-be refusals granted at random, ``EXPLORATION_SHARE``):
+    outcomes above the threshold, which the policy's own grants never give. With them,
+    ``auc_unbiased`` estimates the AUC over every applicant (the model card's ``oof_auc``):
+    policy grants and explorations weighted by the inverse of their chance of being granted
+    (1, and refusals / explorations)."""
+    explored = frame[frame["exploration"]]
+    if explored.empty:
+        return None
+    refused = int((frame["decision"] == "refused").sum())
+    share = len(explored) / (len(explored) + refused)
+    labelled = explored[explored["defaulted"].notna()]
+    y = labelled["defaulted"].astype(float).to_numpy()
+    p = labelled["probability"].to_numpy(dtype=float)
+    realised = float(y.mean()) if len(y) else None
+    predicted = float(p.mean()) if len(p) else None
+    policy = frame[(frame["decision"] == "granted") & ~frame["exploration"]]
+    policy = policy[policy["defaulted"].notna()]
+    both_y = np.concatenate([policy["defaulted"].astype(float).to_numpy(), y])
+    both_p = np.concatenate([policy["probability"].to_numpy(dtype=float), p])
+    weights = np.concatenate([np.ones(len(policy)), np.full(len(y), 1 / share)])
+    auc_unbiased = None
+    if len(y) and both_y.min() != both_y.max():
+        from sklearn.metrics import roc_auc_score
+
+        auc_unbiased = float(roc_auc_score(both_y, both_p, sample_weight=weights))
+    return {
+        "decisions": len(explored),
+        "share_of_refusals": share,
+        "outcomes_known": len(labelled),
+        "defaults": int(y.sum()),
+        "realised_default_rate": realised,
+        "predicted_default_rate": predicted,
+        "calibration_ratio": realised / predicted if realised is not None and predicted else None,
+        "auc": _auc_brier(y, p)[0],
+        "auc_unbiased": auc_unbiased,
+    }
+
+
 def figures(frame: pd.DataFrame, reference_scores: np.ndarray | None) -> dict[str, Any]:
-    """The figures of one group of decisions (a version's cohort, or all its months)."""
+    """The figures of one group of decisions (a version's cohort, or all its months).
+    Realised figures are on the policy's grants (explorations apart: they lie above the
+    threshold, outside the band the reference describes)."""
+    if "exploration" not in frame:
+        frame = frame.assign(exploration=False)
     granted = frame[frame["decision"] == "granted"]
-    labelled = granted[granted["defaulted"].notna()]
+    policy = granted[~granted["exploration"]]
+    labelled = policy[policy["defaulted"].notna()]
     y = labelled["defaulted"].astype(float).to_numpy()
     p = labelled["probability"].to_numpy(dtype=float)
     auc, brier = _auc_brier(y, p)
@@ -158,24 +254,33 @@ def figures(frame: pd.DataFrame, reference_scores: np.ndarray | None) -> dict[st
     predicted = float(p.mean()) if len(p) else None
     refused_outcomes = int(frame[frame["decision"] != "granted"]["defaulted"].notna().sum())
     auc_all = None
-    if refused_outcomes:  # only a simulation (or an exploration share) labels the refused
+    if refused_outcomes:  # only a simulation labels the refused
         everyone = frame[frame["defaulted"].notna()]
         auc_all, _ = _auc_brier(
             everyone["defaulted"].astype(float).to_numpy(),
             everyone["probability"].to_numpy(dtype=float),
         )
+    by_source = {}
+    for source, group in labelled.groupby("outcome_source"):
+        ys = group["defaulted"].astype(float).to_numpy()
+        by_source[str(source)] = {
+            "outcomes": len(group),
+            "defaults": int(ys.sum()),
+            "auc": _auc_brier(ys, group["probability"].to_numpy(dtype=float))[0],
+        }
     return {
         "decisions": len(frame),
         "granted": len(granted),
         "approval_rate": len(granted) / len(frame) if len(frame) else None,
         "outcomes_known": len(labelled),
-        "outcomes_share": len(labelled) / len(granted) if len(granted) else None,
+        "outcomes_share": len(labelled) / len(policy) if len(policy) else None,
         "defaults": int(y.sum()),
         "expected_defaults": float(p.sum()),
         "realised_default_rate": realised,
         "predicted_default_rate": predicted,
         "calibration_ratio": realised / predicted if realised is not None and predicted else None,
         "auc": auc,
+        "auc_ci95": auc_interval(y, p),
         "brier": brier,
         "calibration": calibration_bands(y, p),
         "psi": None
@@ -185,15 +290,18 @@ def figures(frame: pd.DataFrame, reference_scores: np.ndarray | None) -> dict[st
         # Granted and refused together: comparable with the model card's AUC, but only ever
         # known in a simulation; never part of the realised figures above.
         "auc_all_outcomes": auc_all,
-        "outcome_sources": {
-            str(k): int(v) for k, v in labelled["outcome_source"].value_counts().items()
-        },
+        "outcome_sources": {source: v["outcomes"] for source, v in by_source.items()},
+        # Per source: "simulated" (held-out truth: out of sample) and "simulated-train"
+        # (training clients: in sample, optimistic) must not be read as one figure.
+        "by_source": by_source,
+        "exploration": exploration_figures(frame),
     }
 
 
 class VersionInfo:
-    """What training recorded about a model version: its model card AUC and its reference
-    sample (``artifacts/`` for the latest training, else the version's MLflow run)."""
+    """What training recorded about a model version: its metrics (``metrics.json``: the model
+    card's ``auc_mean``, ``oof_auc`` and ``oof_auc_granted``) and its reference sample
+    (``artifacts/`` for the latest training, else the version's MLflow run)."""
 
     def __init__(
         self, artifacts_dir: Path | None, tracking_uri: str | None, model_name: str
@@ -204,7 +312,7 @@ class VersionInfo:
             model_name,
         )
 
-    def _local(self, version: str) -> tuple[float | None, pd.DataFrame | None] | None:
+    def _local(self, version: str) -> tuple[dict[str, Any], pd.DataFrame | None] | None:
         if self.artifacts_dir is None:
             return None
         metrics_file = self.artifacts_dir / "metrics.json"
@@ -214,9 +322,9 @@ class VersionInfo:
         metrics = json.loads(metrics_file.read_text())
         if str(metrics.get("model_version")) != version:
             return None
-        return metrics.get("auc_mean"), pd.read_parquet(reference, columns=["TARGET", "prediction"])
+        return metrics, pd.read_parquet(reference, columns=["TARGET", "prediction"])
 
-    def _mlflow(self, version: str) -> tuple[float | None, pd.DataFrame | None] | None:
+    def _mlflow(self, version: str) -> tuple[dict[str, Any], pd.DataFrame | None] | None:
         if not self.tracking_uri:
             return None
         try:
@@ -227,29 +335,50 @@ class VersionInfo:
             auc = found.tags.get("auc_mean")
             path = client.download_artifacts(str(found.run_id), "reports/reference.parquet")
             reference = pd.read_parquet(path, columns=["TARGET", "prediction"])
-            return (float(auc) if auc else None), reference
         except Exception:  # an unknown version or an unreachable registry: no reference
             return None
+        metrics: dict[str, Any] = {"auc_mean": float(auc) if auc else None}
+        try:
+            card = client.download_artifacts(str(found.run_id), "reports/metrics.json")
+            metrics = {**json.loads(Path(card).read_text()), **metrics}
+        except Exception:  # a run of a version older than the metrics artifact
+            pass
+        return metrics, reference
 
-    def get(self, version: str) -> tuple[float | None, pd.DataFrame | None]:
-        return self._local(version) or self._mlflow(version) or (None, None)
+    def get(self, version: str) -> tuple[dict[str, Any], pd.DataFrame | None]:
+        return self._local(version) or self._mlflow(version) or ({}, None)
 
 
 def version_report(
-    frame: pd.DataFrame, training_auc: float | None, reference: pd.DataFrame | None
+    frame: pd.DataFrame, metrics: dict[str, Any], reference: pd.DataFrame | None
 ) -> dict[str, Any]:
+    """One version's figures and what its realised AUC compares with (``reference_auc``):
+    the model card's out-of-fold AUC of the granted band (``oof_auc_granted``), else the
+    reference sample's on that band (in-sample predictions of the served model: optimistic),
+    else nothing."""
     scores = None if reference is None else reference["prediction"].to_numpy(dtype=float)
-    reference_auc = None
+    sample_auc = None
     if reference is not None and len(frame):
         # The same band as the realised figures: reference clients this version would grant.
         threshold = float(frame["threshold"].median())
-        band = reference[reference["prediction"] < threshold]
-        reference_auc, _ = _auc_brier(
-            band["TARGET"].to_numpy(dtype=float), band["prediction"].to_numpy(dtype=float)
+        sample_auc = granted_band_auc(
+            reference["TARGET"].to_numpy(dtype=float),
+            reference["prediction"].to_numpy(dtype=float),
+            threshold,
         )
+    card_granted = metrics.get("oof_auc_granted")
+    if card_granted is not None:
+        reference_auc, source = float(card_granted), "model card: out-of-fold, granted band"
+    elif sample_auc is not None:
+        reference_auc, source = sample_auc, "reference sample: in-sample, granted band"
+    else:
+        reference_auc, source = None, None
     return {
-        "training_auc": training_auc,
+        "training_auc": metrics.get("auc_mean"),
+        "training_oof_auc": metrics.get("oof_auc"),
         "reference_auc": reference_auc,
+        "reference_auc_source": source,
+        "reference_sample_auc": sample_auc,
         "reference_rows": None if reference is None else len(reference),
         "overall": figures(frame, scores),
         "cohorts": {
@@ -262,9 +391,9 @@ def version_report(
 def build_report(frame: pd.DataFrame, info: VersionInfo) -> dict[str, Any]:
     versions = {}
     for version in sorted(frame["model_version"].unique(), key=_version_key):
-        training_auc, reference = info.get(version)
+        metrics, reference = info.get(version)
         versions[version] = version_report(
-            frame[frame["model_version"] == version], training_auc, reference
+            frame[frame["model_version"] == version], metrics, reference
         )
     return {
         "generated_at": datetime.now(UTC).isoformat(),
@@ -314,7 +443,7 @@ def prometheus_metrics(report: dict[str, Any]) -> Any:
     )
     reference = Gauge(
         "credit_performance_reference_auc",
-        "ROC AUC of the training reference sample on the granted band (what the realised AUC "
+        "The model card's out-of-fold ROC AUC on the granted band (what the realised AUC "
         "should be).",
         ["model_version"],
         registry=registry,
@@ -374,6 +503,10 @@ def _cell(value: Any, percent: bool = False) -> str:
     return html.escape(str(value))
 
 
+def _ci(bounds: list[float] | None) -> str:
+    return "" if bounds is None else f" [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
 def render_html(report: dict[str, Any], evidently: dict[str, str]) -> str:
     head = (
         "cohort",
@@ -401,7 +534,8 @@ def render_html(report: dict[str, Any], evidently: dict[str, str]) -> str:
         parts.append(
             f"<h2>Model version {html.escape(version)}</h2><p>Model card AUC "
             f"{_cell(result['training_auc'])}; reference AUC on the granted band "
-            f"{_cell(result['reference_auc'])}."
+            f"{_cell(result['reference_auc'])} "
+            f"({html.escape(result['reference_auc_source'] or 'unknown')})."
         )
         if version in evidently:
             parts.append(
@@ -418,13 +552,36 @@ def render_html(report: dict[str, Any], evidently: dict[str, str]) -> str:
                 _cell(v["realised_default_rate"], True),
                 _cell(v["predicted_default_rate"], True),
                 _cell(v["calibration_ratio"]),
-                _cell(v["auc"]),
+                _cell(v["auc"]) + _ci(v["auc_ci95"]),
                 _cell(v["brier"]),
                 _cell(v["psi"]),
             ]
             parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
         overall = result["overall"]
+        if len(overall["by_source"]) > 1:
+            parts.append(
+                "<p>By outcome source: "
+                + "; ".join(
+                    f"{html.escape(k)} {v['outcomes']:,} outcomes, {v['defaults']:,} defaults, "
+                    f"AUC {_cell(v['auc'])}"
+                    for k, v in overall["by_source"].items()
+                )
+                + " (simulated-train: training clients, in sample, optimistic).</p>"
+            )
+        explored = overall["exploration"]
+        if explored is not None:
+            parts.append(
+                f"<p><strong>Exploration</strong> (would-be refusals granted at random, "
+                f"{_cell(explored['share_of_refusals'], True)} of them; not in the figures "
+                f"above): {explored['decisions']:,} decisions, {explored['outcomes_known']:,} "
+                f"outcomes, {explored['defaults']:,} defaults, realised default rate "
+                f"{_cell(explored['realised_default_rate'], True)} vs predicted "
+                f"{_cell(explored['predicted_default_rate'], True)}, AUC in the slice "
+                f"{_cell(explored['auc'])}; AUC over every applicant (inverse-probability "
+                f"weighted) {_cell(explored['auc_unbiased'])} vs the model card's out-of-fold "
+                f"{_cell(result['training_oof_auc'])}.</p>"
+            )
         if overall["auc_all_outcomes"] is not None:
             parts.append(
                 f"<p>{overall['outcomes_on_refused']:,} outcomes of refused decisions (only a "

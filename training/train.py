@@ -45,6 +45,7 @@ from serving_core.bundle import ScoringModel, ScoringPyfunc
 from serving_core.frame import model_columns, model_matrix
 from training import modeling
 from training.drift import training_drift_report
+from training.performance import granted_band_auc
 
 log = structlog.get_logger(__name__)
 
@@ -270,6 +271,10 @@ def _plot_importance(table: pd.DataFrame, path: Path, top: int = 20) -> None:
     plt.close(fig)
 
 
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _interval(bounds: list[float], decimals: int = 4) -> str:
     return f"[{bounds[0]:.{decimals}f}, {bounds[1]:.{decimals}f}]"
 
@@ -341,6 +346,10 @@ def _model_card(m: dict[str, Any], schema: dict[str, Any], importance: pd.DataFr
         f"{m['optimistic']['business_cost']:.0f}. Approve everyone: "
         f"{m['cost_baselines']['approve_all']:.0f}; refuse everyone: "
         f"{m['cost_baselines']['refuse_all']:.0f}.",
+        "- Realised performance reference: out-of-fold ROC AUC of the clients this threshold "
+        f"grants {_number(m.get('oof_auc_granted'))} (outcomes exist for granted loans only, so "
+        "the realised AUC of `credit performance report` is compared with this figure, not "
+        "with the population's).",
         "",
         "## Calibration",
         f"- Method `{m['calibration_method']}`, smooth and strictly monotone so what-ifs move "
@@ -597,6 +606,9 @@ def run_training(
                 "increasing": [c for c, m in zip(X.columns, constraints, strict=True) if m > 0],
             },
             "threshold": decision.threshold,
+            # What realised performance (granted clients only) compares with: the out-of-fold
+            # AUC of the clients this threshold grants (see training/performance.py).
+            "oof_auc_granted": granted_band_auc(y, p_cal, decision.threshold),
             "cost_fn": cost_fn,
             "cost_fp": cost_fp,
             **at_threshold,

@@ -7,9 +7,13 @@ count as unchanged. A file is checked entirely before anything is written, so a 
 fails the import naming its line and column. An outcome never overwrites a different one:
 those are counted as conflicting and listed, not applied.
 
-``simulate_outcomes`` labels logged decisions of known (training) clients from the data's own
-TARGET, so that a fresh ``make up`` has realised figures to show. Like real life, only
-granted decisions get an outcome unless asked otherwise (a refused client took no loan).
+``simulate_outcomes`` labels logged decisions of known clients, so that a fresh ``make up``
+has realised figures to show. Like real life, only granted decisions get an outcome unless
+asked otherwise (a refused client took no loan). The honest labels are the synthetic set's
+held-out truth of its test applicants (``heldout_targets``: clients the model never trained
+on, as a lender's new clients; source ``simulated``). Training clients' own TARGET
+(``training_targets``) can label decisions too, but the model was fitted on them: those
+outcomes are in sample (source ``simulated-train``) and flatter the realised figures.
 """
 
 from __future__ import annotations
@@ -215,12 +219,17 @@ def import_outcomes(
     return summary
 
 
+SIMULATED, SIMULATED_TRAIN = "simulated", "simulated-train"
+HELDOUT_TABLE = "application_test_target.parquet"  # training.loader.HELDOUT_TARGET
+
+
 @dataclass
 class SimulationSummary:
     labelled: int = 0
     defaulted: int = 0
+    in_sample: int = 0  # of the labelled: training clients (source simulated-train)
     refused_skipped: int = 0
-    unknown_client: int = 0  # new applications or clients without a TARGET (test clients)
+    unknown_client: int = 0  # new applications, or clients whose truth is not at hand
 
 
 def training_targets(tables_dir: Path) -> pd.Series:
@@ -232,15 +241,31 @@ def training_targets(tables_dir: Path) -> pd.Series:
     return frame.set_index("SK_ID_CURR")["TARGET"].astype(int)
 
 
+def heldout_targets(tables_dir: Path) -> pd.Series:
+    """TARGET by SK_ID_CURR of the test applicants, held out by the synthetic generator (a
+    real Kaggle folder has none: FileNotFoundError)."""
+    table = Path(tables_dir) / HELDOUT_TABLE
+    if not table.is_file():
+        raise FileNotFoundError(
+            f"no {table}: the test applicants' truth comes with the synthetic set only (run "
+            "`credit data prepare --force` to regenerate it; with real data, "
+            "--training-clients labels training clients, in sample)"
+        )
+    frame = pd.read_parquet(table, columns=["SK_ID_CURR", "TARGET"])
+    return frame.set_index("SK_ID_CURR")["TARGET"].astype(int)
+
+
 def simulate_outcomes(
     engine: Engine,
     targets: pd.Series,
     *,
     include_refused: bool = False,
     observed_at: date | None = None,
+    in_sample: pd.Index | None = None,
 ) -> SimulationSummary:
     """Labels every real decision of a client with a known TARGET that has no outcome yet
-    (source ``simulated``): granted ones only unless ``include_refused``."""
+    (source ``simulated``; ``simulated-train`` for clients in ``in_sample``, the training
+    clients): granted ones only unless ``include_refused``."""
     summary = SimulationSummary()
     ensure_outcomes_table(engine)
     observed = observed_at or datetime.now(UTC).date()
@@ -260,8 +285,10 @@ def simulate_outcomes(
                 summary.refused_skipped += 1
                 continue
             defaulted = bool(targets.at[client_id])
+            trained_on = in_sample is not None and client_id in in_sample
             summary.labelled += 1
             summary.defaulted += defaulted
+            summary.in_sample += trained_on
             rows.append(
                 {
                     "decision_id": decision_id,
@@ -269,7 +296,7 @@ def simulate_outcomes(
                     "observed_at": observed,
                     "reported_at": now,
                     "key_id": "simulate",
-                    "source": "simulated",
+                    "source": SIMULATED_TRAIN if trained_on else SIMULATED,
                 }
             )
         for start in range(0, len(rows), BATCH):

@@ -17,6 +17,11 @@ How default is made to depend on the whole file of a client:
   TARGET on the application columns (EXT_SOURCE_*, age, ... matter as in Kaggle);
 * ``TARGET = 1`` when ``APP_WEIGHT * applicant + HISTORY_WEIGHT * h + noise`` is in its top
   ``rate`` share (rate fitted: about 8 %).
+
+Test applicants get a TARGET drawn the same way; like Kaggle, ``application_test`` has no
+TARGET column, but the truth is written apart to ``HELDOUT_FILE`` (SK_ID_CURR, TARGET): what
+a lender would observe later about clients the model never trained on. Training never reads
+it; ``credit outcomes simulate`` labels decisions with it (out-of-sample outcomes).
 """
 
 from __future__ import annotations
@@ -84,6 +89,8 @@ PERSISTENCE = 0.6
 # POS_CASH month, one per second credit-card month, and this share paid in two parts.
 INSTALMENT_CARD_EVERY = 2
 INSTALMENT_SPLIT = 0.12
+# The test applicants' truth (SK_ID_CURR, TARGET), written next to the tables; no Kaggle table.
+HELDOUT_FILE = "application_test_target.csv"  # training.loader.HELDOUT_TARGET
 SHORT = dict(
     zip(TABLE_NAMES, ("train", "test", "bur", "bb", "prev", "pos", "inst", "cc"), strict=True)
 )
@@ -302,6 +309,7 @@ def _chunk(
     for name, rows in (("application_train", ~is_test), ("application_test", is_test)):
         sub = {c: x[rows] for c, x in v.items()}
         out[name] = _arrow_table(name, sub, app_specs())
+    out[HELDOUT_FILE] = pa.table({"SK_ID_CURR": curr_ids[is_test], "TARGET": target[is_test]})
 
     # --- bureau and bureau_balance --------------------------------------------------------
     bm = T["bureau"]
@@ -473,7 +481,8 @@ def generate(
     progress: bool = True,
     chunk_clients: int = 20_000,
 ) -> dict[str, int]:
-    """Write the eight Kaggle tables as ``out_dir/<table>.csv``; return rows per table.
+    """Write the eight Kaggle tables as ``out_dir/<table>.csv`` and the test applicants'
+    truth as ``out_dir/HELDOUT_FILE``; return rows per table.
 
     Files are written to a temporary folder inside ``out_dir`` and moved into place only
     when every table is complete, so a failed run leaves no half-written CSV behind.
@@ -510,11 +519,13 @@ def generate(
                 tables = _chunk(rng, FIRST_CURR + np.arange(lo, hi), is_test[lo:hi], next_ids)
                 for name, table in tables.items():
                     if name not in writers:
+                        file = name if name == HELDOUT_FILE else f"{name}.csv"
                         writers[name] = pacsv.CSVWriter(
-                            tmp / f"{name}.csv", table.schema, write_options=options
+                            tmp / file, table.schema, write_options=options
                         )
                     writers[name].write_table(table)
-                    rows[name] += table.num_rows
+                    if name in rows:
+                        rows[name] += table.num_rows
                 summary = " ".join(f"{SHORT[k]} {v:,}" for k, v in rows.items())
                 bar.update(task, completed=hi, description=summary)
         for w in writers.values():
@@ -522,6 +533,10 @@ def generate(
         writers.clear()
         for name in TABLE_NAMES:
             (tmp / f"{name}.csv").replace(out_dir / f"{name}.csv")
+        if (tmp / HELDOUT_FILE).is_file():
+            (tmp / HELDOUT_FILE).replace(out_dir / HELDOUT_FILE)
+        else:  # no test applicant in so small a set: no stale truth of an earlier one
+            (out_dir / HELDOUT_FILE).unlink(missing_ok=True)
     finally:
         for w in writers.values():
             w.close()
