@@ -71,6 +71,12 @@ def compare_features(left: Path, right: Path) -> dict[str, Any]:
     }
 
 
+def _load() -> float:
+    """The machine's 1-minute load average: on a shared 2-core machine, wall times are only
+    comparable between runs under similar load."""
+    return round(os.getloadavg()[0], 1)
+
+
 def bench_spark_features(settings: PlatformSettings, work: Path, clients: int) -> dict[str, Any]:
     """The feature pipeline with polars, then with Spark (local mode, every core), on the
     same typed tables; wall time, peak memory and whether they agree."""
@@ -87,6 +93,7 @@ def bench_spark_features(settings: PlatformSettings, work: Path, clients: int) -
         )  # fmt: skip
         out[engine] = {
             **measured,
+            "load_average_after": _load(),
             "seconds_per_million_clients": round(measured["seconds"] * MILLION / rows, 1),
         }
     out["spark_master"] = os.environ.get("SPARK_MASTER", "local[*]")
@@ -139,6 +146,7 @@ def bench_redis_cluster(settings: PlatformSettings, work: Path, clients: int) ->
             loaded = materialize(store, features, progress=False, event_time=event_time)
             used = _redis_memory(ports) - before
             results[name] = {
+                "load_average_after": _load(),
                 "clients": loaded["clients"],
                 "write_seconds": loaded["write_seconds"],
                 "clients_per_s": loaded["clients_per_s"],
@@ -186,6 +194,13 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Any:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def _handled(metrics_port: int) -> float:
@@ -266,21 +281,21 @@ def bench_scale_out(settings: PlatformSettings, work: Path, clients: int) -> dic
     results: dict[str, Any] = {"clients_in_store": ids.height, "cpus": os.cpu_count()}
     for replicas in (1, 2):
         with ExitStack() as stack:
-            scoring = []
+            scoring, scoring_processes, gateway_processes = [], [], []
             for i in range(replicas):
                 port, metrics = _free_port(), _free_port()
                 scoring.append((port, metrics))
-                stack.enter_context(_process(
+                scoring_processes.append(stack.enter_context(_process(
                     [sys.executable, "-m", "credit.cli", "serve", "scoring"],
                     {**env, "SCORING_PORT": str(port), "SCORING_METRICS_PORT": str(metrics),
                      "SCORING_CACHE_DIR": str(work / "model-cache")},
                     work / f"scoring-{replicas}-{i}.log",
-                ))  # fmt: skip
+                )))  # fmt: skip
             target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port, _ in scoring)
             gateways = []
             for i in range(replicas):
                 port = _free_port()
-                stack.enter_context(_process(
+                gateway_processes.append(stack.enter_context(_process(
                     [sys.executable, "-m", "services.gateway"],
                     {**env, "GATEWAY_PORT": str(port), "GATEWAY_API_KEYS_FILE": str(keys),
                      "GATEWAY_SCORING_ADDRESS": target,
@@ -288,7 +303,7 @@ def bench_scale_out(settings: PlatformSettings, work: Path, clients: int) -> dic
                      "GATEWAY_DATABASE_URL": f"sqlite:///{work / f'decisions-{replicas}-{i}.db'}",
                      "GATEWAY_DECISION_ARCHIVE_DIR": str(work / "archive")},
                     work / f"gateway-{replicas}-{i}.log",
-                ))  # fmt: skip
+                )))  # fmt: skip
                 gateways.append(f"http://127.0.0.1:{port}")
             for _, metrics in scoring:
                 _wait_http(f"http://127.0.0.1:{metrics}/metrics")
@@ -298,6 +313,11 @@ def bench_scale_out(settings: PlatformSettings, work: Path, clients: int) -> dic
             before = [_handled(m) for _, m in scoring]
             run = _wrk_parallel(gateways, 8, 20, wrk_env)
             after = [_handled(m) for _, m in scoring]
+            run["load_average_after"] = _load()
+            run["rss_mb"] = {
+                "scoring": [_rss_mb(p.pid) for p in scoring_processes],
+                "gateway": [_rss_mb(p.pid) for p in gateway_processes],
+            }
             run["score_rpcs_per_replica"] = [int(b - a) for a, b in zip(before, after, strict=True)]
             results[f"replicas_{replicas}"] = run
     results["throughput_ratio_2_over_1"] = round(
