@@ -11,9 +11,10 @@ import grpc
 import pytest
 
 from credit.v1 import scoring_pb2, scoring_pb2_grpc
+from services.gateway.converters import logged_features
 from services.gateway.decisions import Decision, DecisionLog
-from services.gateway.routes import application_hash, logged_features
 from services.gateway.schemas import Application
+from services.gateway.service import application_hash
 from tests.test_gateway_support import (
     APPLICATION,
     postgres_database,

@@ -39,7 +39,7 @@ from services.common.application import RANGES, TYPED_FIELDS
 from services.common.errors import REASON_KEY
 from services.explainer.reasons import MAX_REASONS, factor_of
 from services.explainer.server import SERVICE as EXPLAINER_SERVICE
-from services.gateway.routes import logged_features
+from services.gateway.converters import logged_features
 from services.scoring.server import SERVICE as SCORING_SERVICE
 from services.scoring.settings import ScoringSettings
 from serving_core.application import raw_columns

@@ -18,7 +18,6 @@ weak ones are stable.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -268,32 +267,3 @@ def run_drift(
                           textfile=out_dir / "drift.prom"))  # fmt: skip
     (out_dir / f"drift-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m training.drift`` (the CronJob's entry point until ``credit drift`` exists)."""
-    import os
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("GATEWAY_DATABASE_URL", "sqlite:///data/decisions.db"),
-    )
-    parser.add_argument("--reference", type=Path, default=Path("artifacts/reference.parquet"))
-    parser.add_argument("--out-dir", type=Path, default=Path("artifacts/drift"))
-    parser.add_argument("--since-hours", type=float, default=24 * 7)
-    parser.add_argument("--pushgateway-url", default=os.environ.get("PUSHGATEWAY_URL") or None)
-    args = parser.parse_args(argv)
-    result = run_drift(
-        args.database_url,
-        args.reference,
-        args.out_dir,
-        since_hours=args.since_hours,
-        pushgateway_url=args.pushgateway_url,
-    )
-    print(json.dumps({k: v for k, v in result.items() if k != "features"}, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

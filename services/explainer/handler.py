@@ -75,6 +75,34 @@ class Explained:
     other_contributions: float
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """A feature's distribution in the training population, by outcome (cells of at least
+    ``population.MIN_CELL`` clients): histogram bins, or category counts."""
+
+    model_version: str
+    feature: str
+    label: str
+    dtype: str
+    unit: str
+    n: int
+    default_rate: float
+    missing_rate: float
+    repaid: list[int]
+    defaulted: list[int]
+    categories: list[str] = field(default_factory=list)
+    bin_edges: list[float] = field(default_factory=list)
+    quantiles: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Importance:
+    feature: str
+    label: str
+    mean_abs_shap: float
+    gain: float
+
+
 class ExplainerHandler:
     def __init__(self, models: VersionCache, features: FeatureSource) -> None:
         self.models = models
@@ -105,6 +133,49 @@ class ExplainerHandler:
         return population, population.neighbours(
             features, k, exclude=client_id, values_of=values_of
         )
+
+    def distribution(self, version: str, feature: str, lang: str) -> Distribution:
+        lang = _check_lang(lang)
+        if not feature:
+            raise InvalidArgument("feature", "is required")
+        population = self.population(version)
+        model = self.model(version)
+        stats = population.distribution(feature)  # NotFound for a feature it does not know
+        spec = {f["name"]: f for f in model.schema["features"]}[feature]
+        common = dict(
+            model_version=model.model_version, feature=feature, label=wording.label(spec, lang),
+            dtype=spec["dtype"], unit=spec.get("unit", ""), n=population.n,
+            default_rate=population.default_rate,
+            missing_rate=float(stats.get("missing_rate", 0.0)),
+        )  # fmt: skip
+        if spec["dtype"] == "category":
+            counts = stats["counts"]
+            categories = sorted(set(counts.get("0", {})) | set(counts.get("1", {})))
+            return Distribution(
+                **common, categories=categories,
+                repaid=[int(counts.get("0", {}).get(c, 0)) for c in categories],
+                defaulted=[int(counts.get("1", {}).get(c, 0)) for c in categories],
+            )  # fmt: skip
+        histogram = stats.get("histogram", {})
+        return Distribution(
+            **common, bin_edges=list(stats.get("bin_edges", [])),
+            repaid=[int(v) for v in histogram.get("0", [])],
+            defaulted=[int(v) for v in histogram.get("1", [])],
+            quantiles={k: float(v) for k, v in stats.get("quantiles", {}).items()
+                       if v is not None},
+        )  # fmt: skip
+
+    def importance(self, version: str, lang: str, top_k: int) -> tuple[str, list[Importance]]:
+        """The version's global importance (training's mean |SHAP| and gain), top first."""
+        lang = _check_lang(lang)
+        model = self.model(version)
+        specs = {f["name"]: f for f in model.schema["features"]}
+        rows = load_importance(self.models.registry.reports(model.model_version) / "importance.csv")
+        return model.model_version, [
+            Importance(feature=row["feature"], label=wording.label(specs[row["feature"]], lang),
+                       mean_abs_shap=row["mean_abs_shap"], gain=row["gain"])
+            for row in rows[: top_k or 20]
+        ]  # fmt: skip
 
     def model(self, version: str) -> ScoringModel:
         if not version:

@@ -14,10 +14,9 @@ from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import ModelRegistry, VersionCache
 from services.common.server import build_server, run_until_signal, set_serving
-from services.explainer.handler import Explained, ExplainerHandler, load_importance
+from services.explainer.handler import Explained, ExplainerHandler
 from services.explainer.population import MIN_CELL
 from services.explainer.settings import ExplainerSettings
-from serving_core import wording
 from serving_core.feature_store.completeness import VIEWS
 
 log = structlog.get_logger(__name__)
@@ -60,9 +59,8 @@ def explanation(result: Explained) -> explainer_pb2.Explanation:
 
 
 class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
-    def __init__(self, handler: ExplainerHandler, registry: ModelRegistry) -> None:
+    def __init__(self, handler: ExplainerHandler) -> None:
         self.handler = handler
-        self.registry = registry
 
     def Explain(self, request: explainer_pb2.ExplainRequest, context: grpc.ServicerContext) -> Any:
         subject = request.WhichOneof("subject")
@@ -87,39 +85,8 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
     def GetPopulation(
         self, request: explainer_pb2.PopulationRequest, context: grpc.ServicerContext
     ) -> Any:
-        lang = _lang(request.lang)
-        if not request.feature:
-            raise InvalidArgument("feature", "is required")
-        population = self.handler.population(request.model_version)
-        model = self.handler.model(request.model_version)
-        specs = {f["name"]: f for f in model.schema["features"]}
-        stats = population.distribution(request.feature)
-        spec = specs[request.feature]
-        response = explainer_pb2.PopulationResponse(
-            model_version=model.model_version,
-            feature=request.feature,
-            label=wording.label(spec, lang),
-            dtype=spec["dtype"],
-            unit=spec.get("unit", ""),
-            n=population.n,
-            default_rate=population.default_rate,
-            missing_rate=float(stats.get("missing_rate", 0.0)),
-            min_cell=MIN_CELL,
-        )
-        if spec["dtype"] == "category":
-            counts = stats["counts"]
-            categories = sorted(set(counts.get("0", {})) | set(counts.get("1", {})))
-            response.categories.extend(categories)
-            response.repaid.extend(int(counts.get("0", {}).get(c, 0)) for c in categories)
-            response.defaulted.extend(int(counts.get("1", {}).get(c, 0)) for c in categories)
-        else:
-            response.bin_edges.extend(stats.get("bin_edges", []))
-            response.repaid.extend(int(v) for v in stats.get("histogram", {}).get("0", []))
-            response.defaulted.extend(int(v) for v in stats.get("histogram", {}).get("1", []))
-            response.quantiles.update(
-                {k: float(v) for k, v in stats.get("quantiles", {}).items() if v is not None}
-            )
-        return response
+        found = self.handler.distribution(request.model_version, request.feature, request.lang)
+        return explainer_pb2.PopulationResponse(**vars(found), min_cell=MIN_CELL)
 
     def GetNeighbours(
         self, request: explainer_pb2.NeighboursRequest, context: grpc.ServicerContext
@@ -150,30 +117,11 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
     def GlobalImportance(
         self, request: explainer_pb2.GlobalImportanceRequest, context: grpc.ServicerContext
     ) -> Any:
-        model = self.handler.model(request.model_version)
-        lang = _lang(request.lang)
-        specs = {f["name"]: f for f in model.schema["features"]}
-        rows = load_importance(self.registry.reports(model.model_version) / "importance.csv")
-        top = rows[: request.top_k or 20]
+        version, rows = self.handler.importance(request.model_version, request.lang, request.top_k)
         return explainer_pb2.GlobalImportanceResponse(
-            model_version=model.model_version,
-            features=[
-                explainer_pb2.FeatureImportance(
-                    feature=row["feature"],
-                    label=wording.label(specs[row["feature"]], lang),
-                    mean_abs_shap=row["mean_abs_shap"],
-                    gain=row["gain"],
-                )
-                for row in top
-            ],
+            model_version=version,
+            features=[explainer_pb2.FeatureImportance(**vars(row)) for row in rows],
         )
-
-
-def _lang(lang: str) -> str:
-    lang = lang or "en"
-    if lang not in wording.WORDS:
-        raise InvalidArgument("lang", f"must be one of {sorted(wording.WORDS)}")
-    return lang
 
 
 def create_server(
@@ -185,10 +133,11 @@ def create_server(
         address=f"{settings.host}:{settings.port}",
         service_names=[SERVICE],
         register=lambda s: explainer_pb2_grpc.add_ExplainerServiceServicer_to_server(
-            ExplainerServicer(handler, registry), s
+            ExplainerServicer(handler), s
         ),
         max_workers=settings.max_workers,
         reflection_enabled=settings.reflection,
+        credentials=settings.server_credentials(),
     )
     # It serves any registered version on demand: ready while the store holds a complete
     # run (each request still needs its version's marker, checked by FeatureSource).

@@ -454,9 +454,6 @@ class DecisionLog:
         when given (decisions still in the table, not archived ones)."""
         return await run_in_threadpool(self._recent, limit, simulations, client_id, key_ids)
 
-    async def ping(self) -> None:
-        await run_in_threadpool(self._recent, 1, True)
-
     def close(self) -> None:
         self._writer.shutdown(wait=True)  # a write in progress completes
         self._closing.set()
