@@ -13,19 +13,45 @@ from typing import Any, Literal
 
 from credit.v1 import common_pb2, explainer_pb2, scoring_pb2
 from services.gateway import schemas
-from services.gateway.decisions import Decision, Outcome
+from services.gateway.decisions import Decision, Outcome, ShadowScore
 from services.gateway.errors import ApiError
 
-DECISION_NAMES: dict[int, Literal["granted", "refused"]] = {
+DecisionName = Literal["granted", "refused", "review"]
+DECISION_NAMES: dict[int, DecisionName] = {
     common_pb2.DECISION_GRANTED: "granted",
     common_pb2.DECISION_REFUSED: "refused",
+    common_pb2.DECISION_REVIEW: "review",  # within the scoring service's review band
 }
 
 
-def decision_name(value: int) -> Literal["granted", "refused"]:
+def decision_name(value: int) -> DecisionName:
     if value not in DECISION_NAMES:
         raise ApiError(502, "the scoring service returned no decision", slug="backend-error")
     return DECISION_NAMES[value]
+
+
+def explained_decision(value: int) -> Literal["granted", "refused"]:
+    """An explanation's decision: the model's side of the threshold (the review band is the
+    scoring service's policy, not the explainer's)."""
+    name = decision_name(value)
+    if name == "granted":
+        return "granted"
+    if name == "refused":
+        return "refused"
+    raise ApiError(502, "the explainer returned a review decision", slug="backend-error")
+
+
+def shadow(reply: scoring_pb2.ScoreResponse) -> ShadowScore | None:
+    """The challenger's shadow score of a reply, for the decision log only."""
+    if not reply.HasField("shadow"):
+        return None
+    found = reply.shadow
+    return ShadowScore(
+        model_version=found.model_version,
+        probability=found.probability,
+        decision=decision_name(found.decision),
+        threshold=found.threshold,
+    )
 
 
 def logged_features(inputs: common_pb2.FeatureValues, names: Sequence[str]) -> dict[str, Any]:
@@ -52,7 +78,7 @@ def score(decision: Decision, reply: scoring_pb2.ScoreResponse) -> schemas.Score
         threshold=decision.threshold, distance_to_threshold=reply.distance_to_threshold,
         model_version=decision.model_version, decision_id=decision.decision_id,
         client_id=decision.client_id, simulation=decision.simulation,
-        treated_as_missing=list(reply.treated_as_missing),
+        treated_as_missing=list(reply.treated_as_missing), review_band=reply.review_band,
     )  # fmt: skip
 
 
@@ -65,7 +91,7 @@ def explanation(reply: explainer_pb2.Explanation) -> schemas.Explanation:
     cf = reply.counterfactual
     return schemas.Explanation(
         model_version=reply.model_version, probability=reply.probability,
-        decision=decision_name(reply.decision),
+        decision=explained_decision(reply.decision),
         threshold=reply.threshold, base_value=reply.base_value, raw_score=reply.raw_score,
         other_contributions=reply.other_contributions,
         contributions=[

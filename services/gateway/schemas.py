@@ -131,9 +131,14 @@ class ScoreRequest(Strict):
 
 class Score(BaseModel):
     probability: float = Field(description="Calibrated probability of default", examples=[0.12])
-    decision: Literal["granted", "refused"]
+    decision: Literal["granted", "refused", "review"] = Field(
+        description="review: within review_band of the threshold, referred to an underwriter"
+    )
     threshold: float = Field(description="Refused when probability >= threshold")
     distance_to_threshold: float = Field(description="probability - threshold")
+    review_band: float = Field(
+        0.0, description="review when |probability - threshold| < review_band (0: no band)"
+    )
     model_version: str
     decision_id: str = Field(description="Audit record id (GET /v1/decisions/{id})")
     client_id: int | None = None

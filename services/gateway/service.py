@@ -86,6 +86,7 @@ class CreditService:
             threshold=reply.threshold,
             simulation=simulation,
             features=converters.logged_features(reply.inputs, names),
+            shadow=converters.shadow(reply),  # logged, never returned
         )
 
     async def score(self, body: schemas.ScoreRequest, caller: Caller) -> schemas.Score:
