@@ -412,8 +412,8 @@ def test_create_dev_key(tmp_path: Path) -> None:
 def _application_json(row: dict[str, Any]) -> dict[str, Any]:
     """A real Kaggle application row as a partner would post it: every field it has, with
     Kaggle's own codes as found (XNA, 365243), nothing cleaned."""
-    from services.common.application import TYPED_FIELDS
     from serving_core.application import raw_columns
+    from serving_core.fields import TYPED_FIELDS
     from serving_core.schema import kaggle_schema
 
     table = kaggle_schema()["application_test"]

@@ -35,7 +35,7 @@ from credit.v1 import (
     scoring_pb2,
     scoring_pb2_grpc,
 )
-from services.common.application import RANGES, TYPED_FIELDS
+from services.common.application import RANGES
 from services.common.errors import REASON_KEY
 from services.explainer.reasons import MAX_REASONS, factor_of
 from services.explainer.server import SERVICE as EXPLAINER_SERVICE
@@ -46,6 +46,7 @@ from serving_core.application import raw_columns
 from serving_core.bundle import ScoringModel
 from serving_core.feature_store.reader import register_model_features
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
+from serving_core.fields import TYPED_FIELDS
 from serving_core.schema import CATEGORY_MISSING, kaggle_schema
 from tests.stack import MODEL_NAME, Stack, free_port, start_servers, train_model
 from training.feature_store.materialize import materialize

@@ -11,34 +11,10 @@ from typing import Any
 
 from credit.v1 import common_pb2
 from services.common.errors import InvalidArgument
+from serving_core.fields import REQUIRED, TYPED_FIELDS
 from serving_core.ranges import kaggle_categories, numeric_ranges
 from serving_core.schema import CATEGORY_MISSING, DAYS_SENTINEL, kaggle_schema
 
-# Typed proto field -> Kaggle column.
-TYPED_FIELDS: dict[str, str] = {
-    "contract_type": "NAME_CONTRACT_TYPE",
-    "amt_income_total": "AMT_INCOME_TOTAL",
-    "amt_credit": "AMT_CREDIT",
-    "amt_annuity": "AMT_ANNUITY",
-    "amt_goods_price": "AMT_GOODS_PRICE",
-    "days_birth": "DAYS_BIRTH",
-    "days_employed": "DAYS_EMPLOYED",
-    "cnt_children": "CNT_CHILDREN",
-    "cnt_fam_members": "CNT_FAM_MEMBERS",
-    "code_gender": "CODE_GENDER",
-    "flag_own_car": "FLAG_OWN_CAR",
-    "flag_own_realty": "FLAG_OWN_REALTY",
-    "name_income_type": "NAME_INCOME_TYPE",
-    "name_education_type": "NAME_EDUCATION_TYPE",
-    "name_family_status": "NAME_FAMILY_STATUS",
-    "name_housing_type": "NAME_HOUSING_TYPE",
-    "occupation_type": "OCCUPATION_TYPE",
-    "organization_type": "ORGANIZATION_TYPE",
-    "ext_source_1": "EXT_SOURCE_1",
-    "ext_source_2": "EXT_SOURCE_2",
-    "ext_source_3": "EXT_SOURCE_3",
-}
-REQUIRED = ("contract_type", "amt_income_total", "amt_credit", "amt_annuity", "days_birth")
 # Inclusive ranges of every numeric field, from the data (serving_core.ranges): outside
 # them the input is a typo, not an applicant.
 RANGES: dict[str, tuple[float, float]] = numeric_ranges()
