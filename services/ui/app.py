@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +47,7 @@ THEME = gr.themes.Default(
 CSS = """
 .ui-msg { padding: .6rem .9rem; border-radius: 6px; border-left: 6px solid #555;
           background: #f4f4f4; color: #1a1a1a; }
-.ui-msg.error { border-left-color: #D55E00; background: #fdf0e8; }
+.ui-msg.ui-error { border-left-color: #D55E00; background: #fdf0e8; }
 .decision { padding: .8rem 1rem; border-radius: 6px; border: 2px solid #1a1a1a; }
 .decision.granted { border-left: 12px solid #0072B2; background: #eef6fb; }
 .decision.refused { border-left: 12px solid #D55E00; background: #fdf0e8; }
@@ -474,8 +475,10 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                     low = 0.0
                 if (low is not None and value < low) or (high is not None and value > high):
                     shown = formats.money if column in MONEY else formats.number
-                    top = shown(high, code) if high is not None else "∞"
-                    errors[key] = t(code, "field_range", low=shown(low or 0.0, code), high=top)
+                    # Whole units inside the range: "from 6,413" when the minimum is 6,412.5.
+                    top = shown(math.floor(high), code) if high is not None else "∞"
+                    bottom = shown(math.ceil(low or 0.0), code)
+                    errors[key] = t(code, "field_range", low=bottom, high=top)
             return errors
 
         def on_simulate(state: dict[str, Any], code: str, *edited: float | None) -> dict:

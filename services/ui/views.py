@@ -55,7 +55,7 @@ OTHER_APPLICATION_COLUMNS = frozenset([
 
 def message(text: str, error: bool = False) -> str:
     # role=alert makes screen readers announce failures; status for the rest.
-    role, cls = ("alert", "ui-msg error") if error else ("status", "ui-msg")
+    role, cls = ("alert", "ui-msg ui-error") if error else ("status", "ui-msg")
     return f'<div role="{role}" class="{cls}">{html.escape(text)}</div>'
 
 
