@@ -377,3 +377,25 @@ def test_higher_external_score_never_raises_the_risk() -> None:
 
     assert np.diff(fitted(None)).max() > 0.05  # the pocket is learnt without the constraint
     assert np.diff(fitted(list(X.columns))).max() <= 1e-12
+
+
+def test_optimistic_auc_is_the_best_common_tree_count_on_the_scored_rows() -> None:
+    X, y = _frame(900, seed=8)
+    params = modeling.lgb_params(seed=0, quick=True)
+    boosters = [modeling.fit_booster(X, y, modeling.bag_params(params, b), n)
+                for b, n in enumerate((30, 45))]  # fmt: skip
+    expected = max(
+        roc_auc_score(
+            y,
+            np.mean(
+                [
+                    b.predict(X, num_iteration=min(t, b.current_iteration()), raw_score=True)
+                    for b in boosters
+                ],
+                axis=0,
+            ),
+        )
+        for t in range(1, 46)
+    )
+    assert modeling._optimistic_auc(y, boosters, X, honest=0.0) == pytest.approx(expected)
+    assert modeling._optimistic_auc(y, boosters, X, honest=1.0) == 1.0
