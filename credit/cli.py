@@ -183,6 +183,10 @@ def train(
     if_stale: Annotated[
         bool, typer.Option(help="Skip when the current features already trained a model.")
     ] = False,
+    bags: Annotated[
+        int | None,
+        typer.Option(min=1, help="Seed bagging: LightGBM models per fold, averaged (default 1)."),
+    ] = None,
 ) -> None:
     """Train, calibrate, evaluate and register a model (artifacts/metrics.json, MLflow)."""
     import json
@@ -202,6 +206,8 @@ def train(
         "use_protected": use_protected,
         "tracking_uri": settings.mlflow_tracking_uri,
     }
+    if bags is not None:
+        fingerprint["bags"] = bags
     if if_stale and stamp.is_file() and json.loads(stamp.read_text()) == fingerprint:
         typer.echo("model is current for these features: not retraining (make train forces it)")
         return
@@ -217,6 +223,7 @@ def train(
         use_protected=use_protected,
         seed=settings.seed,
         data_source=json.dumps(source_spec(settings), sort_keys=True),
+        n_bags=bags,
     )
     stamp.write_text(json.dumps(fingerprint) + "\n")
     _register_feature_services(settings)
