@@ -1,6 +1,7 @@
-"""An input folder is never written to: `credit data prepare`, `credit features build` and
-`credit materialize` (what `make data`, `make features` and `make materialize` run) with
-DATA_DIR naming a Kaggle-style folder leave that folder byte for byte as it was.
+"""An input folder is never written to: `credit data prepare`, `credit features build`,
+`credit train --quick` and `credit materialize` (what `make data`, `make train` and
+`make materialize` run) with DATA_DIR naming a Kaggle-style folder leave that folder byte
+for byte as it was.
 
 The feature store used to read DATA_DIR as its own folder and wrote its registry, its SQLite
 online store, the offline Parquet and MATERIALIZED.json into the user's Kaggle download. The
@@ -47,7 +48,7 @@ def checksums(folder: Path) -> dict[str, str]:
     return found
 
 
-def test_data_features_and_materialize_leave_the_data_dir_unchanged(tmp_path: Path) -> None:
+def test_data_features_train_and_materialize_leave_the_data_dir_unchanged(tmp_path: Path) -> None:
     kaggle = tmp_path / "kaggle"  # the user's download: a copy, made here by the generator
     generate(kaggle, n_clients=400, seed=3, progress=False)
     before = checksums(kaggle)
@@ -56,7 +57,12 @@ def test_data_features_and_materialize_leave_the_data_dir_unchanged(tmp_path: Pa
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in UNSET and k.lower() != "data_dir"}
     env |= {"DATA_DIR": str(kaggle), "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    for command in (["data", "prepare"], ["features", "build"], ["materialize"]):
+    for command in (
+        ["data", "prepare"],
+        ["features", "build"],
+        ["train", "--quick"],
+        ["materialize"],
+    ):
         done = subprocess.run(
             [str(CREDIT), *command],
             cwd=work,
@@ -71,3 +77,5 @@ def test_data_features_and_materialize_leave_the_data_dir_unchanged(tmp_path: Pa
     assert "kaggle" in (work / "data" / "tables" / "SOURCE.json").read_text()
     assert (work / "data" / "feature_store" / "registry.db").is_file()
     assert (work / "data" / "feature_store" / "MATERIALIZED.json").is_file()
+    assert (work / "artifacts" / "metrics.json").is_file()  # the model went to the checkout
+    assert (work / "mlruns").is_dir()
