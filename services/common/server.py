@@ -89,9 +89,11 @@ def build_server(
     register: Callable[[grpc.Server], None],
     max_workers: int = 8,
     reflection_enabled: bool = False,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.Server, health.HealthServicer]:
     """A started-ready (not started) server with health and reflection; health NOT_SERVING
-    until the service says it is ready."""
+    until the service says it is ready. With ``credentials`` (``server_credentials()`` of
+    the service's settings: mTLS, client certificate required) the port is TLS only."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         interceptors=[ErrorsAndMetricsInterceptor()],
@@ -105,7 +107,10 @@ def build_server(
         reflection.enable_server_reflection(
             [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-    bound = server.add_insecure_port(address)
+    if credentials is not None:
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
     if bound == 0:
         raise RuntimeError(f"cannot listen on {address}")
     return server, health_servicer

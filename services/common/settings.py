@@ -6,7 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import AliasChoices, Field
+import grpc
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from credit.settings import DEFAULT_TRACKING_URI
@@ -42,9 +43,38 @@ class GrpcServiceSettings(BaseSettings):
         description="Where registered model versions are downloaded.",
     )
     log_format: str = Field("json", validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
+    # gRPC mTLS (chart: grpc.tls.enabled): all three set, or none (plaintext).
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) this server presents (mTLS)."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="PEM CA a client's certificate must chain to: a caller without such a "
+        "certificate is refused at the handshake.",
+    )
     # How often the online store's completeness markers (and probe clients) are re-read; a
     # read that finds no client re-reads the markers at once in any case.
     feature_store_check_seconds: float = Field(3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _tls_whole(self) -> GrpcServiceSettings:
+        given = [self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file]
+        if any(given) and not all(given):
+            raise ValueError("mTLS needs tls_cert_file, tls_key_file and tls_client_ca_file")
+        return self
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """mTLS credentials requiring a client certificate signed by tls_client_ca_file, or
+        None (plaintext) when TLS is not configured."""
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        assert self.tls_client_ca_file is not None
+        return grpc.ssl_server_credentials(
+            [(self.tls_key_file.read_bytes(), self.tls_cert_file.read_bytes())],
+            root_certificates=self.tls_client_ca_file.read_bytes(),
+            require_client_auth=True,
+        )
 
     def registry_settings(self, alias: str = "champion") -> RegistrySettings:
         """Where this service finds its models in the MLflow registry."""

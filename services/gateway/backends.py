@@ -83,18 +83,31 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def _channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+def _channel(address: str, settings: GatewaySettings) -> grpc.aio.Channel:
+    """Plaintext, or mTLS when the settings name a CA, a client certificate and its key
+    (the backends then refuse any caller without a certificate from that CA)."""
+    if settings.grpc_tls_ca_file is None:
+        return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    assert settings.grpc_tls_cert_file is not None and settings.grpc_tls_key_file is not None
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=settings.grpc_tls_ca_file.read_bytes(),
+        private_key=settings.grpc_tls_key_file.read_bytes(),
+        certificate_chain=settings.grpc_tls_cert_file.read_bytes(),
+    )
+    options = list(CHANNEL_OPTIONS)
+    if settings.grpc_tls_server_name:
+        options.append(("grpc.ssl_target_name_override", settings.grpc_tls_server_name))
+    return grpc.aio.secure_channel(address, credentials, options=options)
 
 
 class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
         self.scoring = Backend(
-            "scoring", SCORING_SERVICE, _channel(settings.scoring_address),
+            "scoring", SCORING_SERVICE, _channel(settings.scoring_address, settings),
             settings.scoring_deadline_seconds, settings.retries, settings.retry_backoff_seconds,
         )  # fmt: skip
         self.explainer = Backend(
-            "explainer", EXPLAINER_SERVICE, _channel(settings.explainer_address),
+            "explainer", EXPLAINER_SERVICE, _channel(settings.explainer_address, settings),
             settings.explainer_deadline_seconds, settings.retries, settings.retry_backoff_seconds,
         )  # fmt: skip
         self._scoring = scoring_pb2_grpc.ScoringServiceStub(self.scoring.channel)

@@ -181,6 +181,7 @@ def create_server(
         ),
         max_workers=settings.max_workers,
         reflection_enabled=settings.reflection,
+        credentials=settings.server_credentials(),
     )
 
     def update_health() -> None:
