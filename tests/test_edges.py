@@ -132,3 +132,119 @@ def test_the_limit_is_a_setting(tmp_path: Path) -> None:
         answer = client.post("/v1/scores", json={"application": {"x": "y" * 200}},
                              headers={"X-API-Key": keys["all"]})  # fmt: skip
         assert answer.status_code == 413
+
+
+# -- before the app: header size and read deadlines (uvicorn through edge.server_config) ----
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The real server configuration with short deadlines, so a test waits seconds."""
+    root = tmp_path_factory.mktemp("tight")
+    keys = write_keys(root / "keys.json")
+    closed = f"127.0.0.1:{free_port()}"
+    settings = settings_for(root / "keys.json", f"sqlite:///{root / 'd.db'}", closed, closed,
+                            retries=0, header_timeout_seconds=1.5, body_timeout_seconds=1.5,
+                            max_header_bytes=8_192)  # fmt: skip
+    with served(settings) as (url, port):
+        yield {"url": url, "port": port, "keys": keys}
+
+
+def _answer_or_close(sock: socket.socket) -> bytes:
+    """What the server sends before closing (b"" when it just closes)."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+@pytest.mark.parametrize("shape", ["one 8 MB header", "400 headers of 100 bytes", "long URL"])
+def test_oversized_headers_are_refused(tight: dict[str, Any], shape: str) -> None:
+    """8 MB of headers were accepted (issue 17): now 431 problem+json and closed, whether
+    the head arrives as one huge header, many small ones or a huge request line; the
+    server never waits for (or buffers) the rest."""
+    key = tight["keys"]["all"]
+    if shape == "one 8 MB header":
+        head = f"GET /v1/model HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nX-Big: ".encode()
+        rest = b"a" * (8 * 1024 * 1024) + b"\r\n\r\n"
+    elif shape == "400 headers of 100 bytes":
+        head = f"GET /v1/model HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n".encode()
+        rest = b"".join(f"X-H{i}: {'b' * 90}\r\n".encode() for i in range(400)) + b"\r\n"
+    else:
+        head = b"GET /healthz?" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        rest = b""
+    with socket.create_connection(("127.0.0.1", tight["port"]), timeout=10) as sock:
+        try:
+            sock.sendall(head)
+            for start in range(0, len(rest), 65536):
+                sock.sendall(rest[start : start + 65536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed while sending: refused, as it should be
+        answer = _answer_or_close(sock)
+    assert not answer.startswith(b"HTTP/1.1 2"), answer[:200]
+    if answer:  # 431 with a problem body, or nothing at all (closed): never accepted
+        status_line, _, rest_of_answer = answer.partition(b"\r\n")
+        assert status_line.startswith(b"HTTP/1.1 431"), answer[:300]
+        problem = json.loads(rest_of_answer.partition(b"\r\n\r\n")[2])
+        assert problem["status"] == 431 and "8192" in problem["detail"]
+    # The server is fine afterwards, and a normal head passes.
+    assert httpx.get(f"{tight['url']}/v1/model", headers={"X-API-Key": key}).status_code == 503
+
+
+@pytest.mark.parametrize("drip", [True, False])
+def test_a_slow_or_silent_head_is_closed_in_time(tight: dict[str, Any], drip: bool) -> None:
+    """A partial head kept open, even with a byte now and then (slowloris), or a connection
+    that sends nothing: closed 1.5 s (GATEWAY_HEADER_TIMEOUT_SECONDS) after it began.
+    Before, a partial header stayed open 25 s or more."""
+    import time
+
+    with socket.create_connection(("127.0.0.1", tight["port"]), timeout=10) as sock:
+        started = time.monotonic()
+        closed_after = None
+        if drip:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        while time.monotonic() - started < 8:
+            try:
+                if drip:
+                    sock.sendall(b"X-A: b\r\n")
+                sock.settimeout(0.3)
+                if sock.recv(1024) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - started
+                break
+        assert closed_after is not None, "the connection stayed open"
+        assert 1.2 <= closed_after <= 3.0, closed_after
+
+
+def test_a_slow_body_is_408(tight: dict[str, Any]) -> None:
+    """With a valid key, a body that stops arriving: 408 problem+json once
+    GATEWAY_BODY_TIMEOUT_SECONDS (1.5 s) have passed since the headers."""
+    import time
+
+    started = time.monotonic()
+    status, headers, body = raw_request(
+        tight["port"], head_for("/v1/scores", 100, tight["keys"]["all"]), b'{"client_id": '
+    )
+    elapsed = time.monotonic() - started
+    assert status == 408 and headers["content-type"] == "application/problem+json", body
+    assert json.loads(body)["status"] == 408 and headers.get("connection") == "close"
+    assert 1.2 <= elapsed <= 4.0, elapsed
+
+
+def test_edge_settings_reach_uvicorn() -> None:
+    """python -m services.gateway serves with this configuration (services/gateway/__main__)."""
+    from services.gateway.edge import EdgeHttpProtocol, server_config
+    from services.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings(max_header_bytes=4096, header_timeout_seconds=3,
+                               keep_alive_seconds=7, limit_concurrency=50)  # fmt: skip
+    config = server_config(create_app(settings), settings)
+    assert config.http is EdgeHttpProtocol
+    assert (config.max_header_bytes, config.header_timeout) == (4096, 3)
+    assert (config.timeout_keep_alive, config.limit_concurrency) == (7, 50)
+    assert config.h11_max_incomplete_event_size == 4096 and not config.access_log

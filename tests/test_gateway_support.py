@@ -74,11 +74,13 @@ def served(settings: GatewaySettings) -> Iterator[tuple[str, int]]:
 
     import uvicorn
 
+    from services.gateway.edge import server_config
     from tests.stack import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
+    # The gateway's own uvicorn configuration (edge limits included), on a free port.
+    server = uvicorn.Server(server_config(create_app(settings), settings, host="127.0.0.1",
+                                          port=port, log_level="warning"))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

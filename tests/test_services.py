@@ -752,7 +752,7 @@ def test_neighbours(stack: Stack, explainer: Any, version: str) -> None:
          grpc.StatusCode.INVALID_ARGUMENT),
         (explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version,
                                          features=["TARGET"]),
-         grpc.StatusCode.INVALID_ARGUMENT),
+         grpc.StatusCode.NOT_FOUND),
         (explainer_pb2.NeighboursRequest(client_id=UNKNOWN_CLIENT, model_version=version),
          grpc.StatusCode.NOT_FOUND),
     ):  # fmt: skip

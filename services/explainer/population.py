@@ -109,7 +109,8 @@ class Population:
             raise InvalidArgument("features", f"at most {MAX_VALUE_FEATURES} features")
         unknown = [name for name in values_of if name not in self.numeric_values]
         if unknown:
-            raise InvalidArgument("features", f"not a numeric feature: {unknown[0][:40]!r}")
+            # Like an unknown feature's population (above): NOT_FOUND, the gateway's 404.
+            raise NotFound(f"features: no numeric feature {unknown[0][:20]!r} in this model")
         query = np.array(
             [[np.nan if features.get(n) is None else float(features[n])
               for n in self.neighbour_features]]

@@ -7,6 +7,7 @@ import uvicorn
 from credit.heap import freeze_startup_objects
 from credit.logging import configure_logging
 from services.gateway.app import create_app
+from services.gateway.edge import server_config
 from services.gateway.settings import GatewaySettings
 
 
@@ -15,9 +16,8 @@ def main() -> None:
     configure_logging(settings.log_format)
     app = create_app(settings)
     freeze_startup_objects()
-    # The access log is ours (structured, with route and key id); uvicorn's is off.
-    uvicorn.run(app, host=settings.host, port=settings.port, workers=1,
-                access_log=False, log_config=None)  # fmt: skip
+    # Header size and time limits, keep-alive and concurrency: services.gateway.edge.
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from services.gateway.edge import EdgeGuard
 from services.gateway.errors import Problem, install_handlers
 from services.gateway.keys import KeyStore
 from services.gateway.metrics import ObservabilityMiddleware
+from services.gateway.openapi import document_edges
 from services.gateway.routes import ops, v1
 from services.gateway.service import CreditService
 from services.gateway.settings import GatewaySettings
@@ -75,7 +76,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     install_handlers(app)
     # Added first, so inside the observability middleware (which counts its 401s and 413s).
-    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes,
+                       body_timeout=settings.body_timeout_seconds)  # fmt: skip
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(v1)
     app.include_router(ops)
@@ -83,12 +85,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     original_openapi = app.openapi
 
     def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
         # The problem schema is referenced by every route's error responses.
         schema = original_openapi()
         schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
             "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         )
-        return schema
+        app.openapi_schema = document_edges(schema, settings.max_batch)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

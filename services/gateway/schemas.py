@@ -3,13 +3,30 @@ ranges checked) so a partner learns of a typo from a 422, not from a strange sco
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from credit.v1 import common_pb2
-from serving_core.ranges import numeric_ranges
+from serving_core.fields import TYPED_FIELDS
+from serving_core.ranges import kaggle_categories, numeric_ranges
+from serving_core.schema import kaggle_schema
 
 INT64_MAX = 2**63 - 1
 # Field bounds from the data (serving_core.ranges), exactly as the services check them.
@@ -31,14 +48,111 @@ def _encodable(value: str) -> str:
 
 Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_encodable)]
 FieldName = Annotated[str, Field(pattern=r"^[A-Z0-9_]{1,100}$")]
+ECHO = 20  # characters of a caller's value an error message may repeat
+
+
+def echo(value: object) -> str:
+    """A short prefix of a caller's value, for an error message (never the whole of it)."""
+    text = str(value)
+    return repr(text if len(text) <= ECHO else text[:ECHO] + "...")
+
+
+def utc(value: datetime) -> datetime:
+    """Times leave with their UTC offset (RFC 3339 date-time): naive ones are UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(utc)]
+
+
+class KaggleCategory:
+    """``Annotated[str | None, KaggleCategory(column)]``: a value of Kaggle's data dictionary for
+    ``column``, exactly what the services accept (``XNA`` included, scored as missing),
+    listed as the field's ``enum`` in the OpenAPI."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.values = kaggle_categories()[column]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [{"type": "string", "enum": list(self.values)}, {"type": "null"}]}
+
+    def _check(self, value: str | None) -> str | None:
+        if value is not None and value not in self.values:
+            raise ValueError(f"unknown value {echo(value)} of {self.column}")
+        return value
+
+
+# The application table's other fields, by kind; the typed ones cannot be given twice.
+_TABLE = kaggle_schema()["application_test"]
+_TYPED = set(TYPED_FIELDS.values())
+NUMERIC_FIELDS = {c.name: LIMITS[c.name] for c in _TABLE.columns
+                  if c.kind in ("int", "float") and c.name not in _TYPED}  # fmt: skip
+CATEGORY_FIELDS = {c.name: kaggle_categories()[c.name] for c in _TABLE.columns
+                   if c.kind == "category" and c.name not in _TYPED}  # fmt: skip
+
+
+def _numeric_fields(values: dict[str, float]) -> dict[str, float]:
+    for name, value in values.items():
+        if name not in NUMERIC_FIELDS:
+            raise ValueError(f"{echo(name)} is not a numeric Kaggle application field")
+        low, high = NUMERIC_FIELDS[name]
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be between {low:g} and {high:g}")
+    return values
+
+
+def _category_fields(values: dict[str, str]) -> dict[str, str]:
+    for name, value in values.items():
+        if name not in CATEGORY_FIELDS:
+            raise ValueError(f"{echo(name)} is not a categorical Kaggle application field")
+        if value not in CATEGORY_FIELDS[name]:
+            raise ValueError(f"unknown value {echo(value)} of {name}")
+    return values
+
+
+NumericFields = Annotated[
+    dict[FieldName, Annotated[float, Field(allow_inf_nan=False)]],
+    Field(max_length=200),
+    AfterValidator(_numeric_fields),
+    WithJsonSchema({
+        "type": "object", "additionalProperties": False,
+        "description": "Other numeric Kaggle application fields, each within its range",
+        "properties": {name: {"type": "number", "minimum": low, "maximum": high}
+                       for name, (low, high) in NUMERIC_FIELDS.items()},
+    }),
+]  # fmt: skip
+CategoryFields = Annotated[
+    dict[FieldName, Text],
+    Field(max_length=200),
+    AfterValidator(_category_fields),
+    WithJsonSchema({
+        "type": "object", "additionalProperties": False,
+        "description": "Other categorical Kaggle application fields (data dictionary values)",
+        "properties": {name: {"type": "string", "enum": list(values)}
+                       for name, values in CATEGORY_FIELDS.items()},
+    }),
+]  # fmt: skip
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, and JSON types as the OpenAPI says them
+    (no "10" for a number, 0 for a date or "true" for a boolean). An integer is a JSON
+    integer literal: 100002.0 is refused, although JSON Schema counts it as an integer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Application(Strict):
-    """A new application; fields of Home Credit's application table (see common.proto)."""
+    """A new application; fields of Home Credit's application table (see common.proto).
+    The annuity may not exceed the credit amount (`amt_annuity` <= `amt_credit`)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -72,9 +186,12 @@ class Application(Strict):
         description="negative: 18 to 100 years",
     )
     # Kaggle's 365243 ("no employment date") is accepted, like leaving the field out.
-    days_employed: int | None = Field(
-        None, ge=LIMITS["DAYS_EMPLOYED"][0], le=NO_EMPLOYMENT,
-        description="negative days; 365243 or absent: no employment (pensioner, unemployed)",
+    days_employed: Annotated[int, Field(ge=LIMITS["DAYS_EMPLOYED"][0], le=NO_EMPLOYMENT),
+                             WithJsonSchema({"anyOf": [
+                                 {"type": "integer", "minimum": LIMITS["DAYS_EMPLOYED"][0],
+                                  "maximum": LIMITS["DAYS_EMPLOYED"][1]},
+                                 {"type": "integer", "enum": [NO_EMPLOYMENT]}]})] | None = Field(
+        None, description="negative days; 365243 or absent: no employment (pensioner, unemployed)",
     )  # fmt: skip
     cnt_children: int | None = Field(
         None, ge=LIMITS["CNT_CHILDREN"][0], le=LIMITS["CNT_CHILDREN"][1]
@@ -82,24 +199,20 @@ class Application(Strict):
     cnt_fam_members: float | None = Field(
         None, ge=LIMITS["CNT_FAM_MEMBERS"][0], le=LIMITS["CNT_FAM_MEMBERS"][1], allow_inf_nan=False
     )
-    code_gender: Text | None = None
+    code_gender: Annotated[str | None, KaggleCategory("CODE_GENDER")] = None
     flag_own_car: Literal["Y", "N"] | None = None
     flag_own_realty: Literal["Y", "N"] | None = None
-    name_income_type: Text | None = None
-    name_education_type: Text | None = None
-    name_family_status: Text | None = None
-    name_housing_type: Text | None = None
-    occupation_type: Text | None = None
-    organization_type: Text | None = None
+    name_income_type: Annotated[str | None, KaggleCategory("NAME_INCOME_TYPE")] = None
+    name_education_type: Annotated[str | None, KaggleCategory("NAME_EDUCATION_TYPE")] = None
+    name_family_status: Annotated[str | None, KaggleCategory("NAME_FAMILY_STATUS")] = None
+    name_housing_type: Annotated[str | None, KaggleCategory("NAME_HOUSING_TYPE")] = None
+    occupation_type: Annotated[str | None, KaggleCategory("OCCUPATION_TYPE")] = None
+    organization_type: Annotated[str | None, KaggleCategory("ORGANIZATION_TYPE")] = None
     ext_source_1: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     ext_source_2: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     ext_source_3: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
-    numeric_fields: dict[FieldName, Annotated[float, Field(allow_inf_nan=False)]] = Field(
-        default_factory=dict, max_length=200, description="Other numeric Kaggle fields"
-    )
-    category_fields: dict[FieldName, Text] = Field(
-        default_factory=dict, max_length=200, description="Other categorical Kaggle fields"
-    )
+    numeric_fields: NumericFields = Field(default_factory=dict)
+    category_fields: CategoryFields = Field(default_factory=dict)
 
     @field_validator("days_employed")
     @classmethod
@@ -109,17 +222,38 @@ class Application(Strict):
             raise ValueError(f"must be at most {high:g}, or {NO_EMPLOYMENT} (no employment)")
         return value
 
+    @field_validator("amt_annuity")
+    @classmethod
+    def _annuity(cls, value: float, info: ValidationInfo) -> float:
+        # The services refuse it too (services.common.application); JSON Schema cannot
+        # compare two fields, so the OpenAPI says it in the description.
+        credit = info.data.get("amt_credit")
+        if credit is not None and value > credit:
+            raise ValueError("cannot exceed the credit amount (amt_credit)")
+        return value
+
     def to_proto(self) -> common_pb2.Application:
         fields = self.model_dump(exclude_none=True)
         return common_pb2.Application(**fields)
 
 
+def _exactly_one_of(schema: dict[str, Any]) -> None:
+    # Never null (the oneOf counts a property as given when it is present): the OpenAPI
+    # drops null from both, and the validators below refuse it.
+    for name in ("client_id", "application"):
+        prop = schema["properties"][name]
+        kept = [branch for branch in prop.pop("anyOf", []) if branch.get("type") != "null"]
+        if kept:
+            prop.update(kept[0])
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": ["client_id"]}, {"required": ["application"]}]
+    schema["examples"] = [{"client_id": 100002}, {"client_id": 100002, "simulation": True}]
+
+
 class ScoreRequest(Strict):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"client_id": 100002}, {"client_id": 100002,
-                                                                 "simulation": True}]},
-    )  # fmt: skip
+    """Exactly one of `client_id` (a known client) or `application` (a new one)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of)
 
     client_id: ClientId | None = None
     application: Application | None = None
@@ -127,6 +261,19 @@ class ScoreRequest(Strict):
         False, strict=True,  # true or false only: "yes" or 0 must not decide anything
         description="A what-if: scored and logged as a simulation, not a decision.",
     )  # fmt: skip
+
+    @field_validator("client_id", "application", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("leave the field out instead of sending null")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ScoreRequest:
+        if (self.client_id is None) == (self.application is None):
+            raise ValueError("give exactly one of client_id or application")
+        return self
 
 
 class Score(BaseModel):
@@ -248,7 +395,7 @@ class Importance(BaseModel):
 class ModelCard(BaseModel):
     model_version: str
     model_name: str
-    trained_at: datetime | None
+    trained_at: UtcDatetime | None = Field(description="When it was trained (UTC)")
     threshold: float
     metrics: dict[str, float]
     cost_false_negative: float
@@ -296,7 +443,7 @@ class Neighbours(BaseModel):
 
 class DecisionSummary(BaseModel):
     decision_id: str
-    created_at: datetime
+    created_at: UtcDatetime
     client_id: int | None
     application_hash: str | None
     model_version: str
@@ -312,6 +459,17 @@ class DecisionRecord(DecisionSummary):
         None, description="The advisor signed in to the dashboard when it made this decision."
     )
     features: dict[str, Any] = Field(description='{"numeric": {...}, "categorical": {...}}')
+
+
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    # Strict models take dates as date objects only; from JSON it is this string form only
+    # (not 0, 1.5e9 or "2026-11-30T00:00").
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        raise ValueError("an ISO date, YYYY-MM-DD")
+    return value
 
 
 def _not_future(value: date) -> date:
@@ -330,8 +488,8 @@ class OutcomeReport(Strict):
     )
 
     defaulted: bool = Field(strict=True, description="The client defaulted on this loan.")
-    observed_at: Annotated[date, AfterValidator(_not_future)] = Field(
-        description="When the outcome was established (ISO date, not in the future)."
+    observed_at: Annotated[date, BeforeValidator(_iso_date), AfterValidator(_not_future)] = Field(
+        strict=False, description="When the outcome was established (ISO date, not in the future)."
     )
 
 
@@ -339,7 +497,7 @@ class Outcome(BaseModel):
     decision_id: str
     defaulted: bool
     observed_at: date
-    reported_at: datetime = Field(description="When the outcome was first recorded.")
+    reported_at: UtcDatetime = Field(description="When the outcome was first recorded.")
     status: Literal["new", "unchanged"] = Field(
         description="new (201): recorded now; unchanged (200): this outcome was recorded before."
     )
