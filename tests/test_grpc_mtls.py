@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from services.common.server import build_server, set_serving
 from services.gateway.backends import Backends
 from services.gateway.settings import GatewaySettings
 from services.scoring.settings import ScoringSettings
-from tests.stack import free_port
 
 x509 = pytest.importorskip("cryptography.x509")
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
@@ -33,6 +33,13 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
 SERVICE_NAME = "scoring.credit.svc.cluster.local"
+
+
+def free_port() -> int:
+    # Not tests.stack's: importing it loads training and the feature store (slow).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _name(common: str) -> x509.Name:
