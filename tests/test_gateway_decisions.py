@@ -397,3 +397,21 @@ def test_a_logged_decision_is_explained_from_its_own_inputs(stack: Any, tmp_path
                     model_version=by_client.json()["model_version"]), timeout=30)  # fmt: skip
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert refused.value.details().startswith("inputs:")
+
+
+def test_one_definition_of_a_logged_decision() -> None:
+    """The decision table (DecisionRow) is the definition; the in-memory decision, the
+    archive's Parquet schema and the audit API's records follow it."""
+    import dataclasses
+
+    from services.gateway.archive import SCHEMA
+    from services.gateway.decisions import SIDE_FIELDS, DecisionRow
+    from services.gateway.schemas import DecisionRecord, DecisionSummary
+
+    columns = [column.key for column in DecisionRow.__table__.columns]
+    fields = [field.name for field in dataclasses.fields(Decision)]
+    assert fields == columns + [f for f in fields if f in SIDE_FIELDS]
+    assert SCHEMA.names == columns
+    # The audit record shows every field but the challenger's shadow score (never returned).
+    assert set(DecisionRecord.model_fields) == set(fields) - {"shadow"}
+    assert set(DecisionSummary.model_fields) < set(DecisionRecord.model_fields)

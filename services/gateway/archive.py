@@ -35,7 +35,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import Text, cast, delete, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    String,
+    Text,
+    cast,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.engine import Engine
 
 from services.gateway.decisions import Decision, DecisionRow, as_utc
@@ -45,20 +57,18 @@ DEFAULT_BATCH = 5_000
 # holds the id, not the whole file.
 ROW_GROUP = 500
 PREFIX = "decisions_"
-SCHEMA = pa.schema([
-    ("decision_id", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")),
-    ("key_id", pa.string()),
-    ("client_id", pa.int64()),
-    ("application_hash", pa.string()),
-    ("model_version", pa.string()),
-    ("probability", pa.float64()),
-    ("decision", pa.string()),
-    ("threshold", pa.float64()),
-    ("simulation", pa.bool_()),
-    ("features", pa.string()),  # the log's JSON text
-])  # fmt: skip
 _TABLE = DecisionRow.__table__
+# The archive's columns are the decision table's (decisions.DecisionRow, the one definition
+# of a logged decision), with the JSON features kept as the log's own JSON text.
+_ARROW_TYPES: dict[type, pa.DataType] = {
+    String: pa.string(),
+    DateTime: pa.timestamp("us", tz="UTC"),
+    BigInteger: pa.int64(),
+    Double: pa.float64(),
+    Boolean: pa.bool_(),
+    JSON: pa.string(),
+}
+SCHEMA = pa.schema([(column.name, _ARROW_TYPES[type(column.type)]) for column in _TABLE.columns])
 _COLUMNS = [
     cast(column, Text).label(column.name) if column.name == "features" else column
     for column in _TABLE.columns

@@ -15,6 +15,9 @@ right edge of the primary-key index instead of on a random page of it.
 A registered challenger's shadow score of a decision (model version, probability, decision)
 goes into ``shadow_scores``, in the decision's transaction; it is never returned to partners.
 
+A refusal granted by the exploration share (``GATEWAY_EXPLORATION_SHARE``, off by default)
+is logged as granted and listed in ``decision_explorations``.
+
 Simulations (dashboard what-ifs) are logged too, flagged ``simulation=True``, so the audit
 trail shows what an advisor tried; they never count as decisions (metrics, default list).
 
@@ -132,8 +135,20 @@ class ShadowRow(Base):
     threshold: Mapped[float] = mapped_column(Double)
 
 
+class ExplorationRow(Base):
+    """A would-be refusal the gateway's exploration share granted (``EXPLORATION_SHARE``): its
+    outcome is known although the model refused, so realised figures of that slice carry no
+    selection bias (``credit performance report``). A table of its own, created when absent
+    like ``outcomes``; kept when its decision is archived."""
+
+    __tablename__ = "decision_explorations"
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
 # Built once: a statement built per write had its cache key computed again every time.
 INSERT = insert(DecisionRow)
+INSERT_EXPLORATION = insert(ExplorationRow)
 INSERT_ACTOR = insert(ActorRow)
 INSERT_SHADOW = insert(ShadowRow)
 OutcomeStatus = Literal["new", "unchanged", "conflicting"]
@@ -229,13 +244,16 @@ class Decision:
     features: dict[str, Any]
     advisor: str | None = None  # the signed-in advisor behind the dashboard's key
     shadow: ShadowScore | None = None  # the challenger's score (table shadow_scores)
+    exploration: bool = False  # granted by the exploration share (table decision_explorations)
 
     @staticmethod
     def new(**fields: Any) -> Decision:
         return Decision(decision_id=str(uuid6.uuid7()), created_at=datetime.now(UTC), **fields)
 
 
-SIDE_FIELDS = frozenset({"advisor", "shadow"})  # Decision fields kept in tables of their own
+SIDE_FIELDS = frozenset(
+    {"advisor", "shadow", "exploration"}
+)  # Decision fields kept in tables of their own
 
 
 def as_utc(created: datetime) -> datetime:
@@ -245,12 +263,10 @@ def as_utc(created: datetime) -> datetime:
 
 
 def _from_row(row: DecisionRow) -> Decision:
-    return Decision(
-        decision_id=row.decision_id, created_at=as_utc(row.created_at), key_id=row.key_id,
-        client_id=row.client_id, application_hash=row.application_hash,
-        model_version=row.model_version, probability=row.probability, decision=row.decision,
-        threshold=row.threshold, simulation=row.simulation, features=row.features,
-    )  # fmt: skip
+    """The table's columns are the decision's fields, but for those kept in tables of their
+    own (``SIDE_FIELDS``); tests/test_gateway_decisions.py checks the two agree."""
+    fields = {column.key: getattr(row, column.key) for column in DecisionRow.__table__.columns}
+    return Decision(**{**fields, "created_at": as_utc(row.created_at)})
 
 
 def _sqlite_wal(connection: Any, _record: Any) -> None:
@@ -348,6 +364,9 @@ class DecisionLog:
                 connection.execute(INSERT_ACTOR, actors)
             if shadows:
                 connection.execute(INSERT_SHADOW, shadows)
+            explored = [{"decision_id": d.decision_id} for d in decisions if d.exploration]
+            if explored:
+                connection.execute(INSERT_EXPLORATION, explored)
         DECISION_COMMITS.observe(time.perf_counter() - started)
         DECISIONS_PER_COMMIT.observe(len(decisions))
 
@@ -356,12 +375,15 @@ class DecisionLog:
             row = session.get(DecisionRow, decision_id)
             found = None if row is None else _from_row(row)
             actor = session.get(ActorRow, decision_id)
+            explored = session.get(ExplorationRow, decision_id) is not None
         if found is None and self.archive_dir is not None:
             from services.gateway.archive import find_archived  # pyarrow only on this path
 
             found = find_archived(self.archive_dir, decision_id)
         if found is not None and actor is not None:
             found = dataclasses.replace(found, advisor=actor.advisor)
+        if found is not None and explored:
+            found = dataclasses.replace(found, exploration=True)
         return found
 
     def _shadow(self, decision_id: str) -> ShadowScore | None:
