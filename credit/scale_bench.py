@@ -196,6 +196,25 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Any:
                 process.wait()
 
 
+def _wait_serving(address: str, seconds: float = 600) -> None:
+    """Until the replica's gRPC health says SERVING (its model and store are loaded)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + seconds
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.5)
+    raise RuntimeError(f"scoring at {address} not SERVING after {seconds} s")
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -204,9 +223,12 @@ def _rss_mb(pid: int) -> float:
 
 
 def _handled(metrics_port: int) -> float:
-    """Score RPCs a scoring replica has completed (its Prometheus counter)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
+    """Score RPCs a scoring replica has completed (its Prometheus counter; -1 unknown)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as r:
+            text = r.read().decode()
+    except OSError:
+        return -1.0
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
@@ -279,6 +301,22 @@ def bench_scale_out(settings: PlatformSettings, work: Path, clients: int) -> dic
         "BENCH_CLIENT_IDS": ",".join(map(str, ids["SK_ID_CURR"].to_list()[:500])),
     }
     results: dict[str, Any] = {"clients_in_store": ids.height, "cpus": os.cpu_count()}
+    try:
+        _replica_runs(work, env, keys, wrk_env, results)
+    finally:  # the services' logs outlive the work folder
+        logs = Path(settings.artifacts_dir) / "bench-logs" / "scale_out"
+        logs.mkdir(parents=True, exist_ok=True)
+        for log_file in work.glob("*.log"):
+            shutil.copy(log_file, logs / log_file.name)
+    results["throughput_ratio_2_over_1"] = round(
+        results["replicas_2"]["requests_per_s"] / results["replicas_1"]["requests_per_s"], 2
+    )
+    return results
+
+
+def _replica_runs(
+    work: Path, env: dict[str, str], keys: Path, wrk_env: dict[str, str], results: dict[str, Any]
+) -> None:
     for replicas in (1, 2):
         with ExitStack() as stack:
             scoring, scoring_processes, gateway_processes = [], [], []
@@ -305,8 +343,8 @@ def bench_scale_out(settings: PlatformSettings, work: Path, clients: int) -> dic
                     work / f"gateway-{replicas}-{i}.log",
                 )))  # fmt: skip
                 gateways.append(f"http://127.0.0.1:{port}")
-            for _, metrics in scoring:
-                _wait_http(f"http://127.0.0.1:{metrics}/metrics")
+            for port, _ in scoring:
+                _wait_serving(f"127.0.0.1:{port}")
             for gateway in gateways:
                 _wait_http(f"{gateway}/healthz")
             _wrk_parallel(gateways, 4, 5, wrk_env)  # warm-up: models loaded, connections up
@@ -320,7 +358,3 @@ def bench_scale_out(settings: PlatformSettings, work: Path, clients: int) -> dic
             }
             run["score_rpcs_per_replica"] = [int(b - a) for a, b in zip(before, after, strict=True)]
             results[f"replicas_{replicas}"] = run
-    results["throughput_ratio_2_over_1"] = round(
-        results["replicas_2"]["requests_per_s"] / results["replicas_1"]["requests_per_s"], 2
-    )
-    return results
