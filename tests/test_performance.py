@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, insert
 from typer.testing import CliRunner
 
 from credit.cli import app as cli
-from services.gateway.decisions import Base, Decision, DecisionRow, OutcomeRow
+from services.gateway.decisions import SIDE_FIELDS, Base, Decision, DecisionRow, OutcomeRow
 from training.performance import psi, read_log, run_performance
 
 RNG = np.random.default_rng(7)
@@ -42,7 +42,7 @@ def write_log(url: str, decisions: list[Decision], outcomes: dict[str, bool]) ->
     with engine.begin() as connection:
         if not decisions:
             return
-        rows = [{k: v for k, v in vars(d).items() if k != "advisor"} for d in decisions]
+        rows = [{k: v for k, v in vars(d).items() if k not in SIDE_FIELDS} for d in decisions]
         connection.execute(insert(DecisionRow), rows)
         connection.execute(insert(OutcomeRow), [
             {"decision_id": k, "defaulted": v, "observed_at": date(2026, 11, 30),
@@ -178,3 +178,44 @@ def test_report_command_on_an_empty_log(tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli, ["performance", "report", "--database-url",
                                        f"sqlite:///{tmp_path / 'none.db'}"])  # fmt: skip
     assert missing.exit_code == 2 and "no decision log" in missing.output
+
+
+def test_exploration_slice_reported_apart(tmp_path: Path) -> None:
+    """Refusals granted by the exploration share: out of the policy's figures, shown apart
+    with an inverse-probability-weighted AUC over every applicant."""
+    from services.gateway.decisions import ExplorationRow
+
+    when = datetime(2026, 3, 5, tzinfo=UTC)
+    decisions, outcomes, explored = [], {}, []
+    for p in RNG.beta(1.2, 18, 1000):
+        d = make_decision(when, float(p))
+        if d.decision == "refused" and RNG.random() < 0.25:  # explored: granted, flagged
+            d = Decision(**{**vars(d), "decision": "granted"})
+            explored.append(d.decision_id)
+        decisions.append(d)
+        if d.decision == "granted":
+            outcomes[d.decision_id] = bool(RNG.random() < p)
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    write_log(url, decisions, outcomes)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(insert(ExplorationRow), [{"decision_id": i} for i in explored])
+    engine.dispose()
+    report = run_performance(url, tmp_path / "out", artifacts_dir=None, tracking_uri=None)
+    overall = report["model_versions"]["1"]["overall"]
+    policy = [d for d in decisions if d.probability < 0.1]
+    assert overall["outcomes_known"] == len(policy)  # explorations are not the policy's
+    assert overall["granted"] == len(policy) + len(explored)
+    slice_ = overall["exploration"]
+    refused = len(decisions) - len(policy) - len(explored)
+    share = len(explored) / (len(explored) + refused)
+    assert slice_["decisions"] == slice_["outcomes_known"] == len(explored)
+    assert slice_["share_of_refusals"] == pytest.approx(share)
+    both = policy + [d for d in decisions if d.decision_id in explored]
+    weights = [1.0 if d.probability < 0.1 else 1 / share for d in both]
+    assert slice_["auc_unbiased"] == pytest.approx(roc_auc_score(
+        [outcomes[d.decision_id] for d in both], [d.probability for d in both],
+        sample_weight=weights))  # fmt: skip
+    low, high = overall["auc_ci95"]
+    assert low < overall["auc"] < high
+    assert "Exploration" in (tmp_path / "out" / "report.html").read_text()

@@ -50,7 +50,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # grpc.aio channels belong to the running loop: created here, not at import.
         backends = Backends(settings)
         app.state.decisions, app.state.backends = decisions, backends
-        app.state.service = CreditService(backends, decisions, settings.max_batch)
+        app.state.service = CreditService(backends, decisions, settings.max_batch,
+                                          settings.exploration_share)  # fmt: skip
         log.info("gateway_started", scoring=settings.scoring_address,
                  explainer=settings.explainer_address, keys=len(app.state.auth.keys),
                  database=decisions.engine.url.render_as_string(hide_password=True))  # fmt: skip

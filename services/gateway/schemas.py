@@ -459,6 +459,10 @@ class DecisionRecord(DecisionSummary):
         None, description="The advisor signed in to the dashboard when it made this decision."
     )
     features: dict[str, Any] = Field(description='{"numeric": {...}, "categorical": {...}}')
+    exploration: bool = Field(
+        False, description="Granted by the exploration share although the model refused "
+        "(GATEWAY_EXPLORATION_SHARE; off by default).",
+    )  # fmt: skip
 
 
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

@@ -8,11 +8,15 @@ Invariants, tested in tests/test_gateway*.py:
 * a decision is durable (``DecisionLog.write`` committed) before its score is returned;
 * simulations are logged but never counted in ``credit_decisions_total``;
 * a logged decision is explained from its own logged inputs and model version;
-* a model version is the champion's or a canonical registered number ("7", never "07").
+* a model version is the champion's or a canonical registered number ("7", never "07");
+* with an exploration share (``GATEWAY_EXPLORATION_SHARE``, 0 by default) that share of
+  would-be refusals, drawn from the decision id's hash, is granted and flagged
+  ``exploration`` in the log (never a simulation, never a review).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -42,6 +46,15 @@ def application_hash(application: schemas.Application) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def explored(decision_id: str, share: float) -> bool:
+    """Whether the exploration share grants this would-be refusal: a deterministic draw from
+    the decision id's hash (the same id, the same answer), true for ``share`` of ids."""
+    if share <= 0:
+        return False
+    draw = int.from_bytes(hashlib.sha256(decision_id.encode()).digest()[:8], "big")
+    return draw < share * 2**64
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who acts: the API key, and the advisor behind it when the dashboard calls."""
@@ -60,10 +73,13 @@ def _count(decisions: Sequence[Decision]) -> None:
 class CreditService:
     """Scores, explanations, profiles and the decision log, over the two gRPC backends."""
 
-    def __init__(self, backends: Backends, log: DecisionLog, max_batch: int) -> None:
+    def __init__(
+        self, backends: Backends, log: DecisionLog, max_batch: int, exploration_share: float = 0.0
+    ) -> None:
         self.backends = backends
         self.log = log
         self.max_batch = max_batch
+        self.exploration_share = exploration_share
 
     # --- decisions ---------------------------------------------------------------------
 
@@ -75,7 +91,7 @@ class CreditService:
         simulation: bool,
         app_hash: str | None = None,
     ) -> Decision:
-        return Decision.new(
+        decision = Decision.new(
             advisor=caller.advisor,
             key_id=caller.key.id,
             client_id=reply.client_id if reply.HasField("client_id") else None,
@@ -88,6 +104,13 @@ class CreditService:
             features=converters.logged_features(reply.inputs, names),
             shadow=converters.shadow(reply),  # logged, never returned
         )
+        if (
+            decision.decision == "refused"
+            and not simulation
+            and explored(decision.decision_id, self.exploration_share)
+        ):
+            decision = dataclasses.replace(decision, decision="granted", exploration=True)
+        return decision
 
     async def score(self, body: schemas.ScoreRequest, caller: Caller) -> schemas.Score:
         """Score a known client or a new application; the decision is logged (committed)
