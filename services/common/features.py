@@ -71,6 +71,13 @@ class FeatureSource:
         # Shares the reader's store, hence its Redis client and fail-fast settings.
         self.guard = StoreGuard(MarkerStore(reader.store), check_seconds)
 
+    @classmethod
+    def open(cls, check_seconds: float) -> FeatureSource:
+        """The online store the feature-store settings (environment) name, guarded."""
+        from serving_core.feature_store.settings import open_store
+
+        return cls(OnlineFeatureReader(open_store()), check_seconds=check_seconds)
+
     def start(self) -> None:
         """Check the store's completeness now, then periodically (``stop`` ends it)."""
         self.guard.start()

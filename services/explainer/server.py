@@ -148,14 +148,9 @@ def create_server(
 
 
 def serve(settings: ExplainerSettings | None = None) -> None:
-    from serving_core.feature_store.reader import OnlineFeatureReader
-    from serving_core.feature_store.settings import open_store
-
     settings = settings or ExplainerSettings()
     configure_logging(settings.log_format)
-    features = FeatureSource(
-        OnlineFeatureReader(open_store()), check_seconds=settings.feature_store_check_seconds
-    )
+    features = FeatureSource.open(settings.feature_store_check_seconds)
     server, health, _ = create_server(settings, features)
     features.start()  # checks the store, and so sets health, before it returns
     log.info("explainer_started", port=settings.port, metrics_port=settings.metrics_port)

@@ -195,14 +195,9 @@ def create_server(
 
 
 def serve(settings: ScoringSettings | None = None) -> None:
-    from serving_core.feature_store.reader import OnlineFeatureReader
-    from serving_core.feature_store.settings import open_store
-
     settings = settings or ScoringSettings()
     configure_logging(settings.log_format)
-    features = FeatureSource(
-        OnlineFeatureReader(open_store()), check_seconds=settings.feature_store_check_seconds
-    )
+    features = FeatureSource.open(settings.feature_store_check_seconds)
     server, follower, health = create_server(settings, features)
     start_following(follower, features)
     log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port,
