@@ -269,7 +269,8 @@ def test_checkpoints_let_a_writer_with_pauses_restart_the_wal_itself(tmp_path: P
     """Real traffic leaves gaps between commits: repeated PASSIVE checkpoint rounds copy the
     whole WAL in one of them, and the next commit starts the WAL over by itself, with no
     RESTART (which makes the writer wait). A single PASSIVE per interval (the old way)
-    usually ended while a commit was under way: 1-4 restarts in 20 intervals, against 8-19."""
+    usually ended while a commit was under way: 1-4 restarts in 20 intervals, against 8-19
+    (5 on a machine at a load of 20: the bar is above what the old way ever reached)."""
     import struct
 
     from sqlalchemy import event
@@ -288,8 +289,8 @@ def test_checkpoints_let_a_writer_with_pauses_restart_the_wal_itself(tmp_path: P
     # The WAL header's checkpoint sequence number counts the times the WAL started over.
     wal_restarts = struct.unpack(">I", Path(f"{path}-wal").read_bytes()[12:16])[0]
     log.close()
-    assert written > 600 and restarts_asked == 0
-    assert wal_restarts >= 6, (wal_restarts, written)
+    assert written > 300 and restarts_asked == 0  # a pause between commits, not a speed
+    assert wal_restarts >= 5, (wal_restarts, written)
 
 
 def test_decision_ids_are_time_ordered_uuids(tmp_path: Path) -> None:
