@@ -59,8 +59,12 @@ def sample(name: str, labels: dict[str, str]) -> float:
 # -- the serving core's rule -----------------------------------------------------------------
 def test_decide_refers_what_is_within_the_band_to_review() -> None:
     # Only the threshold takes part in a decision.
-    model = ScoringModel(booster=None, calibrator=Calibrator("identity"), threshold=0.30,
-                         schema={"features": []})  # type: ignore[arg-type]  # fmt: skip
+    model = ScoringModel(
+        booster=None,  # type: ignore[arg-type]
+        calibrator=Calibrator("identity"),
+        threshold=0.30,
+        schema={"features": []},
+    )
     assert model.decide(0.30) == REFUSED and model.decide(0.2999) == GRANTED  # band off
     assert model.decide(0.30, 0.02) == REVIEW
     assert model.decide(0.2801, 0.02) == REVIEW and model.decide(0.3199, 0.02) == REVIEW
@@ -148,7 +152,7 @@ def test_review_band_and_shadow_scores_over_grpc(served: Served) -> None:
         p = champion_p[client_id]
         assert reply.probability == pytest.approx(p, abs=1e-9)
         assert reply.review_band == served.band
-        expected = served.champion.decide(p, served.band)
+        expected = str(served.champion.decide(p, served.band))
         assert NAMES[reply.decision] == expected
         if abs(p - served.champion.threshold) < served.band:
             assert reply.decision == common_pb2.DECISION_REVIEW
@@ -229,3 +233,119 @@ def test_dashboard_shows_a_review_decision_in_words(lang: str, word: str) -> Non
     shown = views.decision_html(lang, 0.101, 0.099, "review")
     assert word in shown and "?" in shown and "✓" not in shown and "✗" not in shown
     assert views.t(lang, "outcome_review")
+
+
+# -- the gateway: review in the API, the shadow in the decision log only, the report ---------
+def test_gateway_logs_review_and_shadow_and_the_report_compares_them(
+    served: Served, database_url: str, tmp_path: Path
+) -> None:
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from credit.cli import app as cli
+    from services.gateway.decisions import DecisionLog
+    from services.gateway.schemas import Score
+    from tests.test_gateway_decisions import metric
+    from tests.test_gateway_support import APPLICATION, running, settings_for, write_keys
+
+    plain = write_keys(tmp_path / "keys.json")
+    headers = {"X-API-Key": plain["all"]}
+    settings = settings_for(tmp_path / "keys.json", database_url, served.address,
+                            served.stack.explainer_address)  # fmt: skip
+    champion_p, challenger_p = offline(served, served.champion), offline(served, served.challenger)
+    ids = served.client_ids[150:210]
+    with running(settings) as client:
+        before = {d: metric(client, f'credit_decisions_total{{decision="{d}"}}')
+                  for d in (GRANTED, REFUSED, REVIEW)}  # fmt: skip
+        singles = [client.post("/v1/scores", json={"client_id": i}, headers=headers)
+                   for i in ids[:40]]  # fmt: skip
+        batch = client.post("/v1/scores/batch", json={"client_ids": ids[40:]}, headers=headers)
+        by_app = client.post("/v1/scores", json={"application": APPLICATION}, headers=headers)
+        what_if = client.post("/v1/scores", headers=headers,
+                              json={"client_id": ids[0], "simulation": True})  # fmt: skip
+        assert all(r.status_code == 200 for r in [*singles, batch, by_app, what_if])
+        scores = [r.json() for r in singles] + [i["score"] for i in batch.json()["items"]]
+        for body in [*scores, by_app.json()]:
+            # The challenger is never shown: the score's own fields only, none of its values.
+            assert set(body) == set(Score.model_fields) and body["review_band"] == served.band
+            assert body["model_version"] == served.champion.model_version
+        for s in scores:
+            assert challenger_p[s["client_id"]] not in s.values()
+        real = [*scores, by_app.json()]
+        counted = {d: sum(s["decision"] == d for s in real) for d in (GRANTED, REFUSED, REVIEW)}
+        assert counted[REVIEW] >= 5 and counted[GRANTED] >= 5, counted
+        for name, n in counted.items():
+            now = metric(client, f'credit_decisions_total{{decision="{name}"}}')
+            assert now - before[name] == n, name
+        record = client.get(f"/v1/decisions/{scores[0]['decision_id']}", headers=headers).json()
+        assert "shadow" not in record and record["decision"] == scores[0]["decision"]
+        # Outcomes of some granted and some review decisions (an underwriter granted them).
+        labelled = [s for s in scores if s["decision"] != REFUSED][:12]
+        for n, s in enumerate(labelled):
+            put = client.put(
+                f"/v1/decisions/{s['decision_id']}/outcome",
+                headers=headers,
+                json={"defaulted": n % 3 == 0, "observed_at": "2026-11-30"},
+            )
+            assert put.status_code == 201
+
+    log = DecisionLog(database_url)
+    try:
+        for s in scores:
+            shadow = asyncio.run(log.shadow(s["decision_id"]))
+            assert shadow is not None
+            assert shadow.model_version == served.challenger.model_version
+            p = challenger_p[s["client_id"]]
+            assert shadow.probability == pytest.approx(p, abs=1e-9)
+            assert shadow.decision == served.challenger.decide(p, served.band)
+            assert shadow.threshold == served.challenger.threshold
+            assert s["probability"] == pytest.approx(champion_p[s["client_id"]], abs=1e-9)
+        assert asyncio.run(log.shadow(what_if.json()["decision_id"])) is not None
+        app_shadow = asyncio.run(log.shadow(by_app.json()["decision_id"]))
+        assert app_shadow is not None
+    finally:
+        log.close()
+
+    result = CliRunner().invoke(cli, ["challenger", "report", "--database-url", database_url,
+                                      "--out-dir", str(tmp_path / "report")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"challenger v{served.challenger.model_version}" in result.output
+    report = json.loads((tmp_path / "report" / "challenger.json").read_text())
+    (pair,) = report["pairs"]
+    assert (pair["champion"], pair["challenger"]) == (served.champion.model_version,
+                                                      served.challenger.model_version)  # fmt: skip
+    assert report["simulations_excluded"] == 1
+    # Expected from the models themselves: known clients' shadow decisions offline, the
+    # application's as logged.
+    mine = [(s["decision"], served.challenger.decide(challenger_p[s["client_id"]], served.band),
+             challenger_p[s["client_id"]] - s["probability"]) for s in scores]  # fmt: skip
+    mine.append((by_app.json()["decision"], app_shadow.decision,
+                 app_shadow.probability - by_app.json()["probability"]))  # fmt: skip
+    assert pair["decisions"] == len(mine)
+    assert pair["agreement_rate"] == pytest.approx(sum(a == b for a, b, _ in mine) / len(mine))
+    flips: dict[str, int] = {}
+    for a, b, _ in mine:
+        if a != b:
+            flips[f"{a}->{b}"] = flips.get(f"{a}->{b}", 0) + 1
+    assert pair["flips"] == flips and pair["flipped"] == sum(flips.values())
+    diffs = np.array([d for _, _, d in mine])
+    assert pair["probability_difference"]["mean"] == pytest.approx(diffs.mean(), abs=1e-12)
+    assert pair["probability_difference"]["max_abs"] == pytest.approx(np.abs(diffs).max())
+    review_share = sum(a == REVIEW for a, _, _ in mine) / len(mine)
+    assert pair["review_rate"]["champion"] == pytest.approx(review_share)
+    outcomes = pair["outcomes"]
+    assert outcomes["known"] == len(labelled)
+    assert outcomes["defaults"] == sum(n % 3 == 0 for n in range(len(labelled)))
+    cost = {"champion": 0.0, "challenger": 0.0}
+    for n, s in enumerate(labelled):
+        defaulted = n % 3 == 0
+        for side, p, threshold in (
+            ("champion", s["probability"], served.champion.threshold),
+            ("challenger", challenger_p[s["client_id"]], served.challenger.threshold),
+        ):
+            refused = p >= threshold
+            cost[side] += 10.0 * (not refused and defaulted) + 1.0 * (refused and not defaulted)
+    assert outcomes["cost_champion"] == cost["champion"]
+    assert outcomes["cost_challenger"] == cost["challenger"]
