@@ -386,3 +386,47 @@ def test_skaffold_config_against_schema():
     assert any(
         p.get("value") == "helm/credit-scoring/values-production.yaml" for p in prod["patches"]
     )
+
+
+def test_grpc_mtls_is_a_chart_option_with_the_network_policy_kept():
+    """grpc.tls.enabled (issue 17): scoring and explainer get their certificate, key and
+    client CA (SCORING_/EXPLAINER_TLS_*) from a mounted kubernetes.io/tls Secret, the gateway
+    its client certificate (GATEWAY_GRPC_TLS_*); readiness probes present the pod's own
+    certificate (the kubelet's gRPC probe has no TLS); every NetworkPolicy stays the same.
+    Off by default: nothing of it rendered."""
+    plain, tls = helm_template(), helm_template(sets=("grpc.tls.enabled=true",))
+    assert "grpc-tls" not in json.dumps(plain)
+
+    def deployment(objects: list[dict], name: str) -> dict:
+        [found] = [
+            o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == name
+        ]
+        return found["spec"]["template"]["spec"]
+
+    for name, prefix, secret in (
+        ("scoring", "SCORING_TLS_", "credit-grpc-scoring"),
+        ("explainer", "EXPLAINER_TLS_", "credit-grpc-explainer"),
+        ("gateway", "GATEWAY_GRPC_TLS_", "credit-grpc-gateway"),
+    ):
+        pod = deployment(tls, name)
+        [container] = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        files = {k: v for k, v in env.items() if k.startswith(prefix)}
+        assert len(files) == 3 and all(
+            v.startswith("/var/run/secrets/grpc-tls/") for v in files.values()
+        )
+        [volume] = [v for v in pod["volumes"] if v["name"] == "grpc-tls"]
+        assert volume["secret"]["secretName"] == secret
+        mount = [m for m in container["volumeMounts"] if m["name"] == "grpc-tls"]
+        assert mount == [
+            {"name": "grpc-tls", "mountPath": "/var/run/secrets/grpc-tls", "readOnly": True}
+        ]
+        if name != "gateway":
+            probe = container["readinessProbe"]
+            assert "grpc" not in probe and probe["exec"]["command"][-2:] == [
+                "/var/run/secrets/grpc-tls",
+                name,
+            ]
+    assert "grpc-tls" not in json.dumps(deployment(tls, "ui"))
+    policies = lambda objects: [o for o in objects if o["kind"] == "NetworkPolicy"]  # noqa: E731
+    assert policies(tls) == policies(plain) and policies(tls)
