@@ -44,7 +44,7 @@ NOT_INPUTS = re.compile(
 )
 # Seed bagging (models per fold, averaged in the served model) is off by default: on the
 # real sample it moved the honest mean fold AUC by -0.001 to +0.002 and the cost by -66 to
-# +23 over two fold splits, within noise, for 3 to 5 times the training time
+# +39 over two fold splits, within noise, for 3 to 5 times the training time
 # (docs/decision-quality.md). `credit train --bags N` turns it on.
 FULL_BAGS = 1
 AGE_BANDS: tuple[str, ...] = ("<30", "30-40", "40-50", "50-60", "60+")
