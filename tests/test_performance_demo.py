@@ -7,6 +7,7 @@ band the threshold grants). Nothing is mocked; the figures can miss, and then it
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,74 @@ def test_realised_auc_of_unseen_clients_matches_the_model_card(
           f"{version['training_auc']:.4f})")  # fmt: skip
     assert abs(overall["auc"] - version["reference_auc"]) <= MARGIN
     assert (out / "performance.prom").is_file()
+
+
+def test_exploration_share_grants_a_flagged_slice_of_refusals(
+    stack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GATEWAY_EXPLORATION_SHARE (off by default): that share of would-be refusals, drawn
+    from the decision id, is granted, flagged in the log, and reported apart."""
+    from sqlalchemy import create_engine, select
+
+    from services.gateway.decisions import ExplorationRow
+    from services.gateway.service import explored
+    from services.gateway.settings import GatewaySettings
+
+    assert GatewaySettings(api_keys_file=None).exploration_share == 0.0
+    share = 0.2  # the most the setting allows
+    keys_file = tmp_path / "api-keys.json"
+    key = write_keys(keys_file)["all"]
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    settings = settings_for(keys_file, url, stack.scoring_address, stack.explainer_address,
+                            scoring_deadline_seconds=60, exploration_share=share)  # fmt: skip
+    ids = stack.train_ids[:300]
+    scores = []
+    with running(settings) as client:
+        for start in range(0, len(ids), 100):
+            answer = client.post("/v1/scores/batch", headers={"X-API-Key": key},
+                                 json={"client_ids": ids[start : start + 100]})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            scores += [item["score"] for item in answer.json()["items"]]
+        # What-ifs of refused clients until one draws an id the share would grant (a fifth
+        # of them; 60 tries all missing it: 0.8**60, about 1e-6).
+        refused_ids = [s["client_id"] for s in scores if s["probability"] >= s["threshold"]]
+        what_ifs = []
+        for client_id in itertools.islice(itertools.cycle(refused_ids), 60):
+            what_ifs.append(client.post("/v1/scores", headers={"X-API-Key": key},
+                            json={"client_id": client_id, "simulation": True}).json())  # fmt: skip
+            if explored(what_ifs[-1]["decision_id"], share):
+                break
+    above = [s for s in scores if s["probability"] >= s["threshold"]]
+    granted_above = {s["decision_id"] for s in above if s["decision"] == "granted"}
+    assert granted_above == {s["decision_id"] for s in above if explored(s["decision_id"], share)}
+    assert 0 < len(granted_above) < len(above)  # about a fifth of the would-be refusals
+    assert all(s["decision"] == "granted" for s in scores if s["probability"] < s["threshold"])
+    assert explored(what_ifs[-1]["decision_id"], share)
+    assert all(w["decision"] == "refused" for w in what_ifs)  # a what-if grants no loan
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        flagged = set(connection.execute(select(ExplorationRow.decision_id)).scalars())
+    engine.dispose()
+    assert flagged == granted_above
+
+    monkeypatch.setenv("TABLES_DIR", str(stack.root / "tables"))
+    monkeypatch.setenv("ARTIFACTS_DIR", str(stack.root / "artifacts-0"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", stack.tracking_uri)
+    runner = CliRunner()
+    simulated = runner.invoke(cli, ["outcomes", "simulate", "--training-clients",
+                                    "--database-url", url])  # fmt: skip
+    assert simulated.exit_code == 0, simulated.output
+    out = tmp_path / "performance"
+    reported = runner.invoke(
+        cli, ["performance", "report", "--database-url", url, "--out-dir", str(out)]
+    )
+    assert reported.exit_code == 0, reported.output
+    (version,) = json.loads((out / "report.json").read_text())["model_versions"].values()
+    overall, exploration = version["overall"], version["overall"]["exploration"]
+    assert exploration["decisions"] == exploration["outcomes_known"] == len(granted_above)
+    assert exploration["share_of_refusals"] == pytest.approx(len(granted_above) / len(above))
+    below = sum(s["probability"] < s["threshold"] for s in scores)
+    assert overall["outcomes_known"] == below  # the policy's grants only
+    assert overall["granted"] == below + len(granted_above)
+    assert overall["outcome_sources"] == {"simulated-train": below}  # in sample, and says so
+    assert "exploration:" in reported.output
