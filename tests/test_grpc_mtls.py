@@ -16,9 +16,14 @@ import ipaddress
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
@@ -26,11 +31,6 @@ from services.common.server import build_server, set_serving
 from services.gateway.backends import Backends
 from services.gateway.settings import GatewaySettings
 from services.scoring.settings import ScoringSettings
-
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
 SERVICE_NAME = "scoring.credit.svc.cluster.local"
 
@@ -172,18 +172,18 @@ def test_the_gateway_channels_use_the_settings_certificates(
         finally:
             await backends.close()
 
-    common = {"explainer_address": tls_server, "api_keys_file": None,
+    common: dict[str, Any] = {"explainer_address": tls_server, "api_keys_file": None,
               "database_url": f"sqlite:///{tmp_path / 'd.db'}"}  # fmt: skip
     with_tls = GatewaySettings(
         scoring_address=f"localhost:{port}", grpc_tls_ca_file=pki["ca"],
         grpc_tls_cert_file=pki["client_cert"], grpc_tls_key_file=pki["client_key"],
         grpc_tls_server_name=SERVICE_NAME, **common,
-    )  # type: ignore[arg-type]  # fmt: skip
+    )  # fmt: skip
     assert asyncio.run(serving(with_tls)) == (True, "SERVING")
     stranger = with_tls.model_copy(update={"grpc_tls_cert_file": pki["stranger_cert"],
                                            "grpc_tls_key_file": pki["stranger_key"]})  # fmt: skip
     assert asyncio.run(serving(stranger)) == (False, "UNAVAILABLE")
-    plaintext = GatewaySettings(scoring_address=tls_server, **common)  # type: ignore[arg-type]
+    plaintext = GatewaySettings(scoring_address=tls_server, **common)
     assert asyncio.run(serving(plaintext)) == (False, "UNAVAILABLE")
 
 
