@@ -281,8 +281,10 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             return out
 
         def cleared(code: str) -> dict[Any, Any]:
-            """Nothing about any client: what a failed look-up leaves on screen."""
-            out = chrome(code)
+            """Nothing about any client: what a failed look-up leaves on screen. (Not the
+            fixed words: re-drawing the recent list or the language choice would take the
+            keyboard focus away from where the advisor is.)"""
+            out: dict[Any, Any] = {}
             out.update({
                 ctx: {},
                 gauge_plot: plot(None), gauge_alt: "", decision_html: "", reasons_md: "",
@@ -602,15 +604,17 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             """Everything again in the new language: words, charts, texts (re-worded from
             the gateway, not re-scored: no second decision is logged)."""
             code = LANGS.get(choice, "en")
+            out = chrome(code)
             if state.get("client_id"):
                 try:
-                    return render_client(state["client_id"], code, state["score"])
+                    out.update(render_client(state["client_id"], code, state["score"]))
                 except GatewayError as error:
-                    return failed(code, error_text(code, error.kind))
+                    out.update(failed(code, error_text(code, error.kind)))
                 except Exception:
                     log.exception("dashboard language switch failed")
-                    return failed(code, error_text(code, "error"))
-            out = cleared(code)
+                    out.update(failed(code, error_text(code, "error")))
+                return out
+            out.update(cleared(code))
             out[status] = views.message(t(code, "empty"))
             return out
 
