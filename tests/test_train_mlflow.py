@@ -312,3 +312,18 @@ def test_real_sample_model_is_smooth_calibrated_and_honestly_evaluated(
     # Honest figures are the headline; the optimistic ones can only flatter.
     assert metrics["optimistic"]["auc_mean"] >= metrics["auc_mean"] > 0.7
     assert metrics["business_cost"] < metrics["cost_baselines"]["approve_all"]
+    # Credit logic holds for real clients: a higher external score never raises the risk,
+    # more instalment days late never lower it (the real data alone does not ensure it).
+    assert {"EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3"} <= set(
+        metrics["monotone"]["decreasing"]
+    )
+    assert "INST_DPD_MAX" in metrics["monotone"]["increasing"]
+    clients = frame[frame["split"] == "train"].reset_index(drop=True)
+    for i in range(0, 400, 20):
+        for column, values, direction in (
+            ("EXT_SOURCE_3", np.linspace(0, 1, 21), -1),
+            ("INST_DPD_MAX", np.linspace(0, 120, 21), 1),
+        ):
+            grid = pd.concat([clients.iloc[[i]]] * len(values), ignore_index=True)
+            grid[column] = values
+            assert (direction * np.diff(bundle.predict_proba(grid))).min() >= -1e-12
