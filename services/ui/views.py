@@ -11,23 +11,13 @@ from typing import Any
 
 from services.ui import charts, formats
 from services.ui.texts import category, percent, t, tn
+from serving_core.fields import FIELD_OF_COLUMN
 
 MAX_REASONS = 4  # the explainer's own limit (services/explainer/reasons.py)
 
-# Typed fields of the gateway's Application (schemas.Application) by Kaggle column.
-TYPED = {
-    "NAME_CONTRACT_TYPE": "contract_type", "AMT_INCOME_TOTAL": "amt_income_total",
-    "AMT_CREDIT": "amt_credit", "AMT_ANNUITY": "amt_annuity",
-    "AMT_GOODS_PRICE": "amt_goods_price", "DAYS_BIRTH": "days_birth",
-    "DAYS_EMPLOYED": "days_employed", "CNT_CHILDREN": "cnt_children",
-    "CNT_FAM_MEMBERS": "cnt_fam_members", "CODE_GENDER": "code_gender",
-    "FLAG_OWN_CAR": "flag_own_car", "FLAG_OWN_REALTY": "flag_own_realty",
-    "NAME_INCOME_TYPE": "name_income_type", "NAME_EDUCATION_TYPE": "name_education_type",
-    "NAME_FAMILY_STATUS": "name_family_status", "NAME_HOUSING_TYPE": "name_housing_type",
-    "OCCUPATION_TYPE": "occupation_type", "ORGANIZATION_TYPE": "organization_type",
-    "EXT_SOURCE_1": "ext_source_1", "EXT_SOURCE_2": "ext_source_2",
-    "EXT_SOURCE_3": "ext_source_3",
-}  # fmt: skip
+# Typed fields of the gateway's Application by Kaggle column (one definition:
+# serving_core.fields, which the gateway's schema follows).
+TYPED = FIELD_OF_COLUMN
 INTEGER_TYPED = {"days_birth", "days_employed", "cnt_children"}
 # The other columns of Home Credit's public application table, which the gateway accepts in
 # numeric_fields / category_fields. A what-if re-sends them all (with the client id, so the
