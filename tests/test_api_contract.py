@@ -73,3 +73,59 @@ def test_schemathesis_all_checks_no_failure(gateway: dict[str, Any]) -> None:
     assert operations["tested"] == operations["total"] >= 14 and not operations["errored"]
     assert set(summary["phases"]) == {"examples", "coverage", "fuzzing", "stateful"}
     assert all(p["status"] == "success" for p in summary["phases"].values()), summary["phases"]
+
+
+def test_explanation_inputs_must_be_finite_and_known(stack: Any, gateway: dict[str, Any]) -> None:
+    """Infinities, NaN and categories outside Kaggle's dictionary: INVALID_ARGUMENT from
+    the explainer's Explain (a logged decision's inputs), 422 from the REST API; errors
+    repeat a short prefix of a value at most (issue 17)."""
+    import grpc
+    import httpx
+
+    from credit.v1 import common_pb2, explainer_pb2, explainer_pb2_grpc
+    from tests.test_gateway_support import APPLICATION
+
+    version = stack.model.model_version
+    numeric_feature = next(f["name"] for f in stack.model.schema["features"]
+                           if f["dtype"] != "category")  # fmt: skip
+    with grpc.insecure_channel(stack.explainer_address) as channel:
+        explain = explainer_pb2_grpc.ExplainerServiceStub(channel).Explain
+        ok = explain(explainer_pb2.ExplainRequest(
+            inputs=common_pb2.FeatureVector(numeric={numeric_feature: 1.0},
+                                            categorical={"NAME_CONTRACT_TYPE": "Cash loans"}),
+            model_version=version), timeout=20)  # fmt: skip
+        assert 0 < ok.probability < 1
+        for numeric, categorical in (
+            ({numeric_feature: float("inf")}, {}),
+            ({numeric_feature: float("nan")}, {}),
+            ({}, {"NAME_CONTRACT_TYPE": "Spaceship" * 1000}),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                explain(explainer_pb2.ExplainRequest(
+                    inputs=common_pb2.FeatureVector(numeric=numeric, categorical=categorical),
+                    model_version=version), timeout=20)  # fmt: skip
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert len(refused.value.details() or "") < 200
+    # A 1 MB value in an application's message broke gRPC's trailer (RESOURCE_EXHAUSTED).
+    from credit.v1 import scoring_pb2, scoring_pb2_grpc
+
+    with grpc.insecure_channel(stack.scoring_address) as channel:
+        application = common_pb2.Application(
+            contract_type="Cash loans", amt_income_total=202500.0, amt_credit=406597.5,
+            amt_annuity=24700.5, days_birth=-9461, name_income_type="W" * 1_000_000,
+        )  # fmt: skip
+        with pytest.raises(grpc.RpcError) as refused:
+            scoring_pb2_grpc.ScoringServiceStub(channel).Score(
+                scoring_pb2.ScoreRequest(application=application), timeout=20
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "W" * 21 not in (refused.value.details() or "")
+    headers = {"X-API-Key": gateway["key"], "Content-Type": "application/json"}
+    for bad in ('"amt_credit": Infinity', '"amt_credit": NaN',
+                '"name_income_type": "' + "Astronaut" * 1000 + '"'):  # fmt: skip
+        body = json.dumps({"application": APPLICATION})[:-2] + ", " + bad + "}}"
+        answer = httpx.post(f"{gateway['url']}/v1/explanations", content=body, headers=headers,
+                            timeout=30)  # fmt: skip
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "Astronaut" * 3 not in answer.text

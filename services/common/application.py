@@ -39,7 +39,9 @@ def _check_category(field: str, column: str, value: str) -> str | None:
     """
     allowed = kaggle_categories().get(column, ())
     if value not in allowed:
-        raise InvalidArgument(field, f"unknown value {value!r}; expected one of {list(allowed)}")
+        # A short prefix only: a 1 MB value in the message overflowed gRPC's trailer.
+        shown = value if len(value) <= 20 else value[:20] + "..."
+        raise InvalidArgument(field, f"unknown value {shown!r}; expected one of {list(allowed)}")
     return None if value == CATEGORY_MISSING else value
 
 

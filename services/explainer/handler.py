@@ -10,6 +10,7 @@ crosses the threshold, re-deriving the application features with the training co
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from services.explainer.population import Neighbourhood, Population
 from serving_core import wording
 from serving_core.application import DERIVED, application_features, raw_columns
 from serving_core.bundle import ScoringModel
+from serving_core.ranges import kaggle_categories
 
 CREDIT_FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)  # borrow less (same term)
 TERM_FACTORS = (1.0, 1.25, 1.5, 2.0)  # repay over longer (same amount)
@@ -209,11 +211,24 @@ class ExplainerHandler:
         known = set(model.feature_names)
         unknown = sorted((numeric.keys() | categorical.keys()) - known)
         if unknown:
-            raise InvalidArgument(
-                "inputs", f"not features of model version {version}: {', '.join(unknown[:5])}"
-            )
+            names = ", ".join(name[:40] for name in unknown[:5])  # never a whole value
+            raise InvalidArgument("inputs", f"not features of model version {version}: {names}")
         if numeric.keys() & categorical.keys():
             raise InvalidArgument("inputs", "a feature is given both as a number and a category")
+        specs = {f["name"]: f for f in model.schema["features"]}
+        for name, value in numeric.items():
+            if specs[name]["dtype"] == "category":
+                raise InvalidArgument(f"inputs.numeric[{name}]", "a categorical feature")
+            if not math.isfinite(value):
+                raise InvalidArgument(f"inputs.numeric[{name}]", "must be a finite number")
+        for name, category in categorical.items():
+            if specs[name]["dtype"] != "category":
+                raise InvalidArgument(f"inputs.categorical[{name}]", "a numeric feature")
+            # A value of Kaggle's data dictionary (or one the model knows, for derived ones).
+            allowed = {*kaggle_categories().get(name, ()), *specs[name].get("categories", ())}
+            if category not in allowed:
+                raise InvalidArgument(f"inputs.categorical[{name}]",
+                                      f"unknown category {category[:20]!r}")  # fmt: skip
         return self.explain(model, {**numeric, **categorical}, lang, top_k)
 
     def explain(
