@@ -99,7 +99,7 @@ def bureau_features(tables_dir: Path) -> Built:
     a.stats("CREDIT_DAY_OVERDUE", ("days overdue", "jours de retard"), ("max", "mean"), "day_count")
     a.stats(
         "AMT_CREDIT_MAX_OVERDUE",
-        ("highest amount overdue", "montant maximal en retard"),
+        ("amount ever overdue", "montant en retard le plus élevé"),
         ("max",),
         "money",
     )
