@@ -12,7 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -89,10 +89,12 @@ class Served:
     client: MlflowClient
 
 
-def register(root: Path, stack: Stack, uri: str, settings: FeatureStoreSettings) -> str:
+def register(
+    root: Path, stack: Stack, uri: str, settings: FeatureStoreSettings, **training: Any
+) -> str:
     """Train and register one more version and its feature service, as `credit train` does."""
     artifacts = root / f"artifacts-{len(list(root.glob('artifacts-*')))}"
-    metrics = train_model(root, stack.features_dir, uri, n_folds=2)
+    metrics = train_model(root, stack.features_dir, uri, n_folds=2, **training)
     model = ScoringModel.load(artifacts / "model")
     register_model_features(open_store(settings), model.model_version, model.feature_names)
     return str(metrics["model_version"])
@@ -106,7 +108,9 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     settings = FeatureStoreSettings(data_dir=root / "feature_store", project="test_shadow")
     materialize(settings, stack.features_dir, progress=False)
     champion_version = register(root, stack, uri, settings)
-    challenger_version = register(root, stack, uri, settings)
+    # Another seed and cost weights: a challenger that really differs (the same settings
+    # would train the same model again).
+    challenger_version = register(root, stack, uri, settings, seed=7, cost_fn=8)
     client = MlflowClient(uri, registry_uri=uri)
     client.set_registered_model_alias(MODEL_NAME, "champion", champion_version)
     client.set_registered_model_alias(MODEL_NAME, "challenger", challenger_version)
@@ -167,6 +171,7 @@ def test_review_band_and_shadow_scores_over_grpc(served: Served) -> None:
             challenger_p[client_id], served.band
         )
     assert seen.get(REVIEW, 0) >= 10 and seen.get(GRANTED, 0) >= 10, seen
+    assert (champion_p != challenger_p).mean() > 0.9  # two different models
     counted = sample("credit_challenger_scores_total", {"outcome": "agree"}) - agree
     counted += sample("credit_challenger_scores_total", {"outcome": "disagree"}) - disagree
     assert counted == 120
@@ -272,7 +277,7 @@ def test_gateway_logs_review_and_shadow_and_the_report_compares_them(
             assert set(body) == set(Score.model_fields) and body["review_band"] == served.band
             assert body["model_version"] == served.champion.model_version
         for s in scores:
-            assert challenger_p[s["client_id"]] not in s.values()
+            assert float(challenger_p[s["client_id"]]) not in s.values()
         real = [*scores, by_app.json()]
         counted = {d: sum(s["decision"] == d for s in real) for d in (GRANTED, REFUSED, REVIEW)}
         assert counted[REVIEW] >= 5 and counted[GRANTED] >= 5, counted
