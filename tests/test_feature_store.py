@@ -25,6 +25,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from serving_core.application import application_features
+from serving_core.feature_store import completeness
 from serving_core.feature_store.completeness import MarkerStore
 from serving_core.feature_store.definitions import (
     APPLICATION_VIEW,
@@ -45,7 +46,7 @@ from serving_core.feature_store.settings import (
     open_store,
 )
 from tests.conftest import missing_service, write_minimal_tables
-from training.feature_store import completeness, sqlite_snapshot
+from training.feature_store import sqlite_snapshot
 from training.feature_store.bench import redis_listening
 from training.feature_store.materialize import materialize, write_frame
 from training.feature_store.redis_snapshot import (
