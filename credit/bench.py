@@ -162,13 +162,24 @@ def _wrk(gateway: str, connections: int, seconds: int, env: dict[str, str]) -> d
     its speed while the services' CPU per request rose ~1.7x)."""
     cpu_before = _service_cpu_seconds()
     loaded = subprocess.run(
-        ["wrk", "-t1" if connections == 1 else "-t2", f"-c{connections}", f"-d{seconds}s",
-         "--latency", "-s", "bench/score.lua", gateway],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    summary: dict[str, Any] = json.loads(next(
-        line[5:] for line in loaded.stdout.splitlines() if line.startswith("JSON ")
-    ))  # fmt: skip
+        [
+            "wrk",
+            "-t1" if connections == 1 else "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            "bench/score.lua",
+            gateway,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    summary: dict[str, Any] = json.loads(
+        next(line[5:] for line in loaded.stdout.splitlines() if line.startswith("JSON "))
+    )
     summary["requests_per_s"] = round(summary["requests"] / summary["seconds"], 1)
     cpu_after = _service_cpu_seconds()
     per_request = 1000 / max(summary["requests"], 1)
@@ -238,21 +249,39 @@ def bench_decision_archive(settings: PlatformSettings, work: Path, clients: int)
     decision_log.open()
     ids: list[str] = []
     for start in range(0, decisions, 1_000):
-        batch = [Decision.new(
-            key_id="bench", client_id=100_001 + start + i, application_hash=None,
-            model_version="1", probability=generator.random(), decision="granted",
-            threshold=0.3, simulation=False,
-            features={"numeric": {n: generator.gauss(0, 1e5) for n in names},
-                      "categorical": {"NAME_CONTRACT_TYPE": "Cash loans"}},
-        ) for i in range(1_000)]  # fmt: skip
+        batch = [
+            Decision.new(
+                key_id="bench",
+                client_id=100_001 + start + i,
+                application_hash=None,
+                model_version="1",
+                probability=generator.random(),
+                decision="granted",
+                threshold=0.3,
+                simulation=False,
+                features={
+                    "numeric": {n: generator.gauss(0, 1e5) for n in names},
+                    "categorical": {"NAME_CONTRACT_TYPE": "Cash loans"},
+                },
+            )
+            for i in range(1_000)
+        ]
         asyncio.run(decision_log.write(batch))
         ids += [d.decision_id for d in batch]
     decision_log.close()
     database_mb = database.stat().st_size / 1e6
-    archiving = run_measured([
-        "decisions", "archive", "--older-than-days", "0",
-        "--database-url", url, "--archive-dir", str(archive_dir),
-    ])  # fmt: skip
+    archiving = run_measured(
+        [
+            "decisions",
+            "archive",
+            "--older-than-days",
+            "0",
+            "--database-url",
+            url,
+            "--archive-dir",
+            str(archive_dir),
+        ]
+    )
     audited = generator.sample(ids, 200)
 
     def lookup(i: int) -> None:

@@ -154,8 +154,7 @@ def features_build(
     code = sorted(Path(training.features.__file__).parent.glob("*.py")) + sorted(
         Path(serving_core.__file__).parent.glob("*.py")
     )
-    fingerprint = {"tables": current_stamp(tables_dir),
-                   "code": [_sha256(p) for p in code]}  # fmt: skip
+    fingerprint = {"tables": current_stamp(tables_dir), "code": [_sha256(p) for p in code]}
     stamp = out_dir / "BUILT_FROM.json"
     if if_stale and stamp.is_file() and json.loads(stamp.read_text()) == fingerprint:
         typer.echo(f"features in {out_dir} are current: not rebuilding")
@@ -396,8 +395,9 @@ def drift(
 
     if not reference.is_file():
         raise _fail(f"no reference sample at {reference}: run `make train` first")
-    result = run_drift(database_url, reference, out_dir, since_hours=since_hours,
-                       pushgateway_url=pushgateway_url)  # fmt: skip
+    result = run_drift(
+        database_url, reference, out_dir, since_hours=since_hours, pushgateway_url=pushgateway_url
+    )
     summary = {k: v for k, v in result.items() if k != "features"}
     typer.echo(", ".join(f"{k}: {v}" for k, v in summary.items()))
 
@@ -449,9 +449,12 @@ def decisions_archive(
         with Progress(transient=True) as progress:
             task = progress.add_task("archiving decisions", total=count_older(engine, cutoff))
             report = archive_decisions(
-                engine, archive_dir, cutoff, batch_size,
+                engine,
+                archive_dir,
+                cutoff,
+                batch_size,
                 on_batch=lambda n: progress.advance(task, n),
-            )  # fmt: skip
+            )
     finally:
         engine.dispose()
     purged = None
@@ -463,8 +466,10 @@ def decisions_archive(
         push_to_gateway(pushgateway_url, job="credit-decision-archive", registry=metrics)
     if metrics_file:
         write_to_textfile(str(metrics_file), metrics)
-    typer.echo(f"{report.decisions:,} decision(s) created before {cutoff:%Y-%m-%d %H:%M} UTC "
-               f"moved into {len(report.files)} file(s) in {archive_dir}")  # fmt: skip
+    typer.echo(
+        f"{report.decisions:,} decision(s) created before {cutoff:%Y-%m-%d %H:%M} UTC "
+        f"moved into {len(report.files)} file(s) in {archive_dir}"
+    )
     if purged is not None:
         typer.echo(
             f"{purged.decisions:,} archived decision(s) created before "
@@ -507,21 +512,28 @@ def outcomes_import(
         with Progress(transient=True) as progress:
             task = progress.add_task("importing outcomes", total=len(outcomes))
             summary = import_outcomes(
-                engine, outcomes, key_id=key_id,
+                engine,
+                outcomes,
+                key_id=key_id,
                 archive_dir=archive_dir if archive_dir.is_dir() else None,
                 on_batch=lambda n: progress.advance(task, n),
-            )  # fmt: skip
+            )
     except SQLAlchemyError as error:
         raise _fail(
             f"the decision log failed ({str(error).splitlines()[0][:200]}); nothing imported"
         ) from None
     finally:
         engine.dispose()
-    typer.echo(f"{summary.rows:,} row(s): {summary.new:,} new, {summary.unchanged:,} unchanged, "
-               f"{summary.conflicting:,} conflicting, {summary.unknown:,} unknown")  # fmt: skip
+    typer.echo(
+        f"{summary.rows:,} row(s): {summary.new:,} new, {summary.unchanged:,} unchanged, "
+        f"{summary.conflicting:,} conflicting, {summary.unknown:,} unknown"
+    )
     for decision_id, recorded, offered in summary.conflicts:
-        typer.secho(f"conflicting: {decision_id} recorded {recorded}, file says {offered}",
-                    fg=typer.colors.YELLOW, err=True)  # fmt: skip
+        typer.secho(
+            f"conflicting: {decision_id} recorded {recorded}, file says {offered}",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     for decision_id in summary.unknown_ids:
         typer.secho(f"unknown: {decision_id}", fg=typer.colors.YELLOW, err=True)
 
@@ -570,10 +582,12 @@ def outcomes_simulate(
         )
     finally:
         engine.dispose()
-    typer.echo(f"{summary.labelled:,} decision(s) labelled ({summary.defaulted:,} defaulted, "
-               f"{summary.in_sample:,} of training clients); skipped: "
-               f"{summary.refused_skipped:,} refused, {summary.unknown_client:,} without a "
-               "known truth")  # fmt: skip
+    typer.echo(
+        f"{summary.labelled:,} decision(s) labelled ({summary.defaulted:,} defaulted, "
+        f"{summary.in_sample:,} of training clients); skipped: "
+        f"{summary.refused_skipped:,} refused, {summary.unknown_client:,} without a "
+        "known truth"
+    )
 
 
 performance_app = typer.Typer(
@@ -603,11 +617,14 @@ def performance_report(
     settings = PlatformSettings()
     try:
         result = run_performance(
-            database_url, out_dir or settings.artifacts_dir / "performance",
+            database_url,
+            out_dir or settings.artifacts_dir / "performance",
             archive_dir=archive_dir if archive_dir.is_dir() else None,
-            artifacts_dir=settings.artifacts_dir, tracking_uri=settings.mlflow_tracking_uri,
-            model_name=settings.model_name, pushgateway_url=pushgateway_url,
-        )  # fmt: skip
+            artifacts_dir=settings.artifacts_dir,
+            tracking_uri=settings.mlflow_tracking_uri,
+            model_name=settings.model_name,
+            pushgateway_url=pushgateway_url,
+        )
     except ValueError as error:
         raise _fail(str(error)) from None
     for version, figures in result["model_versions"].items():
@@ -636,8 +653,10 @@ def performance_report(
                 f"  with the {overall['outcomes_on_refused']:,} simulated outcomes of refused "
                 f"decisions: AUC {overall['auc_all_outcomes']:.4f} over every labelled decision"
             )
-    typer.echo(f"report: {result['report_json']}, {result['report_html']}; metrics: "
-               f"{result.get('pushed_to') or result.get('prom_file')}")  # fmt: skip
+    typer.echo(
+        f"report: {result['report_json']}, {result['report_html']}; metrics: "
+        f"{result.get('pushed_to') or result.get('prom_file')}"
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -669,10 +688,13 @@ def challenger_report_command(
 
     try:
         report = challenger_report(
-            database_url, archive_dir if archive_dir.is_dir() else None, challenger=version,
-            cost_fn=cost_fn, cost_fp=cost_fp,
+            database_url,
+            archive_dir if archive_dir.is_dir() else None,
+            challenger=version,
+            cost_fn=cost_fn,
+            cost_fp=cost_fp,
             out_dir=out_dir or PlatformSettings().artifacts_dir / "challenger",
-        )  # fmt: skip
+        )
     except ValueError as error:
         raise _fail(str(error)) from None
     for pair in report["pairs"]:

@@ -20,9 +20,11 @@ from prometheus_client import Histogram
 
 log = structlog.get_logger(__name__)
 GC_PAUSES = Histogram(
-    "python_gc_pause_seconds", "Garbage-collection pauses (GIL held), by generation.",
-    ["generation"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-)  # fmt: skip
+    "python_gc_pause_seconds",
+    "Garbage-collection pauses (GIL held), by generation.",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
 _started: list[float] = []
 
 

@@ -31,8 +31,10 @@ def image_ref(image: str, tag: str = DEFAULT_TAG) -> str:
 def image_size(ref: str) -> int:
     out = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Size}}", ref],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout.strip())
 
 
@@ -44,13 +46,24 @@ def build_image(image: str, *, tag: str, python_image: str, log: Path) -> dict[s
     with log.open("w") as out:
         result = subprocess.run(
             [
-                "docker", "build", "--network", "host",
-                "--build-arg", f"PYTHON_IMAGE={python_image}",
-                "-f", f"docker/{image}.Dockerfile", "-t", ref, ".",
+                "docker",
+                "build",
+                "--network",
+                "host",
+                "--build-arg",
+                f"PYTHON_IMAGE={python_image}",
+                "-f",
+                f"docker/{image}.Dockerfile",
+                "-t",
+                ref,
+                ".",
             ],
-            cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, check=False,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
             env={**os.environ, "DOCKER_BUILDKIT": "0"},
-        )  # fmt: skip
+        )
     seconds = round(time.perf_counter() - started, 1)
     if result.returncode != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-40:])
@@ -79,7 +92,8 @@ def build_images(
         )
         print(
             f"  {figures[image]['build_seconds']} s, {figures[image]['size_mb']} MB",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+            file=sys.stderr,
+            flush=True,
+        )
     record_result(artifacts, "images", figures)
     return figures

@@ -80,9 +80,19 @@ def _process(command: list[str], folder: Path, name: str) -> Iterator[subprocess
 
 def _server_command(port: int, *extra: str) -> list[str]:
     return [
-        require("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-        "--save", "", "--appendonly", "no", "--protected-mode", "no", *extra,
-    ]  # fmt: skip
+        require("redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+        *extra,
+    ]
 
 
 @contextmanager
@@ -106,17 +116,31 @@ def redis_cluster(folder: Path, masters: int = 3) -> Iterator[list[int]]:
             node = folder / f"cluster-{port}"
             node.mkdir(parents=True)
             command = _server_command(
-                port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "2000",
-            )  # fmt: skip
+                port,
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            )
             stack.enter_context(_process(command, node, "redis"))
         for port in ports:
             _wait(lambda port=port: redis.Redis(port=port).ping(), f"cluster node :{port}")
         subprocess.run(
-            [require("redis-cli"), "--cluster", "create",
-             *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+            [
+                require("redis-cli"),
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
         def ready() -> bool:
             return all(

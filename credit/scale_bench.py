@@ -81,16 +81,16 @@ def bench_spark_features(settings: PlatformSettings, work: Path, clients: int) -
     """The feature pipeline with polars, then with Spark (local mode, every core), on the
     same typed tables; wall time, peak memory and whether they agree."""
     tables, prepared = _tables(work, clients)
-    rows = int(pl.scan_parquet(tables / "application_train.parquet").select(pl.len()).collect()
-               .item() + pl.scan_parquet(tables / "application_test.parquet")
-               .select(pl.len()).collect().item())  # fmt: skip
+    rows = int(
+        pl.scan_parquet(tables / "application_train.parquet").select(pl.len()).collect().item()
+        + pl.scan_parquet(tables / "application_test.parquet").select(pl.len()).collect().item()
+    )
     out: dict[str, Any] = {"clients": rows, "tables": prepared}
     for engine in ("polars", "spark"):
         folder = work / f"features-{engine}"
         measured = run_measured(
-            ["features", "build", "--engine", engine, "--tables", str(tables),
-             "--out", str(folder)]
-        )  # fmt: skip
+            ["features", "build", "--engine", engine, "--tables", str(tables), "--out", str(folder)]
+        )
         out[engine] = {
             **measured,
             "load_average_after": _load(),
@@ -134,13 +134,25 @@ def bench_redis_cluster(settings: PlatformSettings, work: Path, clients: int) ->
         single, _ = stack.enter_context(redis_server(work / "redis-single"))
         cluster = stack.enter_context(redis_cluster(work / "redis-cluster", masters=3))
         targets = {
-            "single": ([single], FeatureStoreSettings(
-                data_dir=work / "store-single", online_store="redis",
-                redis_connection=f"127.0.0.1:{single}", project="bench_scale")),
-            "cluster_3_masters": (cluster, FeatureStoreSettings(
-                data_dir=work / "store-cluster", online_store="redis-cluster",
-                redis_connection=f"127.0.0.1:{cluster[0]}", project="bench_scale")),
-        }  # fmt: skip
+            "single": (
+                [single],
+                FeatureStoreSettings(
+                    data_dir=work / "store-single",
+                    online_store="redis",
+                    redis_connection=f"127.0.0.1:{single}",
+                    project="bench_scale",
+                ),
+            ),
+            "cluster_3_masters": (
+                cluster,
+                FeatureStoreSettings(
+                    data_dir=work / "store-cluster",
+                    online_store="redis-cluster",
+                    redis_connection=f"127.0.0.1:{cluster[0]}",
+                    project="bench_scale",
+                ),
+            ),
+        }
         for name, (ports, store) in targets.items():
             before = _redis_memory(ports)
             loaded = materialize(store, features, progress=False, event_time=event_time)
@@ -323,25 +335,42 @@ def _replica_runs(
             for i in range(replicas):
                 port, metrics = _free_port(), _free_port()
                 scoring.append((port, metrics))
-                scoring_processes.append(stack.enter_context(_process(
-                    [sys.executable, "-m", "credit.cli", "serve", "scoring"],
-                    {**env, "SCORING_PORT": str(port), "SCORING_METRICS_PORT": str(metrics),
-                     "SCORING_CACHE_DIR": str(work / "model-cache")},
-                    work / f"scoring-{replicas}-{i}.log",
-                )))  # fmt: skip
+                scoring_processes.append(
+                    stack.enter_context(
+                        _process(
+                            [sys.executable, "-m", "credit.cli", "serve", "scoring"],
+                            {
+                                **env,
+                                "SCORING_PORT": str(port),
+                                "SCORING_METRICS_PORT": str(metrics),
+                                "SCORING_CACHE_DIR": str(work / "model-cache"),
+                            },
+                            work / f"scoring-{replicas}-{i}.log",
+                        )
+                    )
+                )
             target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port, _ in scoring)
             gateways = []
             for i in range(replicas):
                 port = _free_port()
-                gateway_processes.append(stack.enter_context(_process(
-                    [sys.executable, "-m", "services.gateway"],
-                    {**env, "GATEWAY_PORT": str(port), "GATEWAY_API_KEYS_FILE": str(keys),
-                     "GATEWAY_SCORING_ADDRESS": target,
-                     "GATEWAY_EXPLAINER_ADDRESS": f"127.0.0.1:{_free_port()}",
-                     "GATEWAY_DATABASE_URL": f"sqlite:///{work / f'decisions-{replicas}-{i}.db'}",
-                     "GATEWAY_DECISION_ARCHIVE_DIR": str(work / "archive")},
-                    work / f"gateway-{replicas}-{i}.log",
-                )))  # fmt: skip
+                database = work / f"decisions-{replicas}-{i}.db"
+                gateway_processes.append(
+                    stack.enter_context(
+                        _process(
+                            [sys.executable, "-m", "services.gateway"],
+                            {
+                                **env,
+                                "GATEWAY_PORT": str(port),
+                                "GATEWAY_API_KEYS_FILE": str(keys),
+                                "GATEWAY_SCORING_ADDRESS": target,
+                                "GATEWAY_EXPLAINER_ADDRESS": f"127.0.0.1:{_free_port()}",
+                                "GATEWAY_DATABASE_URL": f"sqlite:///{database}",
+                                "GATEWAY_DECISION_ARCHIVE_DIR": str(work / "archive"),
+                            },
+                            work / f"gateway-{replicas}-{i}.log",
+                        )
+                    )
+                )
                 gateways.append(f"http://127.0.0.1:{port}")
             for port, _ in scoring:
                 _wait_serving(f"127.0.0.1:{port}")

@@ -63,14 +63,23 @@ def services() -> list[Service]:
     gateway = f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}"
     ui = f"http://127.0.0.1:{os.environ.get('UI_PORT', '7860')}/"
     return [
-        Service("scoring", [python, "-m", "services.scoring"],
-                grpc_serving(scoring, "credit.v1.ScoringService"), f"grpc://{scoring}"),
-        Service("explainer", [python, "-m", "services.explainer"],
-                grpc_serving(explainer, "credit.v1.ExplainerService"), f"grpc://{explainer}"),
-        Service("gateway", [python, "-m", "services.gateway"],
-                http_ok(f"{gateway}/readyz"), gateway),
+        Service(
+            "scoring",
+            [python, "-m", "services.scoring"],
+            grpc_serving(scoring, "credit.v1.ScoringService"),
+            f"grpc://{scoring}",
+        ),
+        Service(
+            "explainer",
+            [python, "-m", "services.explainer"],
+            grpc_serving(explainer, "credit.v1.ExplainerService"),
+            f"grpc://{explainer}",
+        ),
+        Service(
+            "gateway", [python, "-m", "services.gateway"], http_ok(f"{gateway}/readyz"), gateway
+        ),
         Service("ui", [python, "-m", "services.ui"], http_ok(ui), ui),
-    ]  # fmt: skip
+    ]
 
 
 def _pid(name: str) -> int | None:
@@ -89,23 +98,29 @@ def _pid(name: str) -> int | None:
 def start(timeout: float = 120.0) -> list[Service]:
     """Start every service not already running; wait until all are ready."""
     RUN_DIR.mkdir(exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "LOG_FORMAT": "json",
-           # The local stack is the explicit development mode: the dashboard may use its
-           # demo account (advisor/demo) when UI_USERS is unset. Nowhere else.
-           "UI_DEV_MODE": os.environ.get("UI_DEV_MODE", "true"),
-           # grpcurl on a developer's machine; off by default everywhere else.
-           "SCORING_REFLECTION": os.environ.get("SCORING_REFLECTION", "true"),
-           "EXPLAINER_REFLECTION": os.environ.get("EXPLAINER_REFLECTION", "true")}  # fmt: skip
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "LOG_FORMAT": "json",
+        # The local stack is the explicit development mode: the dashboard may use its
+        # demo account (advisor/demo) when UI_USERS is unset. Nowhere else.
+        "UI_DEV_MODE": os.environ.get("UI_DEV_MODE", "true"),
+        # grpcurl on a developer's machine; off by default everywhere else.
+        "SCORING_REFLECTION": os.environ.get("SCORING_REFLECTION", "true"),
+        "EXPLAINER_REFLECTION": os.environ.get("EXPLAINER_REFLECTION", "true"),
+    }
     children: dict[str, subprocess.Popen[bytes]] = {}
     for service in services():
         if _pid(service.name) is not None:
             continue
         log = (RUN_DIR / f"{service.name}.log").open("ab")
         child = subprocess.Popen(
-            service.command, stdout=log, stderr=subprocess.STDOUT, env=env,
+            service.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
-        )  # fmt: skip
+        )
         (RUN_DIR / f"{service.name}.pid").write_text(str(child.pid))
         children[service.name] = child
     deadline = time.monotonic() + timeout

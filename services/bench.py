@@ -41,17 +41,25 @@ TIMEOUT_S = 10.0
 def sample_application() -> common_pb2.Application:
     """A plausible new application (the typed fields a partner always sends, and a few more)."""
     return common_pb2.Application(
-        contract_type="Cash loans", amt_income_total=157_500.0, amt_credit=450_000.0,
-        amt_annuity=22_500.0, amt_goods_price=405_000.0, days_birth=-12_000,
-        days_employed=-2_000, name_income_type="Working", flag_own_car="N",
-        ext_source_2=0.55, ext_source_3=0.45,
-    )  # fmt: skip
+        contract_type="Cash loans",
+        amt_income_total=157_500.0,
+        amt_credit=450_000.0,
+        amt_annuity=22_500.0,
+        amt_goods_price=405_000.0,
+        days_birth=-12_000,
+        days_employed=-2_000,
+        name_income_type="Working",
+        flag_own_car="N",
+        ext_source_2=0.55,
+        ext_source_3=0.45,
+    )
 
 
 def _stubs(
     scoring_address: str, explainer_address: str
-) -> tuple[list[grpc.Channel], scoring_pb2_grpc.ScoringServiceStub,
-           explainer_pb2_grpc.ExplainerServiceStub]:  # fmt: skip
+) -> tuple[
+    list[grpc.Channel], scoring_pb2_grpc.ScoringServiceStub, explainer_pb2_grpc.ExplainerServiceStub
+]:
     scoring_channel = grpc.insecure_channel(scoring_address)
     explainer_channel = grpc.insecure_channel(explainer_address)
     grpc.channel_ready_future(scoring_channel).result(timeout=TIMEOUT_S)
@@ -176,21 +184,30 @@ def bench_grpc(
         result: dict[str, Any] = {
             "score": percentiles(sequential(score_call(scoring), calls, budget)),
             "explain": percentiles(sequential(explain_call(explainer), calls, budget)),
-            "score_application": percentiles(sequential(
-                lambda _: scoring.Score(application_request, timeout=TIMEOUT_S),
-                calls, budget,
-            )),
+            "score_application": percentiles(
+                sequential(
+                    lambda _: scoring.Score(application_request, timeout=TIMEOUT_S),
+                    calls,
+                    budget,
+                )
+            ),
             "score_concurrent": _concurrent(
-                lambda: own_channel(scoring_address, scoring_pb2_grpc.ScoringServiceStub,
-                                    score_call),
-                calls, concurrency, budget,
+                lambda: own_channel(
+                    scoring_address, scoring_pb2_grpc.ScoringServiceStub, score_call
+                ),
+                calls,
+                concurrency,
+                budget,
             ),
             "explain_concurrent": _concurrent(
-                lambda: own_channel(explainer_address, explainer_pb2_grpc.ExplainerServiceStub,
-                                    explain_call),
-                calls, concurrency, budget,
+                lambda: own_channel(
+                    explainer_address, explainer_pb2_grpc.ExplainerServiceStub, explain_call
+                ),
+                calls,
+                concurrency,
+                budget,
             ),
-        }  # fmt: skip
+        }
     finally:
         for channel in opened:
             channel.close()
@@ -227,9 +244,20 @@ def main(argv: list[str] | None = None) -> None:
                 .GetModel(scoring_pb2.GetModelRequest(), timeout=TIMEOUT_S)
                 .model_version
             )
-    print(json.dumps(bench_grpc(args.scoring, args.explainer, client_ids, version,
-                                calls=args.calls, concurrency=args.concurrency,
-                                max_seconds=args.max_seconds), indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            bench_grpc(
+                args.scoring,
+                args.explainer,
+                client_ids,
+                version,
+                calls=args.calls,
+                concurrency=args.concurrency,
+                max_seconds=args.max_seconds,
+            ),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

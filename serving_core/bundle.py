@@ -115,12 +115,18 @@ class SingleRowPredictor:
         config: ctypes.c_void_p | None = getattr(self._local, "config", None)
         if config is None:
             config = ctypes.c_void_p()
-            _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-                self._booster._handle, ctypes.c_int(_C_API_PREDICT_NORMAL),
-                ctypes.c_int(0), ctypes.c_int(self._booster.best_iteration),
-                ctypes.c_int(_C_API_DTYPE_FLOAT64), ctypes.c_int32(self._num_features),
-                _c_str("num_threads=1"), ctypes.byref(config),
-            ))  # fmt: skip
+            _safe_call(
+                _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                    self._booster._handle,
+                    ctypes.c_int(_C_API_PREDICT_NORMAL),
+                    ctypes.c_int(0),
+                    ctypes.c_int(self._booster.best_iteration),
+                    ctypes.c_int(_C_API_DTYPE_FLOAT64),
+                    ctypes.c_int32(self._num_features),
+                    _c_str("num_threads=1"),
+                    ctypes.byref(config),
+                )
+            )
             self._local.config = config
             with self._lock:
                 self._configs.append(config)
@@ -133,10 +139,14 @@ class SingleRowPredictor:
             raise ValueError(f"expected {self._num_features} features, got {data.size}")
         out_len = ctypes.c_int64(0)
         result = ctypes.c_double(0.0)
-        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(
-            self._config(), data.ctypes.data_as(ctypes.c_void_p),
-            ctypes.byref(out_len), ctypes.byref(result),
-        ))  # fmt: skip
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFast(
+                self._config(),
+                data.ctypes.data_as(ctypes.c_void_p),
+                ctypes.byref(out_len),
+                ctypes.byref(result),
+            )
+        )
         return result.value
 
 

@@ -13,13 +13,27 @@ Lang = str  # "en" | "fr"
 DAYS_PER_YEAR = 365.25
 
 WORDS = {
-    "en": {"raises": "which raises the risk", "lowers": "which lowers the risk",
-           "missing": "not known", "yes": "yes", "no": "no", "years": "years",
-           "months": "months", "days": "days"},
-    "fr": {"raises": "ce qui augmente le risque", "lowers": "ce qui diminue le risque",
-           "missing": "inconnu", "yes": "oui", "no": "non", "years": "ans", "months": "mois",
-           "days": "jours"},
-}  # fmt: skip
+    "en": {
+        "raises": "which raises the risk",
+        "lowers": "which lowers the risk",
+        "missing": "not known",
+        "yes": "yes",
+        "no": "no",
+        "years": "years",
+        "months": "months",
+        "days": "days",
+    },
+    "fr": {
+        "raises": "ce qui augmente le risque",
+        "lowers": "ce qui diminue le risque",
+        "missing": "inconnu",
+        "yes": "oui",
+        "no": "non",
+        "years": "ans",
+        "months": "mois",
+        "days": "jours",
+    },
+}
 
 
 def _number(value: float, decimals: int, lang: Lang) -> str:

@@ -22,8 +22,7 @@ from typing import Any
 
 import schemathesis
 
-INTEGER_FIELDS = {"client_id", "client_ids", "days_birth", "days_employed", "cnt_children",
-                  "top_k"}  # fmt: skip
+INTEGER_FIELDS = {"client_id", "client_ids", "days_birth", "days_employed", "cnt_children", "top_k"}
 
 
 def _float_integers(node: Any, integer: bool = False) -> bool:

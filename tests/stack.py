@@ -122,19 +122,26 @@ def start_servers(
     scoring_features = FeatureSource(reader, check_seconds=check_seconds)
     scoring, follower, _ = create_scoring(
         ScoringSettings(
-            port=scoring_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,
-            poll_seconds=0.5, cache_dir=stack.root / "model-cache", reflection=True,
+            port=scoring_port,
+            tracking_uri=stack.tracking_uri,
+            model_name=MODEL_NAME,
+            poll_seconds=0.5,
+            cache_dir=stack.root / "model-cache",
+            reflection=True,
         ),
         scoring_features,
-    )  # fmt: skip
+    )
     explainer_features = FeatureSource(reader, check_seconds=check_seconds)
     explainer, _, _ = create_explainer(
         ExplainerSettings(
-            port=explainer_port, tracking_uri=stack.tracking_uri, model_name=MODEL_NAME,
-            cache_dir=stack.root / "model-cache", reflection=True,
+            port=explainer_port,
+            tracking_uri=stack.tracking_uri,
+            model_name=MODEL_NAME,
+            cache_dir=stack.root / "model-cache",
+            reflection=True,
         ),
         explainer_features,
-    )  # fmt: skip
+    )
     scoring.start()
     explainer.start()
     explainer_features.start()

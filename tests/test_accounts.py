@@ -46,16 +46,18 @@ def test_the_dashboard_refuses_to_start_with_default_credentials() -> None:
     the reason, before it listens."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("UI_")}
     env.update(UI_GATEWAY_API_KEY="unused", UI_PORT="0")
-    done = subprocess.run([sys.executable, "-m", "services.ui"], env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "services.ui"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0
     assert "UI_USERS is not set" in done.stderr
 
 
 def test_sign_in_is_throttled_per_name() -> None:
     now = [1000.0]
-    sign_in = SignIn({"alice": hash_password("right"), "bob": hash_password("bob")},
-                     clock=lambda: now[0])  # fmt: skip
+    sign_in = SignIn(
+        {"alice": hash_password("right"), "bob": hash_password("bob")}, clock=lambda: now[0]
+    )
     assert sign_in("alice", "right")
     for _ in range(MAX_FAILURES):
         assert not sign_in("alice", "wrong")

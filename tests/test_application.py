@@ -78,10 +78,16 @@ def test_xna_is_missing_and_every_kaggle_value_is_valid():
 
 
 def test_values_unseen_in_training_are_missing_and_flagged():
-    schema = {"features": [
-        {"name": "NAME_INCOME_TYPE", "dtype": "category", "categories": ["Pensioner", "Working"]},
-        {"name": "AMT_CREDIT", "dtype": "float"},
-    ]}  # fmt: skip
+    schema = {
+        "features": [
+            {
+                "name": "NAME_INCOME_TYPE",
+                "dtype": "category",
+                "categories": ["Pensioner", "Working"],
+            },
+            {"name": "AMT_CREDIT", "dtype": "float"},
+        ]
+    }
     features = {"NAME_INCOME_TYPE": "Student", "AMT_CREDIT": 1.0, "OTHER": "x"}
     cleaned, flagged = unseen_categories(features, schema)
     assert flagged == ["NAME_INCOME_TYPE=Student"]
@@ -91,8 +97,11 @@ def test_values_unseen_in_training_are_missing_and_flagged():
 
 def test_numeric_ranges_come_from_the_data_and_are_bounded():
     ranges = numeric_ranges()
-    numeric = [c.name for c in kaggle_schema()["application_test"].columns
-               if c.kind in ("int", "float") and c.name != "SK_ID_CURR"]  # fmt: skip
+    numeric = [
+        c.name
+        for c in kaggle_schema()["application_test"].columns
+        if c.kind in ("int", "float") and c.name != "SK_ID_CURR"
+    ]
     assert set(ranges) == set(numeric)  # every numeric field has finite bounds
     assert all(math.isfinite(low) and math.isfinite(high) for low, high in ranges.values())
     low, high = ranges["AMT_CREDIT"]

@@ -27,8 +27,9 @@ NOW = datetime.now(UTC)
 @pytest.fixture(params=["sqlite", "postgresql"])
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DecisionLog]:
     if request.param == "sqlite":
-        decision_log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}",
-                                   archive_dir=tmp_path / "archive")  # fmt: skip
+        decision_log = DecisionLog(
+            f"sqlite:///{tmp_path / 'decisions.db'}", archive_dir=tmp_path / "archive"
+        )
         decision_log.open()
         yield decision_log
         decision_log.close()
@@ -44,14 +45,23 @@ def decision(i: int, age_days: float, infinite: bool = True) -> Decision:
     """Every kind of field: client or application, a simulation, an infinite input (not on
     PostgreSQL: its json type refuses Infinity; served features are finite anyway)."""
     new = Decision.new(
-        key_id="partner", client_id=100_000 + i if i % 3 else None,
-        application_hash=None if i % 3 else f"{i:064x}", model_version="3",
-        probability=i / 1000, decision="refused" if i % 2 else "granted", threshold=0.3,
+        key_id="partner",
+        client_id=100_000 + i if i % 3 else None,
+        application_hash=None if i % 3 else f"{i:064x}",
+        model_version="3",
+        probability=i / 1000,
+        decision="refused" if i % 2 else "granted",
+        threshold=0.3,
         simulation=i % 5 == 0,
-        features={"numeric": {"AMT_CREDIT": 1000.0 * i, "EXT_SOURCE_2": i / 100,
-                              "RATIO": math.inf if infinite and i % 4 == 0 else 0.5},
-                  "categorical": {"NAME_CONTRACT_TYPE": "Cash loans"}},
-    )  # fmt: skip
+        features={
+            "numeric": {
+                "AMT_CREDIT": 1000.0 * i,
+                "EXT_SOURCE_2": i / 100,
+                "RATIO": math.inf if infinite and i % 4 == 0 else 0.5,
+            },
+            "categorical": {"NAME_CONTRACT_TYPE": "Cash loans"},
+        },
+    )
     return dataclasses.replace(new, created_at=NOW - timedelta(days=age_days))
 
 
@@ -60,8 +70,10 @@ def write(log: DecisionLog, decisions: list[Decision]) -> None:
 
 
 def archived_ids(archive_dir: Path) -> list[str]:
-    tables = [pq.read_table(path, columns=["decision_id"])
-              for path in sorted(archive_dir.glob("*.parquet"))]  # fmt: skip
+    tables = [
+        pq.read_table(path, columns=["decision_id"])
+        for path in sorted(archive_dir.glob("*.parquet"))
+    ]
     return [i for table in tables for i in table.column(0).to_pylist()]
 
 
@@ -74,8 +86,9 @@ def test_old_decisions_move_to_parquet_unchanged_and_stay_retrievable(
     write(log, old + recent)
     assert log.archive_dir is not None
 
-    report = archive.archive_decisions(log.engine, log.archive_dir, NOW - timedelta(days=30),
-                                       batch_size=10)  # fmt: skip
+    report = archive.archive_decisions(
+        log.engine, log.archive_dir, NOW - timedelta(days=30), batch_size=10
+    )
 
     assert report.decisions == 23 and len(report.files) == 3
     assert sorted(archived_ids(log.archive_dir)) == sorted(d.decision_id for d in old)
@@ -119,20 +132,49 @@ def test_cli_archives_and_the_audit_api_still_answers(tmp_path: Path) -> None:
     log.close()
 
     refused = subprocess.run(
-        [sys.executable, "-m", "credit.cli", "decisions", "archive", "--older-than-days", "365",
-         "--purge-older-than-days", "30", "--database-url", url, "--archive-dir", str(directory)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "credit.cli",
+            "decisions",
+            "archive",
+            "--older-than-days",
+            "365",
+            "--purge-older-than-days",
+            "30",
+            "--database-url",
+            url,
+            "--archive-dir",
+            str(directory),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode == 2
     assert "--purge-older-than-days must be at least --older-than-days" in refused.stderr
     assert not directory.exists()  # refused before anything was archived
     metrics_file = tmp_path / "archive.prom"
     result = subprocess.run(
-        [sys.executable, "-m", "credit.cli", "decisions", "archive",
-         "--older-than-days", "365", "--database-url", url, "--archive-dir", str(directory),
-         "--metrics-file", str(metrics_file)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "credit.cli",
+            "decisions",
+            "archive",
+            "--older-than-days",
+            "365",
+            "--database-url",
+            url,
+            "--archive-dir",
+            str(directory),
+            "--metrics-file",
+            str(metrics_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "1 decision(s) created before" in result.stdout
     metrics = {
@@ -151,8 +193,9 @@ def test_cli_archives_and_the_audit_api_still_answers(tmp_path: Path) -> None:
     engine.dispose()
 
     keys = write_keys(tmp_path / "keys.json")
-    settings = settings_for(tmp_path / "keys.json", url, "127.0.0.1:1", "127.0.0.1:1",
-                            decision_archive_dir=directory)  # fmt: skip
+    settings = settings_for(
+        tmp_path / "keys.json", url, "127.0.0.1:1", "127.0.0.1:1", decision_archive_dir=directory
+    )
     with running(settings) as client:
         headers = {"X-API-Key": keys["all"]}
         archived = client.get(f"/v1/decisions/{old.decision_id}", headers=headers)
@@ -161,10 +204,12 @@ def test_cli_archives_and_the_audit_api_still_answers(tmp_path: Path) -> None:
         assert body["features"]["numeric"]["RATIO"] == 0.5
         assert datetime.fromisoformat(body["created_at"]) == old.created_at
         assert {k: body[k] for k in ("client_id", "probability", "decision", "key_id")} == {
-            "client_id": old.client_id, "probability": old.probability,
-            "decision": old.decision, "key_id": old.key_id}  # fmt: skip
-        missing = client.get("/v1/decisions/00000000-0000-7000-8000-000000000000",
-                             headers=headers)  # fmt: skip
+            "client_id": old.client_id,
+            "probability": old.probability,
+            "decision": old.decision,
+            "key_id": old.key_id,
+        }
+        missing = client.get("/v1/decisions/00000000-0000-7000-8000-000000000000", headers=headers)
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
 

@@ -29,8 +29,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     root = tmp_path_factory.mktemp("edge")
     keys = write_keys(root / "keys.json")
     closed = f"127.0.0.1:{free_port()}"
-    settings = settings_for(root / "keys.json", f"sqlite:///{root / 'd.db'}", closed, closed,
-                            retries=0)  # fmt: skip
+    settings = settings_for(
+        root / "keys.json", f"sqlite:///{root / 'd.db'}", closed, closed, retries=0
+    )
     with served(settings) as (url, port):
         yield {"url": url, "port": port, "keys": keys}
 
@@ -59,14 +60,17 @@ def raw_request(port: int, head: str, body: bytes = b"") -> tuple[int, dict[str,
 
 def head_for(path: str, length: int, key: str | None = None) -> str:
     key_line = f"X-API-Key: {key}\r\n" if key else ""
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"{key_line}Content-Length: {length}\r\n\r\n")  # fmt: skip
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{key_line}Content-Length: {length}\r\n\r\n"
+    )
 
 
 def test_no_key_is_401_before_the_body_is_read(gateway: dict[str, Any]) -> None:
     # 2 MB announced, 1 KB sent: the answer comes without the rest (or a timeout).
-    status, headers, body = raw_request(gateway["port"], head_for("/v1/scores", TWO_MB),
-                                        b"{" * 1024)  # fmt: skip
+    status, headers, body = raw_request(
+        gateway["port"], head_for("/v1/scores", TWO_MB), b"{" * 1024
+    )
     assert status == 401 and headers["content-type"] == "application/problem+json"
     assert json.loads(body)["type"].endswith("/unauthenticated")
     status, _, _ = raw_request(gateway["port"], head_for("/v1/scores/batch", TWO_MB, "nope"))
@@ -91,9 +95,11 @@ def test_malformed_json_without_a_key_is_401_not_422(gateway: dict[str, Any]) ->
         assert answer.status_code == 401, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
     # With a key, the same body is a validation error naming the JSON problem.
-    answer = httpx.post(f"{url}/v1/scores", content=b'{"client_id": ',
-                        headers={"Content-Type": "application/json",
-                                 "X-API-Key": gateway["keys"]["all"]})  # fmt: skip
+    answer = httpx.post(
+        f"{url}/v1/scores",
+        content=b'{"client_id": ',
+        headers={"Content-Type": "application/json", "X-API-Key": gateway["keys"]["all"]},
+    )
     assert answer.status_code == 422 and "JSON" in answer.json()["detail"]
 
 
@@ -106,9 +112,12 @@ def test_a_chunked_body_over_the_limit_is_413(gateway: dict[str, Any]) -> None:
             yield b"100002," * 1000  # 7 KB a chunk, 1.4 MB in all
         yield b"100002]}"
 
-    answer = httpx.post(f"{gateway['url']}/v1/scores/batch", content=chunks(),
-                        headers={"Content-Type": "application/json",
-                                 "X-API-Key": gateway["keys"]["all"]}, timeout=30)  # fmt: skip
+    answer = httpx.post(
+        f"{gateway['url']}/v1/scores/batch",
+        content=chunks(),
+        headers={"Content-Type": "application/json", "X-API-Key": gateway["keys"]["all"]},
+        timeout=30,
+    )
     assert answer.status_code == 413, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
 
@@ -117,8 +126,12 @@ def test_health_stays_open_and_a_small_body_goes_through(gateway: dict[str, Any]
     url = gateway["url"]
     assert httpx.get(f"{url}/healthz").status_code == 200  # no key needed
     # Under the limit, with a key: the request reaches the route (the backend is down).
-    answer = httpx.post(f"{url}/v1/scores", json={"client_id": 100002},
-                        headers={"X-API-Key": gateway["keys"]["all"]}, timeout=30)  # fmt: skip
+    answer = httpx.post(
+        f"{url}/v1/scores",
+        json={"client_id": 100002},
+        headers={"X-API-Key": gateway["keys"]["all"]},
+        timeout=30,
+    )
     assert answer.status_code == 503, answer.text
 
 
@@ -126,11 +139,17 @@ def test_the_limit_is_a_setting(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     keys = write_keys(tmp_path / "keys.json")
-    settings = settings_for(tmp_path / "keys.json", f"sqlite:///{tmp_path / 'd.db'}",
-                            "127.0.0.1:1", "127.0.0.1:1", max_body_bytes=100)  # fmt: skip
+    settings = settings_for(
+        tmp_path / "keys.json",
+        f"sqlite:///{tmp_path / 'd.db'}",
+        "127.0.0.1:1",
+        "127.0.0.1:1",
+        max_body_bytes=100,
+    )
     with TestClient(create_app(settings)) as client:
-        answer = client.post("/v1/scores", json={"application": {"x": "y" * 200}},
-                             headers={"X-API-Key": keys["all"]})  # fmt: skip
+        answer = client.post(
+            "/v1/scores", json={"application": {"x": "y" * 200}}, headers={"X-API-Key": keys["all"]}
+        )
         assert answer.status_code == 413
 
 
@@ -141,9 +160,16 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("tight")
     keys = write_keys(root / "keys.json")
     closed = f"127.0.0.1:{free_port()}"
-    settings = settings_for(root / "keys.json", f"sqlite:///{root / 'd.db'}", closed, closed,
-                            retries=0, header_timeout_seconds=1.5, body_timeout_seconds=1.5,
-                            max_header_bytes=8_192)  # fmt: skip
+    settings = settings_for(
+        root / "keys.json",
+        f"sqlite:///{root / 'd.db'}",
+        closed,
+        closed,
+        retries=0,
+        header_timeout_seconds=1.5,
+        body_timeout_seconds=1.5,
+        max_header_bytes=8_192,
+    )
     with served(settings) as (url, port):
         yield {"url": url, "port": port, "keys": keys}
 
@@ -241,8 +267,9 @@ def test_edge_settings_reach_uvicorn() -> None:
     from services.gateway.edge import EdgeHttpProtocol, server_config
     from services.gateway.settings import GatewaySettings
 
-    settings = GatewaySettings(max_header_bytes=4096, header_timeout_seconds=3,
-                               keep_alive_seconds=7, limit_concurrency=50)  # fmt: skip
+    settings = GatewaySettings(
+        max_header_bytes=4096, header_timeout_seconds=3, keep_alive_seconds=7, limit_concurrency=50
+    )
     config = server_config(create_app(settings), settings)
     assert config.http is EdgeHttpProtocol
     assert (config.max_header_bytes, config.header_timeout) == (4096, 3)

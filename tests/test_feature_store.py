@@ -316,8 +316,9 @@ def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
                 materialize(written[path], tricky_features, progress=False, event_time=now)
         suffix = {p: s.project.encode() for p, s in written.items()}
         marker = MarkerStore(open_store(written["restore"])).redis_key()  # not a client
-        keys = [k for k in client.scan_iter(count=1000)
-                if k.endswith(suffix["restore"]) and k != marker]  # fmt: skip
+        keys = [
+            k for k in client.scan_iter(count=1000) if k.endswith(suffix["restore"]) and k != marker
+        ]
         assert len(keys) == frame.height
         for key in keys:
             twins = [key[: -len(suffix["restore"])] + suffix[p] for p in ("pipelined", "feast")]
@@ -348,8 +349,15 @@ def _assert_reader_serves_signs(settings: FeatureStoreSettings, frame: pl.DataFr
     assert set(reader.get_client_features(EMPTY, "signs").values()) == {None}
 
 
-SQLITE_COLUMNS = ("entity_key", "feature_name", "value", "value_text", "vector_value",
-                  "event_ts", "created_ts")  # fmt: skip
+SQLITE_COLUMNS = (
+    "entity_key",
+    "feature_name",
+    "value",
+    "value_text",
+    "vector_value",
+    "event_ts",
+    "created_ts",
+)
 
 
 def _sqlite_contents(settings: FeatureStoreSettings) -> tuple[list[tuple], dict[str, list]]:
@@ -583,9 +591,13 @@ def test_redis_refusing_restore_gets_the_hset_pipeline(features_dir: Path, tmp_p
     client = _redis_client()
     user = f"fs_test_{uuid.uuid4().hex[:8]}"
     client.acl_setuser(
-        user, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+        user,
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
         commands=["+@all", "-restore"],
-    )  # fmt: skip
+    )
     settings = _settings("redis", tmp_path)
     limited = settings.model_copy(
         update={"redis_connection": f"{REDIS},username={user},password=pw"}
@@ -640,10 +652,15 @@ def test_payload_length_has_no_leading_zeros() -> None:
     """RESP refuses ``$0100``: a payload length shorter than the widest drops its slots."""
     width, digits = 220, 3
     layout = RestoreLayout(
-        template=np.zeros(width, dtype=np.uint8), id_offset=0, float_columns=[],
-        float_offsets=[], coded=[], length_offset=1, length_digits=digits,
+        template=np.zeros(width, dtype=np.uint8),
+        id_offset=0,
+        float_columns=[],
+        float_offsets=[],
+        coded=[],
+        length_offset=1,
+        length_digits=digits,
         payload=slice(10, width - 8),
-    )  # fmt: skip
+    )
     out = np.zeros((3, width), dtype=np.uint8)
     keep = np.ones((3, width), dtype=bool)
     keep[0, 11:210] = False  # 3 payload bytes kept

@@ -30,11 +30,13 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def client(stack: Any, keys: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[TestClient]:  # fmt: skip
+def client(
+    stack: Any, keys: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     db = tmp_path_factory.mktemp("db") / "decisions.db"
-    settings = settings_for(keys[0], f"sqlite:///{db}", stack.scoring_address,
-                            stack.explainer_address)  # fmt: skip
+    settings = settings_for(
+        keys[0], f"sqlite:///{db}", stack.scoring_address, stack.explainer_address
+    )
     with running(settings) as test_client:
         yield test_client
 
@@ -76,8 +78,9 @@ def test_score_client(client: TestClient, headers: dict[str, str], stack: Any) -
     body = client.post("/v1/scores", json={"client_id": client_id}, headers=headers).json()
     assert body["client_id"] == client_id and body["simulation"] is False
     assert 0 <= body["probability"] <= 1
-    assert body["decision"] == ("refused" if body["probability"] >= body["threshold"]
-                                else "granted")  # fmt: skip
+    assert body["decision"] == (
+        "refused" if body["probability"] >= body["threshold"] else "granted"
+    )
     assert math.isclose(body["distance_to_threshold"], body["probability"] - body["threshold"])
     assert body["model_version"] == stack.model.model_version
     assert len(body["decision_id"]) == 36
@@ -87,8 +90,9 @@ def test_score_application_and_simulation(client: TestClient, headers: dict[str,
     real = client.post("/v1/scores", json={"application": APPLICATION}, headers=headers)
     assert real.status_code == 200, real.text
     assert real.json()["client_id"] is None
-    what_if = client.post("/v1/scores", headers=headers,
-                          json={"application": APPLICATION, "simulation": True})  # fmt: skip
+    what_if = client.post(
+        "/v1/scores", headers=headers, json={"application": APPLICATION, "simulation": True}
+    )
     assert what_if.json()["simulation"] is True
     assert what_if.json()["probability"] == real.json()["probability"]
 
@@ -101,8 +105,9 @@ def test_score_batch(client: TestClient, headers: dict[str, str], stack: Any) ->
     assert [item["client_id"] for item in items] == ids
     assert all(item["score"]["decision_id"] for item in items[:3])
     assert items[3]["score"] is None and "999999999" in items[3]["error"]
-    too_many = client.post("/v1/scores/batch", headers=headers,
-                           json={"client_ids": list(range(1, 102))})  # fmt: skip
+    too_many = client.post(
+        "/v1/scores/batch", headers=headers, json={"client_ids": list(range(1, 102))}
+    )
     assert assert_problem(too_many, 422)["field"] == "client_ids"
 
 
@@ -125,8 +130,7 @@ def test_client_profile(client: TestClient, headers: dict[str, str], stack: Any)
 
 def test_explanations(client: TestClient, headers: dict[str, str], stack: Any) -> None:
     client_id = stack.train_ids[2]
-    response = client.get(f"/v1/clients/{client_id}/explanation?lang=fr&top_k=5",
-                          headers=headers)  # fmt: skip
+    response = client.get(f"/v1/clients/{client_id}/explanation?lang=fr&top_k=5", headers=headers)
     assert response.status_code == 200, response.text
     body = response.json()
     assert len(body["contributions"]) == 5 and body["model_version"] == stack.model.model_version
@@ -135,12 +139,14 @@ def test_explanations(client: TestClient, headers: dict[str, str], stack: Any) -
     assert all(r["factor"] for r in reasons) and len(body["raising"]) <= 4
     score = client.post("/v1/scores", json={"client_id": client_id}, headers=headers).json()
     assert body["probability"] == pytest.approx(score["probability"], abs=1e-9)
-    new = client.post("/v1/explanations", headers=headers,
-                      json={"application": APPLICATION, "top_k": 3})  # fmt: skip
+    new = client.post(
+        "/v1/explanations", headers=headers, json={"application": APPLICATION, "top_k": 3}
+    )
     assert new.status_code == 200, new.text
     assert len(new.json()["contributions"]) == 3
-    unknown_version = client.get(f"/v1/clients/{client_id}/explanation?model_version=999",
-                                 headers=headers)  # fmt: skip
+    unknown_version = client.get(
+        f"/v1/clients/{client_id}/explanation?model_version=999", headers=headers
+    )
     assert_problem(unknown_version, 404)
 
 
@@ -172,10 +178,13 @@ def test_model_population_neighbours(
     assert not other_ids & set(re.findall(r"\d{6,}", neighbours.text))
     # Two group sizes would tell the outcome of the clients between them.
     for k in (5, 29, 31):
-        assert_problem(client.get(f"/v1/clients/{stack.train_ids[0]}/neighbours?k={k}",
-                                  headers=headers), 422)  # fmt: skip
-    assert_problem(client.get(f"/v1/clients/{stack.train_ids[0]}/neighbours?features=TARGET",
-                              headers=headers), 404)  # fmt: skip
+        assert_problem(
+            client.get(f"/v1/clients/{stack.train_ids[0]}/neighbours?k={k}", headers=headers), 422
+        )
+    assert_problem(
+        client.get(f"/v1/clients/{stack.train_ids[0]}/neighbours?features=TARGET", headers=headers),
+        404,
+    )
 
 
 def test_input_errors(client: TestClient, headers: dict[str, str]) -> None:
@@ -185,27 +194,32 @@ def test_input_errors(client: TestClient, headers: dict[str, str]) -> None:
     # A cross-field rule and a category: checked by the gateway's schema (the OpenAPI lists
     # the categories), as by the backends; the field is named.
     over = {**APPLICATION, "amt_annuity": APPLICATION["amt_credit"] + 1}
-    body = assert_problem(client.post("/v1/scores", json={"application": over},
-                                      headers=headers), 422)  # fmt: skip
+    body = assert_problem(
+        client.post("/v1/scores", json={"application": over}, headers=headers), 422
+    )
     assert body["field"] == "application.amt_annuity"
     odd = {**APPLICATION, "name_income_type": "Astronaut" * 100}
-    body = assert_problem(client.post("/v1/scores", json={"application": odd},
-                                      headers=headers), 422)  # fmt: skip
+    body = assert_problem(
+        client.post("/v1/scores", json={"application": odd}, headers=headers), 422
+    )
     assert body["field"] == "application.name_income_type"
     assert "Astronaut" * 3 not in body["detail"]  # a short prefix at most
     # Checked by the gateway's schema.
     young = {**APPLICATION, "days_birth": -100}
-    body = assert_problem(client.post("/v1/scores", json={"application": young},
-                                      headers=headers), 422)  # fmt: skip
+    body = assert_problem(
+        client.post("/v1/scores", json={"application": young}, headers=headers), 422
+    )
     assert body["field"] == "application.days_birth"
     missing = {k: v for k, v in APPLICATION.items() if k != "amt_credit"}
-    body = assert_problem(client.post("/v1/scores", json={"application": missing},
-                                      headers=headers), 422)  # fmt: skip
+    body = assert_problem(
+        client.post("/v1/scores", json={"application": missing}, headers=headers), 422
+    )
     assert body["field"] == "application.amt_credit"
     extra = client.post("/v1/scores", json={"client_id": 1, "colour": "red"}, headers=headers)
     assert assert_problem(extra, 422)["field"] == "colour"
-    both = client.post("/v1/scores", json={"client_id": 1, "application": APPLICATION},
-                       headers=headers)  # fmt: skip
+    both = client.post(
+        "/v1/scores", json={"client_id": 1, "application": APPLICATION}, headers=headers
+    )
     assert_problem(both, 422)
     assert_problem(client.get("/v1/decisions/not-a-uuid", headers=headers), 422)
     assert_problem(client.get("/v1/nowhere", headers=headers), 404)
@@ -220,8 +234,13 @@ def test_auth(client: TestClient, keys: tuple[Path, dict[str, str]], stack: Any)
     assert_problem(client.get(url, headers={"X-API-Key": "not-a-key"}), 401)
     assert_problem(client.get(url, headers={"X-API-Key": plain["score"]}), 403)
     assert client.get(url, headers={"X-API-Key": plain["reader"]}).status_code == 200
-    assert_problem(client.get("/v1/decisions/" + "0" * 8 + "-0000-4000-8000-" + "0" * 12,
-                              headers={"X-API-Key": plain["reader"]}), 403)  # fmt: skip
+    assert_problem(
+        client.get(
+            "/v1/decisions/" + "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+            headers={"X-API-Key": plain["reader"]},
+        ),
+        403,
+    )
     slow = {"X-API-Key": plain["slow"]}
     statuses = [client.get(url, headers=slow).status_code for _ in range(3)]
     assert statuses[:2] == [200, 200]
@@ -232,14 +251,18 @@ def test_auth(client: TestClient, keys: tuple[Path, dict[str, str]], stack: Any)
 
 def test_metrics(client: TestClient, headers: dict[str, str], stack: Any) -> None:
     def scored() -> float:
-        line = next(line for line in client.get("/metrics").text.splitlines()
-                    if line.startswith("credit_score_probability_count"))  # fmt: skip
+        line = next(
+            line
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("credit_score_probability_count")
+        )
         return float(line.split()[-1])
 
     before = scored()
     client.post("/v1/scores", json={"client_id": stack.train_ids[0]}, headers=headers)
-    client.post("/v1/scores", json={"client_id": stack.train_ids[0], "simulation": True},
-                headers=headers)  # fmt: skip
+    client.post(
+        "/v1/scores", json={"client_id": stack.train_ids[0], "simulation": True}, headers=headers
+    )
     assert scored() == before + 1  # the simulation is not part of the score distribution
     client.get(f"/v1/clients/{stack.train_ids[0]}", headers=headers)
     text = client.get("/metrics").text
@@ -260,10 +283,16 @@ def test_hostile_inputs_never_5xx(client: TestClient, headers: dict[str, str]) -
         ("post", "/v1/scores", [1, 2]),
         ("post", "/v1/scores", {"application": {**APPLICATION, "amt_credit": float("nan")}}),
         ("post", "/v1/scores", {"application": {**APPLICATION, "code_gender": "\ud800"}}),
-        ("post", "/v1/scores", {"application": {**APPLICATION,
-                                                "numeric_fields": {"NOT_A_FIELD": 1}}}),
-        ("post", "/v1/scores", {"application": {**APPLICATION,
-                                                "category_fields": {"FLAG_MOBIL": "x"}}}),
+        (
+            "post",
+            "/v1/scores",
+            {"application": {**APPLICATION, "numeric_fields": {"NOT_A_FIELD": 1}}},
+        ),
+        (
+            "post",
+            "/v1/scores",
+            {"application": {**APPLICATION, "category_fields": {"FLAG_MOBIL": "x"}}},
+        ),
         ("post", "/v1/scores/batch", {"client_ids": []}),
         ("post", "/v1/scores/batch", {"client_ids": [huge]}),
         ("post", "/v1/explanations", {"application": APPLICATION, "model_version": "../x"}),
@@ -273,7 +302,7 @@ def test_hostile_inputs_never_5xx(client: TestClient, headers: dict[str, str]) -
         ("get", "/v1/clients/1/neighbours?k=1000", None),
         ("get", "/v1/population/features/%00", None),
         ("get", "/v1/decisions?limit=100000", None),
-    ]  # fmt: skip
+    ]
     for method, url, body in cases:
         kwargs: dict[str, Any] = {"headers": headers}
         if body is not None:
@@ -310,8 +339,9 @@ def test_backends_down(own_servers: Any, keys: tuple[Path, dict[str, str]], tmp_
         own_servers.servers[1].stop(grace=None)  # the explainer goes down
         body = assert_problem(client.get(explanation, headers=headers), 503)
         assert "explainer" in body["detail"]
-        assert_problem(client.post("/v1/explanations", json={"application": APPLICATION},
-                                   headers=headers), 503)  # fmt: skip
+        assert_problem(
+            client.post("/v1/explanations", json={"application": APPLICATION}, headers=headers), 503
+        )
         score = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
         assert score.status_code == 200, score.text
         assert client.get("/v1/model", headers=headers).json()["global_importance"] is None
@@ -334,8 +364,12 @@ def test_backends_down(own_servers: Any, keys: tuple[Path, dict[str, str]], tmp_
         start_servers(back, scoring_port=scoring_port)
         restarted = time.monotonic()
         try:
-            while client.post("/v1/scores", json={"client_id": client_id},
-                              headers=headers).status_code != 200:  # fmt: skip
+            while (
+                client.post(
+                    "/v1/scores", json={"client_id": client_id}, headers=headers
+                ).status_code
+                != 200
+            ):
                 assert time.monotonic() - restarted < 5, "gateway still 503 after restart"
                 time.sleep(0.1)
         finally:
@@ -350,11 +384,17 @@ def test_deadline_exceeded_is_504(keys: tuple[Path, dict[str, str]], tmp_path: P
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         address = f"127.0.0.1:{silent.getsockname()[1]}"
-        settings = settings_for(keys[0], f"sqlite:///{tmp_path / 'd.db'}", address, address,
-                                scoring_deadline_seconds=0.3)  # fmt: skip
+        settings = settings_for(
+            keys[0],
+            f"sqlite:///{tmp_path / 'd.db'}",
+            address,
+            address,
+            scoring_deadline_seconds=0.3,
+        )
         with running(settings) as client:
-            response = client.post("/v1/scores", json={"client_id": 100002},
-                                   headers={"X-API-Key": keys[1]["all"]})  # fmt: skip
+            response = client.post(
+                "/v1/scores", json={"client_id": 100002}, headers={"X-API-Key": keys[1]["all"]}
+            )
             assert "in time" in assert_problem(response, 504)["detail"]
 
 
@@ -372,8 +412,12 @@ def test_schemathesis_fuzz(client: TestClient, headers: dict[str, str]) -> None:
     failures: list[str] = []
     for operation in operations:
 
-        @settings(max_examples=per_operation, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=per_operation,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def run(case: Any) -> None:
             sent = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
@@ -382,8 +426,13 @@ def test_schemathesis_fuzz(client: TestClient, headers: dict[str, str]) -> None:
                 body["json"] = sent["json"]
             elif isinstance(sent.get("data"), bytes | str):
                 body["content"] = sent["data"]
-            response = client.request(sent["method"], sent["url"], params=sent.get("params"),
-                                      headers=sent.get("headers"), **body)  # fmt: skip
+            response = client.request(
+                sent["method"],
+                sent["url"],
+                params=sent.get("params"),
+                headers=sent.get("headers"),
+                **body,
+            )
             case.validate_response(response, checks=checks)
 
         try:
@@ -451,22 +500,28 @@ def test_every_real_category_value_is_scored_as_a_new_application(
         for name in ("application_train", "application_test")
     ]
     rows = pd.concat(frames, ignore_index=True).drop(columns="TARGET")
-    categories = {f["name"]: set(f["categories"]) for f in stack.model.schema["features"]
-                  if f["dtype"] == "category"}  # fmt: skip
+    categories = {
+        f["name"]: set(f["categories"])
+        for f in stack.model.schema["features"]
+        if f["dtype"] == "category"
+    }
     sent = 0
     for column in rows.select_dtypes("object").columns:
         for value in sorted(rows[column].dropna().unique()):
             row = rows[rows[column] == value].iloc[0].to_dict()
             response = client.post(
-                "/v1/scores", headers=headers,
+                "/v1/scores",
+                headers=headers,
                 json={"application": _application_json(row), "simulation": True},
-            )  # fmt: skip
+            )
             assert response.status_code == 200, (column, value, response.text)
             expected = sorted(
-                f"{name}={row[name]}" for name in categories
-                if isinstance(row.get(name), str) and row[name] != CATEGORY_MISSING
+                f"{name}={row[name]}"
+                for name in categories
+                if isinstance(row.get(name), str)
+                and row[name] != CATEGORY_MISSING
                 and row[name] not in categories[name]
-            )  # fmt: skip
+            )
             assert sorted(response.json()["treated_as_missing"]) == expected, (column, value)
             sent += 1
     assert sent > 100  # ~16 categorical columns, ~150 values

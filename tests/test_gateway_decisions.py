@@ -23,8 +23,15 @@ from tests.test_gateway_support import (
     write_keys,
 )
 
-SCORE_FIELDS = ("probability", "decision", "threshold", "model_version", "decision_id",
-                "client_id", "simulation")  # fmt: skip
+SCORE_FIELDS = (
+    "probability",
+    "decision",
+    "threshold",
+    "model_version",
+    "decision_id",
+    "client_id",
+    "simulation",
+)
 
 
 def backend_features(address: str, client_id: int) -> dict[str, Any]:
@@ -49,8 +56,9 @@ def metric(client: Any, name: str) -> float:
 def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path) -> None:
     plain = write_keys(tmp_path / "keys.json")
     headers = {"X-API-Key": plain["all"]}
-    settings = settings_for(tmp_path / "keys.json", database_url, stack.scoring_address,
-                            stack.explainer_address)  # fmt: skip
+    settings = settings_for(
+        tmp_path / "keys.json", database_url, stack.scoring_address, stack.explainer_address
+    )
     client_id = stack.train_ids[5]
     with running(settings) as client:
         before = metric(client, "credit_decisions_total")
@@ -79,19 +87,24 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
             for r in responses
         }
         listed = client.get("/v1/decisions?limit=50", headers=headers).json()
-        with_simulations = client.get("/v1/decisions?limit=50&include_simulations=true",
-                                      headers=headers).json()  # fmt: skip
+        with_simulations = client.get(
+            "/v1/decisions?limit=50&include_simulations=true", headers=headers
+        ).json()
         # A client contesting: their decisions only, newest first.
         of_client = client.get(f"/v1/decisions?client_id={client_id}", headers=headers)
         assert [d["decision_id"] for d in of_client.json()] == [
-            again.json()["decision_id"], by_client.json()["decision_id"]]  # fmt: skip
+            again.json()["decision_id"],
+            by_client.json()["decision_id"],
+        ]
         assert client.get("/v1/decisions?client_id=0", headers=headers).status_code == 422
 
     assert {d["decision_id"] for d in listed} == {r["decision_id"] for r in responses} - {
-        responses[2]["decision_id"]}  # fmt: skip
+        responses[2]["decision_id"]
+    }
     assert len(with_simulations) == 6
-    assert [d["created_at"] for d in listed] == sorted((d["created_at"] for d in listed),
-                                                       reverse=True)  # fmt: skip
+    assert [d["created_at"] for d in listed] == sorted(
+        (d["created_at"] for d in listed), reverse=True
+    )
     for response in responses:
         record = records[response["decision_id"]]
         for name in SCORE_FIELDS:
@@ -100,8 +113,10 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
     assert records[responses[0]["decision_id"]]["features"] == backend_features(
         stack.scoring_address, client_id
     )
-    assert records[responses[5]["decision_id"]]["features"] == records[
-        responses[0]["decision_id"]]["features"]  # fmt: skip
+    assert (
+        records[responses[5]["decision_id"]]["features"]
+        == records[responses[0]["decision_id"]]["features"]
+    )
     for response in responses[3:5]:  # the batch's: names sent once for all its items
         assert records[response["decision_id"]]["features"] == backend_features(
             stack.scoring_address, response["client_id"]
@@ -118,17 +133,25 @@ def test_log_complete_and_durable(database_url: str, stack: Any, tmp_path: Path)
         for decision_id, record in records.items():
             again = restarted.get(f"/v1/decisions/{decision_id}", headers=headers)
             assert again.json() == record
-        assert restarted.get("/v1/decisions?limit=50&include_simulations=true",
-                             headers=headers).json() == with_simulations  # fmt: skip
+        assert (
+            restarted.get("/v1/decisions?limit=50&include_simulations=true", headers=headers).json()
+            == with_simulations
+        )
 
 
 def test_unknown_decision_is_404(stack: Any, tmp_path: Path) -> None:
     plain = write_keys(tmp_path / "keys.json")
-    settings = settings_for(tmp_path / "keys.json", f"sqlite:///{tmp_path / 'd.db'}",
-                            stack.scoring_address, stack.explainer_address)  # fmt: skip
+    settings = settings_for(
+        tmp_path / "keys.json",
+        f"sqlite:///{tmp_path / 'd.db'}",
+        stack.scoring_address,
+        stack.explainer_address,
+    )
     with running(settings) as client:
-        missing = client.get("/v1/decisions/00000000-0000-4000-8000-000000000000",
-                             headers={"X-API-Key": plain["all"]})  # fmt: skip
+        missing = client.get(
+            "/v1/decisions/00000000-0000-4000-8000-000000000000",
+            headers={"X-API-Key": plain["all"]},
+        )
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
 
@@ -157,9 +180,17 @@ def test_concurrent_decisions_are_group_committed_and_all_durable(tmp_path: Path
     event.listen(log.engine, "commit", lambda _connection: commits.append(1))
 
     def decision(i: int) -> Decision:
-        return Decision.new(key_id="k", client_id=i, application_hash=None, model_version="1",
-                            probability=i / 100, decision="granted", threshold=0.5,
-                            simulation=False, features={"numeric": {"X": float(i)}})  # fmt: skip
+        return Decision.new(
+            key_id="k",
+            client_id=i,
+            application_hash=None,
+            model_version="1",
+            probability=i / 100,
+            decision="granted",
+            threshold=0.5,
+            simulation=False,
+            features={"numeric": {"X": float(i)}},
+        )
 
     async def write_all() -> list[Decision]:
         batch = [decision(i) for i in range(1, 51)]
@@ -185,16 +216,26 @@ def test_feature_values_are_stored_exactly(tmp_path: Path) -> None:
     log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
     log.create_tables()
     cases = [
-        {"numeric": {"A": 0.1 + 0.2, "B": -0.0, "C": 5e-324, "D": 1.7976931348623157e308},
-         "categorical": {"NAME_CONTRACT_TYPE": "Cash loans", "É": "ü"}},
+        {
+            "numeric": {"A": 0.1 + 0.2, "B": -0.0, "C": 5e-324, "D": 1.7976931348623157e308},
+            "categorical": {"NAME_CONTRACT_TYPE": "Cash loans", "É": "ü"},
+        },
         {"numeric": {"A": math.inf, "B": 1.0}, "categorical": {}},
         {"numeric": {"A": 1.7976931348623157e308, "B": 1.7976931348623157e308}},  # sum overflows
-    ]  # fmt: skip
+    ]
 
     async def roundtrip(features: dict) -> Decision | None:
-        decision = Decision.new(key_id="k", client_id=1, application_hash=None,
-                                model_version="1", probability=0.2, decision="refused",
-                                threshold=0.1, simulation=False, features=features)  # fmt: skip
+        decision = Decision.new(
+            key_id="k",
+            client_id=1,
+            application_hash=None,
+            model_version="1",
+            probability=0.2,
+            decision="refused",
+            threshold=0.1,
+            simulation=False,
+            features=features,
+        )
         await log.write([decision])
         return await log.get(decision.decision_id)
 
@@ -210,9 +251,17 @@ def test_feature_values_are_stored_exactly(tmp_path: Path) -> None:
 
 def _decision_with_features(i: int, features: int = 200) -> Decision:
     numeric = {f"F{n}": i + n / 7 for n in range(features)}
-    return Decision.new(key_id="k", client_id=i, application_hash=None, model_version="1",
-                        probability=0.2, decision="granted", threshold=0.1, simulation=False,
-                        features={"numeric": numeric})  # fmt: skip
+    return Decision.new(
+        key_id="k",
+        client_id=i,
+        application_hash=None,
+        model_version="1",
+        probability=0.2,
+        decision="granted",
+        threshold=0.1,
+        simulation=False,
+        features={"numeric": numeric},
+    )
 
 
 def _write_for(
@@ -315,8 +364,9 @@ def test_decision_log_down_is_503_and_no_decision_is_returned(stack: Any, tmp_pa
     headers = {"X-API-Key": plain["all"]}
     client_id = stack.train_ids[3]
     with postgres_database() as url:
-        settings = settings_for(tmp_path / "keys.json", url, stack.scoring_address,
-                                stack.explainer_address)  # fmt: skip
+        settings = settings_for(
+            tmp_path / "keys.json", url, stack.scoring_address, stack.explainer_address
+        )
         with running(settings) as client:
             scored = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
             assert scored.status_code == 200, scored.text
@@ -353,8 +403,12 @@ def test_a_logged_decision_is_explained_from_its_own_inputs(stack: Any, tmp_path
 
     plain = write_keys(tmp_path / "keys.json")
     headers = {"X-API-Key": plain["all"]}
-    settings = settings_for(tmp_path / "keys.json", f"sqlite:///{tmp_path / 'd.db'}",
-                            stack.scoring_address, stack.explainer_address)  # fmt: skip
+    settings = settings_for(
+        tmp_path / "keys.json",
+        f"sqlite:///{tmp_path / 'd.db'}",
+        stack.scoring_address,
+        stack.explainer_address,
+    )
     client_id = stack.train_ids[4]
     with running(settings) as client:
         by_client = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
@@ -371,8 +425,9 @@ def test_a_logged_decision_is_explained_from_its_own_inputs(stack: Any, tmp_path
             assert body["contributions"] and body["threshold"] == scored["threshold"]
         today = client.get(
             f"/v1/clients/{client_id}/explanation?lang=fr&model_version="
-            f"{by_client.json()['model_version']}", headers=headers,
-        ).json()  # fmt: skip
+            f"{by_client.json()['model_version']}",
+            headers=headers,
+        ).json()
         logged = client.get(
             f"/v1/decisions/{by_client.json()['decision_id']}/explanation?lang=fr",
             headers=headers,
@@ -390,12 +445,18 @@ def test_a_logged_decision_is_explained_from_its_own_inputs(stack: Any, tmp_path
 
     with grpc.insecure_channel(stack.explainer_address) as channel:
         explainer = explainer_pb2_grpc.ExplainerServiceStub(channel)
-        for numeric, categorical in (({"NOT_A_FEATURE": 1.0}, {}),
-                                     ({"AMT_CREDIT": 1.0}, {"AMT_CREDIT": "x"})):  # fmt: skip
+        for numeric, categorical in (
+            ({"NOT_A_FEATURE": 1.0}, {}),
+            ({"AMT_CREDIT": 1.0}, {"AMT_CREDIT": "x"}),
+        ):
             with pytest.raises(grpc.RpcError) as refused:
-                explainer.Explain(explainer_pb2.ExplainRequest(
-                    inputs=common_pb2.FeatureVector(numeric=numeric, categorical=categorical),
-                    model_version=by_client.json()["model_version"]), timeout=30)  # fmt: skip
+                explainer.Explain(
+                    explainer_pb2.ExplainRequest(
+                        inputs=common_pb2.FeatureVector(numeric=numeric, categorical=categorical),
+                        model_version=by_client.json()["model_version"],
+                    ),
+                    timeout=30,
+                )
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert refused.value.details().startswith("inputs:")
 

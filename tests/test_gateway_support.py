@@ -52,10 +52,15 @@ def settings_for(
     keys_file: Path, database_url: str, scoring: str, explainer: str, **overrides: object
 ) -> GatewaySettings:
     return GatewaySettings(
-        scoring_address=scoring, explainer_address=explainer, database_url=database_url,
-        api_keys_file=keys_file, api_keys=None, retry_backoff_seconds=0.05,
-        model_cache_seconds=0, **overrides,
-    )  # type: ignore[arg-type]  # fmt: skip
+        scoring_address=scoring,
+        explainer_address=explainer,
+        database_url=database_url,
+        api_keys_file=keys_file,
+        api_keys=None,
+        retry_backoff_seconds=0.05,
+        model_cache_seconds=0,
+        **overrides,
+    )  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -79,8 +84,11 @@ def served(settings: GatewaySettings) -> Iterator[tuple[str, int]]:
 
     port = free_port()
     # The gateway's own uvicorn configuration (edge limits included), on a free port.
-    server = uvicorn.Server(server_config(create_app(settings), settings, host="127.0.0.1",
-                                          port=port, log_level="warning"))  # fmt: skip
+    server = uvicorn.Server(
+        server_config(
+            create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

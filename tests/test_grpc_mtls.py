@@ -47,42 +47,69 @@ def _name(common: str) -> x509.Name:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())  # fmt: skip
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def make_ca(common: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(_name(common)).issuer_name(_name(common))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(_name(common))
+        .issuer_name(_name(common))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     return key, cert
 
 
-def issue(folder: Path, name: str, ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate],
-          sans: list[x509.GeneralName]) -> tuple[Path, Path]:  # fmt: skip
+def issue(
+    folder: Path,
+    name: str,
+    ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate],
+    sans: list[x509.GeneralName],
+) -> tuple[Path, Path]:
     """A leaf certificate for both server and client use (as cert-manager issues them)."""
     ca_key, ca_cert = ca
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(_name(name)).issuer_name(ca_cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                              ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(_pem_key(key))
@@ -94,16 +121,28 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("pki")
     ca = make_ca("credit-scoring test CA")
     (folder / "ca.crt").write_bytes(ca[1].public_bytes(serialization.Encoding.PEM))
-    server_cert, server_key = issue(folder, "scoring", ca, [
-        x509.DNSName(SERVICE_NAME), x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ])  # fmt: skip
+    server_cert, server_key = issue(
+        folder,
+        "scoring",
+        ca,
+        [
+            x509.DNSName(SERVICE_NAME),
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ],
+    )
     client_cert, client_key = issue(folder, "gateway", ca, [x509.DNSName("gateway")])
     stranger = make_ca("someone else's CA")
     stranger_cert, stranger_key = issue(folder, "stranger", stranger, [x509.DNSName("gateway")])
-    return {"ca": folder / "ca.crt", "server_cert": server_cert, "server_key": server_key,
-            "client_cert": client_cert, "client_key": client_key,
-            "stranger_cert": stranger_cert, "stranger_key": stranger_key}  # fmt: skip
+    return {
+        "ca": folder / "ca.crt",
+        "server_cert": server_cert,
+        "server_key": server_key,
+        "client_cert": client_cert,
+        "client_key": client_key,
+        "stranger_cert": stranger_cert,
+        "stranger_key": stranger_key,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +150,18 @@ def tls_server(pki: dict[str, Path]) -> Iterator[str]:
     """A real gRPC server (health service), TLS with client certificates required, built
     as the scoring and explainer services build theirs."""
     port = free_port()
-    settings = ScoringSettings(port=port, tls_cert_file=pki["server_cert"],
-                               tls_key_file=pki["server_key"],
-                               tls_client_ca_file=pki["ca"])  # fmt: skip
-    server, health = build_server(address=f"127.0.0.1:{port}", service_names=["credit.Test"],
-                                  register=lambda _: None,
-                                  credentials=settings.server_credentials())  # fmt: skip
+    settings = ScoringSettings(
+        port=port,
+        tls_cert_file=pki["server_cert"],
+        tls_key_file=pki["server_key"],
+        tls_client_ca_file=pki["ca"],
+    )
+    server, health = build_server(
+        address=f"127.0.0.1:{port}",
+        service_names=["credit.Test"],
+        register=lambda _: None,
+        credentials=settings.server_credentials(),
+    )
     set_serving(health, ["credit.Test"], True)
     server.start()
     yield f"127.0.0.1:{port}"
@@ -172,16 +217,26 @@ def test_the_gateway_channels_use_the_settings_certificates(
         finally:
             await backends.close()
 
-    common: dict[str, Any] = {"explainer_address": tls_server, "api_keys_file": None,
-              "database_url": f"sqlite:///{tmp_path / 'd.db'}"}  # fmt: skip
+    common: dict[str, Any] = {
+        "explainer_address": tls_server,
+        "api_keys_file": None,
+        "database_url": f"sqlite:///{tmp_path / 'd.db'}",
+    }
     with_tls = GatewaySettings(
-        scoring_address=f"localhost:{port}", grpc_tls_ca_file=pki["ca"],
-        grpc_tls_cert_file=pki["client_cert"], grpc_tls_key_file=pki["client_key"],
-        grpc_tls_server_name=SERVICE_NAME, **common,
-    )  # fmt: skip
+        scoring_address=f"localhost:{port}",
+        grpc_tls_ca_file=pki["ca"],
+        grpc_tls_cert_file=pki["client_cert"],
+        grpc_tls_key_file=pki["client_key"],
+        grpc_tls_server_name=SERVICE_NAME,
+        **common,
+    )
     assert asyncio.run(serving(with_tls)) == (True, "SERVING")
-    stranger = with_tls.model_copy(update={"grpc_tls_cert_file": pki["stranger_cert"],
-                                           "grpc_tls_key_file": pki["stranger_key"]})  # fmt: skip
+    stranger = with_tls.model_copy(
+        update={
+            "grpc_tls_cert_file": pki["stranger_cert"],
+            "grpc_tls_key_file": pki["stranger_key"],
+        }
+    )
     assert asyncio.run(serving(stranger)) == (False, "UNAVAILABLE")
     plaintext = GatewaySettings(scoring_address=tls_server, **common)
     assert asyncio.run(serving(plaintext)) == (False, "UNAVAILABLE")

@@ -16,9 +16,13 @@ from tests.stack import free_port
 
 def services_listed(enabled: bool) -> set[str]:
     address = f"127.0.0.1:{free_port()}"
-    server, _ = build_server(address=address, service_names=["credit.v1.ScoringService"],
-                             register=lambda s: None, max_workers=1,
-                             reflection_enabled=enabled)  # fmt: skip
+    server, _ = build_server(
+        address=address,
+        service_names=["credit.v1.ScoringService"],
+        register=lambda s: None,
+        max_workers=1,
+        reflection_enabled=enabled,
+    )
     server.start()
     try:
         with grpc.insecure_channel(address) as channel:

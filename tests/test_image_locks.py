@@ -33,16 +33,19 @@ NOT_IN_IMAGE = {
     "jobs": {
         # `credit services start|stop` and `credit serve` run the platform on a laptop
         # (make up); in a cluster each service is its own image.
-        "credit.stack", "services.scoring.server", "services.explainer.server",
+        "credit.stack",
+        "services.scoring.server",
+        "services.explainer.server",
         # `credit bench` drives a running stack with wrk from a workstation.
-        "credit.bench", "services.bench",
+        "credit.bench",
+        "services.bench",
         # `credit images build` calls Docker from a workstation.
         "credit.images",
         # `credit features build --engine spark` runs under spark-submit in a Spark image
         # (docs/spark.md); the jobs image builds features with polars.
         "training.features.spark",
     },
-}  # fmt: skip
+}
 
 
 def module_file(name: str) -> Path | None:

@@ -148,12 +148,19 @@ def test_oof_predictions_come_from_models_that_did_not_see_the_row() -> None:
     y = rng.integers(0, 2, n)
     X = pd.DataFrame({"key": rng.permutation(n).astype(float), "noise": rng.normal(size=n)})
     params = modeling.lgb_params(
-        seed=0, num_leaves=64, min_child_samples=1, min_data_in_bin=1, lambda_l2=0.0,
-        feature_fraction=1.0, bagging_freq=0, learning_rate=0.3,
-    )  # fmt: skip
+        seed=0,
+        num_leaves=64,
+        min_child_samples=1,
+        min_data_in_bin=1,
+        lambda_l2=0.0,
+        feature_fraction=1.0,
+        bagging_freq=0,
+        learning_rate=0.3,
+    )
     folds = modeling.make_folds(y, 4, seed=0)
-    cv = modeling.cross_validate_lgbm(X, y, folds, params, num_boost_round=300,
-                                      early_stopping_rounds=300)  # fmt: skip
+    cv = modeling.cross_validate_lgbm(
+        X, y, folds, params, num_boost_round=300, early_stopping_rounds=300
+    )
     assert not np.isnan(cv.oof).any()
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(n))
     assert roc_auc_score(y, cv.oof) < 0.6
@@ -351,10 +358,20 @@ def test_bagged_cv_is_honest_and_serves_what_it_measured() -> None:
 
 
 def test_monotone_constraints_follow_credit_logic() -> None:
-    columns = ["EXT_SOURCE_1", "EXT_SOURCE_STD", "EXT_SOURCE_MEAN", "EXT_SOURCE_PROD",
-               "AMT_CREDIT", "DAYS_BIRTH", "INST_DPD_MEAN", "BB_LATE_SHARE_MAX",
-               "POS_SK_DPD_DEF_MAX", "BUREAU_CREDIT_DAY_OVERDUE_MAX", "INST_PAID_SHARE_MEAN",
-               "BUREAU_AMT_CREDIT_SUM_DEBT_SUM_ACTIVE"]  # fmt: skip
+    columns = [
+        "EXT_SOURCE_1",
+        "EXT_SOURCE_STD",
+        "EXT_SOURCE_MEAN",
+        "EXT_SOURCE_PROD",
+        "AMT_CREDIT",
+        "DAYS_BIRTH",
+        "INST_DPD_MEAN",
+        "BB_LATE_SHARE_MAX",
+        "POS_SK_DPD_DEF_MAX",
+        "BUREAU_CREDIT_DAY_OVERDUE_MAX",
+        "INST_PAID_SHARE_MEAN",
+        "BUREAU_AMT_CREDIT_SUM_DEBT_SUM_ACTIVE",
+    ]
     assert modeling.monotone_constraints(columns) == [-1, 0, -1, -1, 0, 0, 1, 1, 1, 1, 0, 0]
     assert "monotone_constraints" not in modeling.lgb_params(seed=0, columns=["AMT_CREDIT"])
 
@@ -382,8 +399,10 @@ def test_higher_external_score_never_raises_the_risk() -> None:
 def test_optimistic_auc_is_the_best_common_tree_count_on_the_scored_rows() -> None:
     X, y = _frame(900, seed=8)
     params = modeling.lgb_params(seed=0, quick=True)
-    boosters = [modeling.fit_booster(X, y, modeling.bag_params(params, b), n)
-                for b, n in enumerate((30, 45))]  # fmt: skip
+    boosters = [
+        modeling.fit_booster(X, y, modeling.bag_params(params, b), n)
+        for b, n in enumerate((30, 45))
+    ]
     expected = max(
         roc_auc_score(
             y,

@@ -311,8 +311,11 @@ def test_every_expression_runs_on_real_prometheus(traffic, tmp_path: Path):
         # scrape at their own offsets, and a job first scraped after the traffic never
         # sees a counter move (its rate stays empty).
         for job in ("scoring", "explainer", "gateway"):
-            wait_until(lambda job=job: has(f'grpc_server_handled_total{{job="{job}"}}'), 20,
-                       f"a first scrape of {job}")  # fmt: skip
+            wait_until(
+                lambda job=job: has(f'grpc_server_handled_total{{job="{job}"}}'),
+                20,
+                f"a first scrape of {job}",
+            )
         traffic["generate"]()  # counters move between scrapes: rates are non-zero
         wait_until(
             lambda: has('sum(rate(grpc_server_handled_total{job="scoring"}[1m])) > 0'),

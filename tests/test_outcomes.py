@@ -29,10 +29,16 @@ NOWHERE = "127.0.0.1:9"  # the outcome route calls no backend
 
 def decision(client_id: int | None = 100_001, **fields: Any) -> Decision:
     values: dict[str, Any] = {
-        "key_id": "partner", "client_id": client_id, "application_hash": None,
-        "model_version": "1", "probability": 0.05, "decision": "granted", "threshold": 0.1,
-        "simulation": False, "features": {"numeric": {}, "categorical": {}},
-    }  # fmt: skip
+        "key_id": "partner",
+        "client_id": client_id,
+        "application_hash": None,
+        "model_version": "1",
+        "probability": 0.05,
+        "decision": "granted",
+        "threshold": 0.1,
+        "simulation": False,
+        "features": {"numeric": {}, "categorical": {}},
+    }
     values.update(fields)
     return Decision.new(**values)
 
@@ -69,16 +75,20 @@ def test_outcome_route_idempotent_and_conflicting(database_url: str, tmp_path: P
         headers = {"X-API-Key": plain["all"]}
         first = client.put(url, json=body, headers=headers)
         again = client.put(url, json=body, headers=headers)
-        other = client.put(url, json={"defaulted": False, "observed_at": "2026-06-30"},
-                           headers=headers)  # fmt: skip
-        later = client.put(url, json={"defaulted": True, "observed_at": "2026-07-01"},
-                           headers=headers)  # fmt: skip
+        other = client.put(
+            url, json={"defaulted": False, "observed_at": "2026-06-30"}, headers=headers
+        )
+        later = client.put(
+            url, json={"defaulted": True, "observed_at": "2026-07-01"}, headers=headers
+        )
         unknown = client.put(
-            "/v1/decisions/0190a0a0-0000-7000-8000-000000000000/outcome", json=body,
+            "/v1/decisions/0190a0a0-0000-7000-8000-000000000000/outcome",
+            json=body,
             headers=headers,
-        )  # fmt: skip
-        simulated = client.put(f"/v1/decisions/{what_if.decision_id}/outcome", json=body,
-                               headers=headers)  # fmt: skip
+        )
+        simulated = client.put(
+            f"/v1/decisions/{what_if.decision_id}/outcome", json=body, headers=headers
+        )
         no_scope = client.put(url, json=body, headers={"X-API-Key": plain["score"]})
         no_key = client.put(url, json=body)
         bad = [
@@ -129,11 +139,12 @@ def test_log_of_the_previous_version_gains_outcomes(tmp_path: Path) -> None:
     plain = write_keys(tmp_path / "keys.json")
     settings = settings_for(tmp_path / "keys.json", url, NOWHERE, NOWHERE)
     with running(settings) as client:
-        reply = client.put(f"/v1/decisions/{old.decision_id}/outcome",
-                           json={"defaulted": False, "observed_at": "2026-01-31"},
-                           headers={"X-API-Key": plain["all"]})  # fmt: skip
-        record = client.get(f"/v1/decisions/{old.decision_id}",
-                            headers={"X-API-Key": plain["all"]})  # fmt: skip
+        reply = client.put(
+            f"/v1/decisions/{old.decision_id}/outcome",
+            json={"defaulted": False, "observed_at": "2026-01-31"},
+            headers={"X-API-Key": plain["all"]},
+        )
+        record = client.get(f"/v1/decisions/{old.decision_id}", headers={"X-API-Key": plain["all"]})
     assert reply.status_code == 201 and record.status_code == 200
 
 
@@ -144,10 +155,13 @@ def test_import_counts_new_unchanged_conflicting_unknown(database_url: str, tmp_
     decisions = [decision(client_id=100_000 + i) for i in range(4)]
     log_decisions(database_url, decisions)
     engine = create_engine(database_url)
-    first = pd.DataFrame({
-        "decision_id": [d.decision_id for d in decisions[:2]],
-        "defaulted": [True, False], "observed_at": [date(2026, 5, 31)] * 2,
-    })  # fmt: skip
+    first = pd.DataFrame(
+        {
+            "decision_id": [d.decision_id for d in decisions[:2]],
+            "defaulted": [True, False],
+            "observed_at": [date(2026, 5, 31)] * 2,
+        }
+    )
     import_outcomes(engine, first)
     csv = tmp_path / "outcomes.csv"
     csv.write_text(
@@ -160,8 +174,13 @@ def test_import_counts_new_unchanged_conflicting_unknown(database_url: str, tmp_
         "0190a0a0-0000-7000-8000-000000000000,false,2026-06-30,unknown\n"
     )
     summary = import_outcomes(engine, read_outcome_file(csv), batch_size=2)
-    assert (summary.rows, summary.new, summary.unchanged, summary.conflicting,
-            summary.unknown) == (6, 2, 2, 1, 1)  # fmt: skip
+    assert (summary.rows, summary.new, summary.unchanged, summary.conflicting, summary.unknown) == (
+        6,
+        2,
+        2,
+        1,
+        1,
+    )
     assert summary.conflicts[0][0] == decisions[1].decision_id
     parquet = tmp_path / "outcomes.parquet"
     read_outcome_file(csv).to_parquet(parquet)  # typed columns: bool and date
@@ -181,10 +200,13 @@ def test_import_failing_half_way_leaves_nothing(database_url: str) -> None:
     decisions = [decision(client_id=100_000 + i) for i in range(6)]
     log_decisions(database_url, decisions)
     engine = create_engine(database_url)
-    outcomes = pd.DataFrame({
-        "decision_id": [d.decision_id for d in decisions], "defaulted": [False] * 6,
-        "observed_at": [date(2026, 5, 31)] * 6,
-    })  # fmt: skip
+    outcomes = pd.DataFrame(
+        {
+            "decision_id": [d.decision_id for d in decisions],
+            "defaulted": [False] * 6,
+            "observed_at": [date(2026, 5, 31)] * 6,
+        }
+    )
     done: list[int] = []
 
     def interrupted(rows: int) -> None:  # the process dies after two batches were written
@@ -262,20 +284,30 @@ def test_simulate_labels_granted_decisions_of_known_clients(database_url: str) -
     targets = pd.Series({1: 0, 2: 1, 3: 1})
     engine = create_engine(database_url)
     # Client 2 is a training client: its outcome is in sample, and says so.
-    summary = simulate_outcomes(engine, targets, observed_at=date(2026, 6, 1),
-                                in_sample=pd.Index([2]))  # fmt: skip
-    assert (summary.labelled, summary.defaulted, summary.in_sample, summary.refused_skipped,
-            summary.unknown_client) == (2, 1, 1, 1, 2)  # fmt: skip
+    summary = simulate_outcomes(
+        engine, targets, observed_at=date(2026, 6, 1), in_sample=pd.Index([2])
+    )
+    assert (
+        summary.labelled,
+        summary.defaulted,
+        summary.in_sample,
+        summary.refused_skipped,
+        summary.unknown_client,
+    ) == (2, 1, 1, 1, 2)
     again = simulate_outcomes(engine, targets, include_refused=True)  # only what is left
     assert (again.labelled, again.defaulted) == (1, 1)
     with engine.connect() as connection:
-        sources = connection.execute(select(OutcomeRow.source, func.count()).group_by(
-            OutcomeRow.source)).all()  # fmt: skip
+        sources = connection.execute(
+            select(OutcomeRow.source, func.count()).group_by(OutcomeRow.source)
+        ).all()
     engine.dispose()
     assert sorted(sources) == [("simulated", 2), ("simulated-train", 1)]
     labelled = {r.decision_id: r.defaulted for r in outcome_rows(database_url)}
-    assert labelled == {decisions[0].decision_id: False, decisions[1].decision_id: True,
-                        decisions[2].decision_id: True}  # fmt: skip
+    assert labelled == {
+        decisions[0].decision_id: False,
+        decisions[1].decision_id: True,
+        decisions[2].decision_id: True,
+    }
 
 
 def test_concurrent_reports_of_one_outcome_record_it_once(database_url: str) -> None:
@@ -295,9 +327,13 @@ def test_concurrent_reports_of_one_outcome_record_it_once(database_url: str) -> 
     def report(defaulted: bool) -> str:
         barrier.wait()
         outcome = Outcome(
-            decision_id=granted.decision_id, defaulted=defaulted, observed_at=date(2026, 6, 30),
-            reported_at=datetime.now(UTC), key_id="k", source="api",
-        )  # fmt: skip
+            decision_id=granted.decision_id,
+            defaulted=defaulted,
+            observed_at=date(2026, 6, 30),
+            reported_at=datetime.now(UTC),
+            key_id="k",
+            source="api",
+        )
         return log._report_outcome(outcome)[0]
 
     try:

@@ -29,11 +29,18 @@ def make_decision(
     import uuid6
 
     return Decision(
-        decision_id=str(uuid6.uuid7()), created_at=created_at, key_id="partner",
-        client_id=100_001, application_hash=None, model_version=version,
-        probability=probability, decision="granted" if probability < 0.1 else "refused",
-        threshold=0.1, simulation=simulation, features={"numeric": {}, "categorical": {}},
-    )  # fmt: skip
+        decision_id=str(uuid6.uuid7()),
+        created_at=created_at,
+        key_id="partner",
+        client_id=100_001,
+        application_hash=None,
+        model_version=version,
+        probability=probability,
+        decision="granted" if probability < 0.1 else "refused",
+        threshold=0.1,
+        simulation=simulation,
+        features={"numeric": {}, "categorical": {}},
+    )
 
 
 def write_log(url: str, decisions: list[Decision], outcomes: dict[str, bool]) -> None:
@@ -44,11 +51,20 @@ def write_log(url: str, decisions: list[Decision], outcomes: dict[str, bool]) ->
             return
         rows = [{k: v for k, v in vars(d).items() if k not in SIDE_FIELDS} for d in decisions]
         connection.execute(insert(DecisionRow), rows)
-        connection.execute(insert(OutcomeRow), [
-            {"decision_id": k, "defaulted": v, "observed_at": date(2026, 11, 30),
-             "reported_at": datetime.now(UTC), "key_id": "k", "source": "import"}
-            for k, v in outcomes.items()
-        ])  # fmt: skip
+        connection.execute(
+            insert(OutcomeRow),
+            [
+                {
+                    "decision_id": k,
+                    "defaulted": v,
+                    "observed_at": date(2026, 11, 30),
+                    "reported_at": datetime.now(UTC),
+                    "key_id": "k",
+                    "source": "import",
+                }
+                for k, v in outcomes.items()
+            ],
+        )
     engine.dispose()
 
 
@@ -57,8 +73,10 @@ def scenario(tmp_path: Path) -> dict[str, Any]:
     """Two months of version 1 (granted and refused), a month of version 2, what-ifs with
     outcomes that must not count, and a training reference for version 1 only."""
     decisions, outcomes = [], {}
-    months = {"2026-01": datetime(2026, 1, 15, tzinfo=UTC),
-              "2026-02": datetime(2026, 2, 10, tzinfo=UTC)}  # fmt: skip
+    months = {
+        "2026-01": datetime(2026, 1, 15, tzinfo=UTC),
+        "2026-02": datetime(2026, 2, 10, tzinfo=UTC),
+    }
     for cohort, when in months.items():
         n = 300 if cohort == "2026-01" else 200
         probabilities = RNG.beta(1.2, 18, n)
@@ -91,24 +109,30 @@ def expected(decisions: list[Decision], outcomes: dict[str, bool]) -> dict[str, 
     y = np.array([outcomes[d.decision_id] for d in granted], dtype=float)
     p = np.array([d.probability for d in granted])
     return {
-        "decisions": len(decisions), "granted": len(granted),
-        "auc": roc_auc_score(y, p), "brier": brier_score_loss(y, p),
+        "decisions": len(decisions),
+        "granted": len(granted),
+        "auc": roc_auc_score(y, p),
+        "brier": brier_score_loss(y, p),
         "calibration_ratio": y.mean() / p.mean(),
         "outcomes_on_refused": len(decisions) - len(granted),
-    }  # fmt: skip
+    }
 
 
 def test_report_by_version_and_decision_month(scenario: dict[str, Any], tmp_path: Path):
     out = tmp_path / "performance"
-    report = run_performance(scenario["url"], out, artifacts_dir=scenario["artifacts"],
-                             tracking_uri=None)  # fmt: skip
+    report = run_performance(
+        scenario["url"], out, artifacts_dir=scenario["artifacts"], tracking_uri=None
+    )
     assert report["simulations_excluded"] == 50
     assert list(report["model_versions"]) == ["1", "2"]
     v1 = report["model_versions"]["1"]
     assert list(v1["cohorts"]) == ["2026-01", "2026-02"]
     for cohort, month in (("2026-01", 1), ("2026-02", 2)):
-        mine = [d for d in scenario["decisions"]
-                if d.model_version == "1" and d.created_at.month == month]  # fmt: skip
+        mine = [
+            d
+            for d in scenario["decisions"]
+            if d.model_version == "1" and d.created_at.month == month
+        ]
         want, got = expected(mine, scenario["outcomes"]), v1["cohorts"][cohort]
         assert got["decisions"] == want["decisions"] and got["granted"] == want["granted"]
         assert got["outcomes_known"] == want["granted"]  # refused outcomes kept apart
@@ -172,11 +196,13 @@ def test_psi_reads_a_shift() -> None:
 def test_report_command_on_an_empty_log(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     write_log(url, [], {})
-    result = CliRunner().invoke(cli, ["performance", "report", "--database-url", url,
-                                      "--out-dir", str(tmp_path / "out")])  # fmt: skip
+    result = CliRunner().invoke(
+        cli, ["performance", "report", "--database-url", url, "--out-dir", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2 and "no real decision" in result.output
-    missing = CliRunner().invoke(cli, ["performance", "report", "--database-url",
-                                       f"sqlite:///{tmp_path / 'none.db'}"])  # fmt: skip
+    missing = CliRunner().invoke(
+        cli, ["performance", "report", "--database-url", f"sqlite:///{tmp_path / 'none.db'}"]
+    )
     assert missing.exit_code == 2 and "no decision log" in missing.output
 
 
@@ -213,9 +239,13 @@ def test_exploration_slice_reported_apart(tmp_path: Path) -> None:
     assert slice_["share_of_refusals"] == pytest.approx(share)
     both = policy + [d for d in decisions if d.decision_id in explored]
     weights = [1.0 if d.probability < 0.1 else 1 / share for d in both]
-    assert slice_["auc_unbiased"] == pytest.approx(roc_auc_score(
-        [outcomes[d.decision_id] for d in both], [d.probability for d in both],
-        sample_weight=weights))  # fmt: skip
+    assert slice_["auc_unbiased"] == pytest.approx(
+        roc_auc_score(
+            [outcomes[d.decision_id] for d in both],
+            [d.probability for d in both],
+            sample_weight=weights,
+        )
+    )
     low, high = overall["auc_ci95"]
     assert low < overall["auc"] < high
     assert "Exploration" in (tmp_path / "out" / "report.html").read_text()

@@ -31,12 +31,16 @@ def test_realised_auc_of_unseen_clients_matches_the_model_card(
     unseen = stack.features.loc[stack.features["split"] == "test", "SK_ID_CURR"].tolist()
     assert 300 <= len(unseen) <= 600  # "a few hundred known clients"
     # A batch of 100 on a busy 2-core machine can take longer than the 2 s default deadline.
-    settings = settings_for(keys_file, url, stack.scoring_address, stack.explainer_address,
-                            scoring_deadline_seconds=60)  # fmt: skip
+    settings = settings_for(
+        keys_file, url, stack.scoring_address, stack.explainer_address, scoring_deadline_seconds=60
+    )
     with running(settings) as client:
         for start in range(0, len(unseen), 100):
-            answer = client.post("/v1/scores/batch", headers={"X-API-Key": key},
-                                 json={"client_ids": unseen[start : start + 100]})  # fmt: skip
+            answer = client.post(
+                "/v1/scores/batch",
+                headers={"X-API-Key": key},
+                json={"client_ids": unseen[start : start + 100]},
+            )
             assert answer.status_code == 200, answer.text
             assert all(item["score"] for item in answer.json()["items"]), answer.text
 
@@ -66,10 +70,12 @@ def test_realised_auc_of_unseen_clients_matches_the_model_card(
     assert version["reference_auc"] == pytest.approx(stack.metrics["oof_auc_granted"])
     low, high = overall["auc_ci95"]
     assert low < overall["auc"] < high
-    print(f"\n{len(unseen)} unseen clients, {granted} granted, {overall['defaults']} defaults: "
-          f"realised AUC {overall['auc']:.4f} (95% {low:.3f}-{high:.3f}) vs the model card's "
-          f"{version['reference_auc']:.4f} on the granted band (population "
-          f"{version['training_auc']:.4f})")  # fmt: skip
+    print(
+        f"\n{len(unseen)} unseen clients, {granted} granted, {overall['defaults']} defaults: "
+        f"realised AUC {overall['auc']:.4f} (95% {low:.3f}-{high:.3f}) vs the model card's "
+        f"{version['reference_auc']:.4f} on the granted band (population "
+        f"{version['training_auc']:.4f})"
+    )
     assert abs(overall["auc"] - version["reference_auc"]) <= MARGIN
     assert (out / "performance.prom").is_file()
 
@@ -90,14 +96,23 @@ def test_exploration_share_grants_a_flagged_slice_of_refusals(
     keys_file = tmp_path / "api-keys.json"
     key = write_keys(keys_file)["all"]
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    settings = settings_for(keys_file, url, stack.scoring_address, stack.explainer_address,
-                            scoring_deadline_seconds=60, exploration_share=share)  # fmt: skip
+    settings = settings_for(
+        keys_file,
+        url,
+        stack.scoring_address,
+        stack.explainer_address,
+        scoring_deadline_seconds=60,
+        exploration_share=share,
+    )
     ids = stack.train_ids[:300]
     scores = []
     with running(settings) as client:
         for start in range(0, len(ids), 100):
-            answer = client.post("/v1/scores/batch", headers={"X-API-Key": key},
-                                 json={"client_ids": ids[start : start + 100]})  # fmt: skip
+            answer = client.post(
+                "/v1/scores/batch",
+                headers={"X-API-Key": key},
+                json={"client_ids": ids[start : start + 100]},
+            )
             assert answer.status_code == 200, answer.text
             scores += [item["score"] for item in answer.json()["items"]]
         # What-ifs of refused clients until one draws an id the share would grant (a fifth
@@ -105,8 +120,13 @@ def test_exploration_share_grants_a_flagged_slice_of_refusals(
         refused_ids = [s["client_id"] for s in scores if s["probability"] >= s["threshold"]]
         what_ifs = []
         for client_id in itertools.islice(itertools.cycle(refused_ids), 60):
-            what_ifs.append(client.post("/v1/scores", headers={"X-API-Key": key},
-                            json={"client_id": client_id, "simulation": True}).json())  # fmt: skip
+            what_ifs.append(
+                client.post(
+                    "/v1/scores",
+                    headers={"X-API-Key": key},
+                    json={"client_id": client_id, "simulation": True},
+                ).json()
+            )
             if explored(what_ifs[-1]["decision_id"], share):
                 break
     above = [s for s in scores if s["probability"] >= s["threshold"]]
@@ -126,8 +146,9 @@ def test_exploration_share_grants_a_flagged_slice_of_refusals(
     monkeypatch.setenv("ARTIFACTS_DIR", str(stack.root / "artifacts-0"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", stack.tracking_uri)
     runner = CliRunner()
-    simulated = runner.invoke(cli, ["outcomes", "simulate", "--training-clients",
-                                    "--database-url", url])  # fmt: skip
+    simulated = runner.invoke(
+        cli, ["outcomes", "simulate", "--training-clients", "--database-url", url]
+    )
     assert simulated.exit_code == 0, simulated.output
     out = tmp_path / "performance"
     reported = runner.invoke(

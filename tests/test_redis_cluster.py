@@ -81,14 +81,18 @@ def stores(
     with redis_server(root / "single") as (single, _), redis_cluster(root / "cluster") as ports:
         settings = {
             "single": FeatureStoreSettings(
-                data_dir=root / "single_store", online_store="redis",
-                redis_connection=f"127.0.0.1:{single}", project=project,
+                data_dir=root / "single_store",
+                online_store="redis",
+                redis_connection=f"127.0.0.1:{single}",
+                project=project,
             ),
             "cluster": FeatureStoreSettings(
-                data_dir=root / "cluster_store", online_store="redis-cluster",
-                redis_connection=f"127.0.0.1:{ports[0]}", project=project,
+                data_dir=root / "cluster_store",
+                online_store="redis-cluster",
+                redis_connection=f"127.0.0.1:{ports[0]}",
+                project=project,
             ),
-        }  # fmt: skip
+        }
         yield settings
 
 

@@ -58,10 +58,12 @@ def test_reads_recover_after_the_master_is_killed(
 ) -> None:
     sentinels, servers = group
     settings = FeatureStoreSettings(
-        data_dir=tmp_path / "store", online_store="redis-sentinel",
+        data_dir=tmp_path / "store",
+        online_store="redis-sentinel",
         redis_connection=",".join(f"127.0.0.1:{p}" for p in sentinels),
-        redis_sentinel_master=MASTER, project=f"sentinel_{uuid.uuid4().hex[:8]}",
-    )  # fmt: skip
+        redis_sentinel_master=MASTER,
+        project=f"sentinel_{uuid.uuid4().hex[:8]}",
+    )
     materialize(settings, features_dir, progress=False, event_time=datetime.now(tz=UTC))
     master_port, master = servers["master"]
     replica_port, _ = servers["replica"]

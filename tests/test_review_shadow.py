@@ -123,10 +123,16 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     port = free_port()
     features = FeatureSource(OnlineFeatureReader(open_store(settings)), check_seconds=0.5)
     server, follower, _ = create_server(
-        ScoringSettings(port=port, tracking_uri=uri, model_name=MODEL_NAME, poll_seconds=0.3,
-                        cache_dir=root / "model-cache", review_band=band),
+        ScoringSettings(
+            port=port,
+            tracking_uri=uri,
+            model_name=MODEL_NAME,
+            poll_seconds=0.3,
+            cache_dir=root / "model-cache",
+            review_band=band,
+        ),
         features,
-    )  # fmt: skip
+    )
     server.start()
     start_following(follower, features)
     yield Served(stack, f"127.0.0.1:{port}", champion, challenger, band, client_ids, client)
@@ -151,8 +157,9 @@ def test_review_band_and_shadow_scores_over_grpc(served: Served) -> None:
     disagree = sample("credit_challenger_scores_total", {"outcome": "disagree"})
     seen: dict[str, int] = {}
     for client_id in served.client_ids[:120]:
-        reply = scoring.Score(scoring_pb2.ScoreRequest(client_id=client_id, packed_inputs=True),
-                              timeout=10)  # fmt: skip
+        reply = scoring.Score(
+            scoring_pb2.ScoreRequest(client_id=client_id, packed_inputs=True), timeout=10
+        )
         p = champion_p[client_id]
         assert reply.probability == pytest.approx(p, abs=1e-9)
         assert reply.review_band == served.band
@@ -180,8 +187,9 @@ def test_review_band_and_shadow_scores_over_grpc(served: Served) -> None:
 def test_batch_and_applications_are_scored_in_shadow_too(served: Served) -> None:
     scoring = stub(served)
     ids = served.client_ids[120:150]
-    batch = scoring.ScoreBatch(scoring_pb2.ScoreBatchRequest(client_ids=ids, packed_inputs=True),
-                               timeout=10)  # fmt: skip
+    batch = scoring.ScoreBatch(
+        scoring_pb2.ScoreBatchRequest(client_ids=ids, packed_inputs=True), timeout=10
+    )
     challenger_p = offline(served, served.challenger)
     for item in batch.items:
         assert item.score.shadow.model_version == served.challenger.model_version
@@ -189,13 +197,21 @@ def test_batch_and_applications_are_scored_in_shadow_too(served: Served) -> None
             challenger_p[item.client_id], abs=1e-9
         )
     application = common_pb2.Application(
-        contract_type="Cash loans", amt_income_total=157_500.0, amt_credit=450_000.0,
-        amt_annuity=22_500.0, amt_goods_price=405_000.0, days_birth=-12_000,
-        days_employed=-2_000, name_income_type="Working", ext_source_2=0.55, ext_source_3=0.45,
+        contract_type="Cash loans",
+        amt_income_total=157_500.0,
+        amt_credit=450_000.0,
+        amt_annuity=22_500.0,
+        amt_goods_price=405_000.0,
+        days_birth=-12_000,
+        days_employed=-2_000,
+        name_income_type="Working",
+        ext_source_2=0.55,
+        ext_source_3=0.45,
         organization_type="Trade: type 5",  # a Kaggle value unseen in training: missing
-    )  # fmt: skip
-    reply = scoring.Score(scoring_pb2.ScoreRequest(application=application, packed_inputs=True),
-                          timeout=10)  # fmt: skip
+    )
+    reply = scoring.Score(
+        scoring_pb2.ScoreRequest(application=application, packed_inputs=True), timeout=10
+    )
     assert reply.shadow.model_version == served.challenger.model_version
     assert 0.0 < reply.shadow.probability < 1.0
     assert NAMES[reply.shadow.decision] == served.challenger.decide(
@@ -230,8 +246,9 @@ def test_removing_the_challenger_alias_stops_the_shadow(served: Served) -> None:
 
 
 # -- the advisor dashboard -------------------------------------------------------------------
-@pytest.mark.parametrize(("lang", "word"), [("en", "REFER TO AN UNDERWRITER"),
-                                            ("fr", "À ÉTUDIER PAR UN ANALYSTE")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("lang", "word"), [("en", "REFER TO AN UNDERWRITER"), ("fr", "À ÉTUDIER PAR UN ANALYSTE")]
+)
 def test_dashboard_shows_a_review_decision_in_words(lang: str, word: str) -> None:
     from services.ui import views
 
@@ -257,19 +274,24 @@ def test_gateway_logs_review_and_shadow_and_the_report_compares_them(
 
     plain = write_keys(tmp_path / "keys.json")
     headers = {"X-API-Key": plain["all"]}
-    settings = settings_for(tmp_path / "keys.json", database_url, served.address,
-                            served.stack.explainer_address)  # fmt: skip
+    settings = settings_for(
+        tmp_path / "keys.json", database_url, served.address, served.stack.explainer_address
+    )
     champion_p, challenger_p = offline(served, served.champion), offline(served, served.challenger)
     ids = served.client_ids[150:210]
     with running(settings) as client:
-        before = {d: metric(client, f'credit_decisions_total{{decision="{d}"}}')
-                  for d in (GRANTED, REFUSED, REVIEW)}  # fmt: skip
-        singles = [client.post("/v1/scores", json={"client_id": i}, headers=headers)
-                   for i in ids[:40]]  # fmt: skip
+        before = {
+            d: metric(client, f'credit_decisions_total{{decision="{d}"}}')
+            for d in (GRANTED, REFUSED, REVIEW)
+        }
+        singles = [
+            client.post("/v1/scores", json={"client_id": i}, headers=headers) for i in ids[:40]
+        ]
         batch = client.post("/v1/scores/batch", json={"client_ids": ids[40:]}, headers=headers)
         by_app = client.post("/v1/scores", json={"application": APPLICATION}, headers=headers)
-        what_if = client.post("/v1/scores", headers=headers,
-                              json={"client_id": ids[0], "simulation": True})  # fmt: skip
+        what_if = client.post(
+            "/v1/scores", headers=headers, json={"client_id": ids[0], "simulation": True}
+        )
         assert all(r.status_code == 200 for r in [*singles, batch, by_app, what_if])
         scores = [r.json() for r in singles] + [i["score"] for i in batch.json()["items"]]
         for body in [*scores, by_app.json()]:
@@ -313,21 +335,43 @@ def test_gateway_logs_review_and_shadow_and_the_report_compares_them(
     finally:
         log.close()
 
-    result = CliRunner().invoke(cli, ["challenger", "report", "--database-url", database_url,
-                                      "--out-dir", str(tmp_path / "report")])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "challenger",
+            "report",
+            "--database-url",
+            database_url,
+            "--out-dir",
+            str(tmp_path / "report"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"challenger v{served.challenger.model_version}" in result.output
     report = json.loads((tmp_path / "report" / "challenger.json").read_text())
     (pair,) = report["pairs"]
-    assert (pair["champion"], pair["challenger"]) == (served.champion.model_version,
-                                                      served.challenger.model_version)  # fmt: skip
+    assert (pair["champion"], pair["challenger"]) == (
+        served.champion.model_version,
+        served.challenger.model_version,
+    )
     assert report["simulations_excluded"] == 1
     # Expected from the models themselves: known clients' shadow decisions offline, the
     # application's as logged.
-    mine = [(s["decision"], served.challenger.decide(challenger_p[s["client_id"]], served.band),
-             challenger_p[s["client_id"]] - s["probability"]) for s in scores]  # fmt: skip
-    mine.append((by_app.json()["decision"], app_shadow.decision,
-                 app_shadow.probability - by_app.json()["probability"]))  # fmt: skip
+    mine = [
+        (
+            s["decision"],
+            served.challenger.decide(challenger_p[s["client_id"]], served.band),
+            challenger_p[s["client_id"]] - s["probability"],
+        )
+        for s in scores
+    ]
+    mine.append(
+        (
+            by_app.json()["decision"],
+            app_shadow.decision,
+            app_shadow.probability - by_app.json()["probability"],
+        )
+    )
     assert pair["decisions"] == len(mine)
     assert pair["agreement_rate"] == pytest.approx(sum(a == b for a, b, _ in mine) / len(mine))
     flips: dict[str, int] = {}

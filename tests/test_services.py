@@ -109,11 +109,18 @@ def inputs(reply: scoring_pb2.ScoreResponse) -> dict[str, Any]:
 
 def valid_application(**fields: Any) -> common_pb2.Application:
     values: dict[str, Any] = {
-        "contract_type": "Cash loans", "amt_income_total": 157_500.0, "amt_credit": 450_000.0,
-        "amt_annuity": 22_500.0, "amt_goods_price": 405_000.0, "days_birth": -12_000,
-        "days_employed": -2_000, "name_income_type": "Working", "flag_own_car": "N",
-        "ext_source_2": 0.55, "ext_source_3": 0.45,
-    }  # fmt: skip
+        "contract_type": "Cash loans",
+        "amt_income_total": 157_500.0,
+        "amt_credit": 450_000.0,
+        "amt_annuity": 22_500.0,
+        "amt_goods_price": 405_000.0,
+        "days_birth": -12_000,
+        "days_employed": -2_000,
+        "name_income_type": "Working",
+        "flag_own_car": "N",
+        "ext_source_2": 0.55,
+        "ext_source_3": 0.45,
+    }
     values.update(fields)
     return common_pb2.Application(**values)
 
@@ -152,10 +159,22 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(self._answers, timeout=10)
 
     def _answers(self) -> bool:
@@ -217,15 +236,24 @@ def redis_stack(
     server = RedisServer(free_port())
     server.start()
     settings = FeatureStoreSettings(
-        online_store="redis", data_dir=root / "feature_store", project="test_redis_outage",
+        online_store="redis",
+        data_dir=root / "feature_store",
+        project="test_redis_outage",
         redis_connection=f"127.0.0.1:{server.port}",
-    )  # fmt: skip
+    )
     materialize(settings, stack.features_dir, progress=False)
-    register_model_features(open_store(settings), stack.model.model_version,
-                            stack.model.feature_names)  # fmt: skip
-    served = Stack(root=root, features_dir=stack.features_dir, tracking_uri=stack.tracking_uri,
-                   store_settings=settings, metrics=stack.metrics, model=stack.model,
-                   features=stack.features)  # fmt: skip
+    register_model_features(
+        open_store(settings), stack.model.model_version, stack.model.feature_names
+    )
+    served = Stack(
+        root=root,
+        features_dir=stack.features_dir,
+        tracking_uri=stack.tracking_uri,
+        store_settings=settings,
+        metrics=stack.metrics,
+        model=stack.model,
+        features=stack.features,
+    )
     start_servers(served)
     yield served, server
     served.stop()
@@ -239,10 +267,15 @@ def empty_registry(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
     root = tmp_path_factory.mktemp("empty-registry")
     settings = FeatureStoreSettings(data_dir=root / "feature_store", project="test_empty")
     materialize(settings, stack.features_dir, progress=False)
-    served = Stack(root=root, features_dir=stack.features_dir,
-                   tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-                   store_settings=settings, metrics={}, model=stack.model,
-                   features=stack.features)  # fmt: skip
+    served = Stack(
+        root=root,
+        features_dir=stack.features_dir,
+        tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        store_settings=settings,
+        metrics={},
+        model=stack.model,
+        features=stack.features,
+    )
     (root / "mlruns").mkdir()
     start_servers(served)
     yield served
@@ -251,8 +284,9 @@ def empty_registry(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
 
 def served_version(address: str) -> str | None:
     try:
-        return str(scoring_stub(address).GetModel(scoring_pb2.GetModelRequest(), timeout=5)
-                   .model_version)  # fmt: skip
+        return str(
+            scoring_stub(address).GetModel(scoring_pb2.GetModelRequest(), timeout=5).model_version
+        )
     except grpc.RpcError:
         return None
 
@@ -431,9 +465,10 @@ def test_invalid_application_names_the_field(
 ) -> None:
     for call in (
         lambda: scoring.Score(scoring_pb2.ScoreRequest(application=application), timeout=10),
-        lambda: explainer.Explain(explainer_pb2.ExplainRequest(
-            application=application, model_version=version), timeout=10),
-    ):  # fmt: skip
+        lambda: explainer.Explain(
+            explainer_pb2.ExplainRequest(application=application, model_version=version), timeout=10
+        ),
+    ):
         error = rpc_error(call)
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error.details().startswith(f"{field}:"), error.details()
@@ -447,15 +482,24 @@ def test_score_without_subject_is_invalid(scoring: Any) -> None:
 
 # -- explanations --------------------------------------------------------------------------
 def test_explanations_add_up_to_the_models_raw_score(
-    stack: Stack, scoring: Any, explainer: Any, offline: pd.DataFrame,
-    mixed_ids: list[int], version: str,
-) -> None:  # fmt: skip
+    stack: Stack,
+    scoring: Any,
+    explainer: Any,
+    offline: pd.DataFrame,
+    mixed_ids: list[int],
+    version: str,
+) -> None:
     n_features = len(stack.model.feature_names)
     for client_id in mixed_ids[:12]:
-        shown = explainer.Explain(explainer_pb2.ExplainRequest(
-            client_id=client_id, model_version=version), timeout=10)  # fmt: skip
-        full = explainer.Explain(explainer_pb2.ExplainRequest(
-            client_id=client_id, model_version=version, top_k=n_features), timeout=10)  # fmt: skip
+        shown = explainer.Explain(
+            explainer_pb2.ExplainRequest(client_id=client_id, model_version=version), timeout=10
+        )
+        full = explainer.Explain(
+            explainer_pb2.ExplainRequest(
+                client_id=client_id, model_version=version, top_k=n_features
+            ),
+            timeout=10,
+        )
         assert len(shown.contributions) == 10
         assert len(full.contributions) == n_features and full.other_contributions == 0.0
         expected_raw = logit(float(offline.at[client_id, "p_raw"]))
@@ -491,14 +535,17 @@ def test_explanation_wording_follows_the_language(
     explainer: Any, mixed_ids: list[int], version: str
 ) -> None:
     def explain(lang: str) -> explainer_pb2.Explanation:
-        return explainer.Explain(explainer_pb2.ExplainRequest(
-            client_id=mixed_ids[0], model_version=version, lang=lang), timeout=10)  # fmt: skip
+        return explainer.Explain(
+            explainer_pb2.ExplainRequest(client_id=mixed_ids[0], model_version=version, lang=lang),
+            timeout=10,
+        )
 
     en, fr, default = explain("en"), explain("fr"), explain("")
     assert default == en
     reasons = [*en.raising, *en.lowering]
-    assert reasons and all(r.text.endswith(("raises the risk.", "lowers the risk."))
-                           for r in reasons)  # fmt: skip
+    assert reasons and all(
+        r.text.endswith(("raises the risk.", "lowers the risk.")) for r in reasons
+    )
     french = [*fr.raising, *fr.lowering]
     assert all(r.text.endswith(("augmente le risque.", "diminue le risque.")) for r in french)
     assert [r.text for r in reasons] != [r.text for r in french]
@@ -508,19 +555,37 @@ def test_explanation_wording_follows_the_language(
 
 def test_explain_errors(explainer: Any, mixed_ids: list[int], version: str) -> None:
     cases = [
-        (explainer_pb2.ExplainRequest(client_id=mixed_ids[0], model_version="999"),
-         grpc.StatusCode.NOT_FOUND, "999"),
-        (explainer_pb2.ExplainRequest(client_id=mixed_ids[0]),
-         grpc.StatusCode.INVALID_ARGUMENT, "model_version:"),
-        (explainer_pb2.ExplainRequest(client_id=mixed_ids[0], model_version=version, lang="de"),
-         grpc.StatusCode.INVALID_ARGUMENT, "lang:"),
-        (explainer_pb2.ExplainRequest(client_id=mixed_ids[0], model_version=version, top_k=-1),
-         grpc.StatusCode.INVALID_ARGUMENT, "top_k:"),
-        (explainer_pb2.ExplainRequest(client_id=UNKNOWN_CLIENT, model_version=version),
-         grpc.StatusCode.NOT_FOUND, str(UNKNOWN_CLIENT)),
-        (explainer_pb2.ExplainRequest(model_version=version),
-         grpc.StatusCode.INVALID_ARGUMENT, "subject:"),
-    ]  # fmt: skip
+        (
+            explainer_pb2.ExplainRequest(client_id=mixed_ids[0], model_version="999"),
+            grpc.StatusCode.NOT_FOUND,
+            "999",
+        ),
+        (
+            explainer_pb2.ExplainRequest(client_id=mixed_ids[0]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "model_version:",
+        ),
+        (
+            explainer_pb2.ExplainRequest(client_id=mixed_ids[0], model_version=version, lang="de"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "lang:",
+        ),
+        (
+            explainer_pb2.ExplainRequest(client_id=mixed_ids[0], model_version=version, top_k=-1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "top_k:",
+        ),
+        (
+            explainer_pb2.ExplainRequest(client_id=UNKNOWN_CLIENT, model_version=version),
+            grpc.StatusCode.NOT_FOUND,
+            str(UNKNOWN_CLIENT),
+        ),
+        (
+            explainer_pb2.ExplainRequest(model_version=version),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "subject:",
+        ),
+    ]
     for request, code, text in cases:
         error = rpc_error(lambda request=request: explainer.Explain(request, timeout=10))
         assert error.code() == code, request
@@ -532,8 +597,10 @@ def test_counterfactual_for_granted_clients_is_not_applicable(
 ) -> None:
     granted = offline.index[offline["p"] < stack.model.threshold][:3]
     for client_id in granted:
-        explanation = explainer.Explain(explainer_pb2.ExplainRequest(
-            client_id=int(client_id), model_version=version), timeout=10)  # fmt: skip
+        explanation = explainer.Explain(
+            explainer_pb2.ExplainRequest(client_id=int(client_id), model_version=version),
+            timeout=10,
+        )
         assert explanation.decision == GRANTED
         assert not explanation.counterfactual.applicable
         assert not explanation.counterfactual.found
@@ -546,8 +613,10 @@ def test_counterfactual_changes_really_cross_the_threshold(
     refused = offline[offline["p"] >= threshold].sort_values("p")  # nearest the threshold first
     found = not_found = 0
     for client_id in refused.index[:40]:
-        explanation = explainer.Explain(explainer_pb2.ExplainRequest(
-            client_id=int(client_id), model_version=version), timeout=10)  # fmt: skip
+        explanation = explainer.Explain(
+            explainer_pb2.ExplainRequest(client_id=int(client_id), model_version=version),
+            timeout=10,
+        )
         counterfactual = explanation.counterfactual
         assert explanation.decision == REFUSED and counterfactual.applicable
         assert counterfactual.text
@@ -571,8 +640,9 @@ def test_counterfactual_changes_really_cross_the_threshold(
         amounts = {name: change.to_value for name, change in changes.items()}
         if pd.notna(row["AMT_GOODS_PRICE"]) and row["AMT_GOODS_PRICE"]:
             amounts["AMT_GOODS_PRICE"] = row["AMT_GOODS_PRICE"] * factor
-        changed = scoring.Score(scoring_pb2.ScoreRequest(
-            application=application_from_row(row, **amounts)), timeout=10)  # fmt: skip
+        changed = scoring.Score(
+            scoring_pb2.ScoreRequest(application=application_from_row(row, **amounts)), timeout=10
+        )
         assert changed.probability == pytest.approx(counterfactual.new_probability, abs=1e-9)
         assert changed.decision == GRANTED
     assert found >= 1, "no refused client near the threshold has a counterfactual"
@@ -603,9 +673,12 @@ def test_refused_decisions_give_at_most_four_citable_reasons(
             assert len({f.id for f in factors if f}) == len(reasons)
             assert [r.factor for r in reasons] == [f.id for f in factors if f]
             assert not {r.feature for r in reasons} & {
-                "HOUR_APPR_PROCESS_START", "WEEKDAY_APPR_PROCESS_START", "CODE_GENDER",
-                "DAYS_BIRTH", "NAME_FAMILY_STATUS",
-            }  # fmt: skip
+                "HOUR_APPR_PROCESS_START",
+                "WEEKDAY_APPR_PROCESS_START",
+                "CODE_GENDER",
+                "DAYS_BIRTH",
+                "NAME_FAMILY_STATUS",
+            }
             suffix = "augmente le risque." if lang == "fr" else "raises the risk."
             assert all(r.text.endswith(suffix) for r in reasons)
             for change in explanation.counterfactual.changes:
@@ -674,15 +747,22 @@ def test_global_importance(stack: Stack, explainer: Any, version: str) -> None:
         explainer_pb2.GlobalImportanceRequest(model_version=version), timeout=10
     )
     assert len(default.features) == 20
-    error = rpc_error(lambda: explainer.GlobalImportance(
-        explainer_pb2.GlobalImportanceRequest(model_version="999"), timeout=10))  # fmt: skip
+    error = rpc_error(
+        lambda: explainer.GlobalImportance(
+            explainer_pb2.GlobalImportanceRequest(model_version="999"), timeout=10
+        )
+    )
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_population_of_a_categorical_feature(stack: Stack, explainer: Any, version: str) -> None:
     train = stack.features[stack.features["split"] == "train"]
-    response = explainer.GetPopulation(explainer_pb2.PopulationRequest(
-        model_version=version, feature="NAME_CONTRACT_TYPE", lang="fr"), timeout=10)  # fmt: skip
+    response = explainer.GetPopulation(
+        explainer_pb2.PopulationRequest(
+            model_version=version, feature="NAME_CONTRACT_TYPE", lang="fr"
+        ),
+        timeout=10,
+    )
     assert response.dtype == "category" and response.n == len(train)
     assert response.default_rate == pytest.approx(train["TARGET"].mean())
     assert len(response.categories) == len(response.repaid) == len(response.defaulted)
@@ -693,14 +773,20 @@ def test_population_of_a_categorical_feature(stack: Stack, explainer: Any, versi
     ):
         assert repaid + defaulted == expected.at[category, "size"]
         assert defaulted == expected.at[category, "sum"]
-    assert response.label != explainer.GetPopulation(explainer_pb2.PopulationRequest(
-        model_version=version, feature="NAME_CONTRACT_TYPE"), timeout=10).label  # fmt: skip
+    assert (
+        response.label
+        != explainer.GetPopulation(
+            explainer_pb2.PopulationRequest(model_version=version, feature="NAME_CONTRACT_TYPE"),
+            timeout=10,
+        ).label
+    )
 
 
 def test_population_of_a_numeric_feature(stack: Stack, explainer: Any, version: str) -> None:
     train = stack.features[stack.features["split"] == "train"]
-    response = explainer.GetPopulation(explainer_pb2.PopulationRequest(
-        model_version=version, feature="AMT_CREDIT"), timeout=10)  # fmt: skip
+    response = explainer.GetPopulation(
+        explainer_pb2.PopulationRequest(model_version=version, feature="AMT_CREDIT"), timeout=10
+    )
     assert response.dtype == "float" and response.unit == "money"
     assert len(response.bin_edges) == len(response.repaid) + 1 == len(response.defaulted) + 1
     assert list(response.bin_edges) == sorted(response.bin_edges)
@@ -710,8 +796,10 @@ def test_population_of_a_numeric_feature(stack: Stack, explainer: Any, version: 
     assert sum(response.repaid) + sum(response.defaulted) == present.sum()
     assert sum(response.defaulted) == train.loc[present, "TARGET"].sum()
     assert response.quantiles["0.5"] == pytest.approx(train["AMT_CREDIT"].median())
-    for feature, code in (("NOT_A_FEATURE", grpc.StatusCode.NOT_FOUND),
-                          ("", grpc.StatusCode.INVALID_ARGUMENT)):  # fmt: skip
+    for feature, code in (
+        ("NOT_A_FEATURE", grpc.StatusCode.NOT_FOUND),
+        ("", grpc.StatusCode.INVALID_ARGUMENT),
+    ):
         error = rpc_error(
             lambda feature=feature: explainer.GetPopulation(
                 explainer_pb2.PopulationRequest(model_version=version, feature=feature), timeout=10
@@ -725,9 +813,12 @@ def test_neighbours(stack: Stack, explainer: Any, version: str) -> None:
     client's id, outcome or probability is on the wire (issue 17)."""
     reference = pd.read_parquet(stack.root / "artifacts-0" / "reference.parquet")
     client_id = int(reference["SK_ID_CURR"].iloc[0])
-    response = explainer.GetNeighbours(explainer_pb2.NeighboursRequest(
-        client_id=client_id, model_version=version,
-        features=["AMT_CREDIT", "EXT_SOURCE_2"]), timeout=10)  # fmt: skip
+    response = explainer.GetNeighbours(
+        explainer_pb2.NeighboursRequest(
+            client_id=client_id, model_version=version, features=["AMT_CREDIT", "EXT_SOURCE_2"]
+        ),
+        timeout=10,
+    )
     assert response.k == 30 == len(response.neighbours) and response.features_used
     distances = [n.distance for n in response.neighbours]
     # The client is in the reference sample at distance 0: it must have been excluded.
@@ -742,20 +833,36 @@ def test_neighbours(stack: Stack, explainer: Any, version: str) -> None:
     wire = response.SerializeToString()
     ids = set(reference["SK_ID_CURR"].astype(int)) - {client_id}
     assert not any(str(i).encode() in wire for i in list(ids)[:2000])
-    assert response.k == explainer.GetNeighbours(explainer_pb2.NeighboursRequest(
-        application=valid_application(), model_version=version, k=30), timeout=10).k  # fmt: skip
+    assert (
+        response.k
+        == explainer.GetNeighbours(
+            explainer_pb2.NeighboursRequest(
+                application=valid_application(), model_version=version, k=30
+            ),
+            timeout=10,
+        ).k
+    )
     for request, code in (
         # Another group size would let two answers differ by one client's outcome.
-        (explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version, k=29),
-         grpc.StatusCode.INVALID_ARGUMENT),
-        (explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version, k=51),
-         grpc.StatusCode.INVALID_ARGUMENT),
-        (explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version,
-                                         features=["TARGET"]),
-         grpc.StatusCode.NOT_FOUND),
-        (explainer_pb2.NeighboursRequest(client_id=UNKNOWN_CLIENT, model_version=version),
-         grpc.StatusCode.NOT_FOUND),
-    ):  # fmt: skip
+        (
+            explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version, k=29),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            explainer_pb2.NeighboursRequest(client_id=client_id, model_version=version, k=51),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            explainer_pb2.NeighboursRequest(
+                client_id=client_id, model_version=version, features=["TARGET"]
+            ),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+        (
+            explainer_pb2.NeighboursRequest(client_id=UNKNOWN_CLIENT, model_version=version),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+    ):
         error = rpc_error(lambda request=request: explainer.GetNeighbours(request, timeout=10))
         assert error.code() == code
 
@@ -763,12 +870,14 @@ def test_neighbours(stack: Stack, explainer: Any, version: str) -> None:
 def test_population_cells_are_never_small(explainer: Any, version: str) -> None:
     """Every bin or category holds at least min_cell clients (or none): nobody's outcome
     can be read from a cell that holds them almost alone."""
-    model = explainer.GlobalImportance(explainer_pb2.GlobalImportanceRequest(
-        model_version=version, top_k=200), timeout=10)  # fmt: skip
+    model = explainer.GlobalImportance(
+        explainer_pb2.GlobalImportanceRequest(model_version=version, top_k=200), timeout=10
+    )
     checked = 0
     for feature in [f.feature for f in model.features][:60]:
-        reply = explainer.GetPopulation(explainer_pb2.PopulationRequest(
-            model_version=version, feature=feature), timeout=10)  # fmt: skip
+        reply = explainer.GetPopulation(
+            explainer_pb2.PopulationRequest(model_version=version, feature=feature), timeout=10
+        )
         assert reply.min_cell >= 20
         totals = [r + d for r, d in zip(reply.repaid, reply.defaulted, strict=True)]
         assert all(t == 0 or t >= reply.min_cell for t in totals), (feature, totals)
@@ -784,9 +893,10 @@ def test_unknown_client_is_not_found_and_counted(scoring: Any) -> None:
     before = sample("grpc_server_handled_total", labels)
     for call in (
         lambda: score(scoring, UNKNOWN_CLIENT),
-        lambda: scoring.GetClient(scoring_pb2.GetClientRequest(client_id=UNKNOWN_CLIENT),
-                                  timeout=10),
-    ):  # fmt: skip
+        lambda: scoring.GetClient(
+            scoring_pb2.GetClientRequest(client_id=UNKNOWN_CLIENT), timeout=10
+        ),
+    ):
         error = rpc_error(call)
         assert error.code() == grpc.StatusCode.NOT_FOUND
         assert str(UNKNOWN_CLIENT) in error.details()
@@ -826,13 +936,21 @@ def test_service_metrics_stay_in_memory_and_ours_although_feast_is_imported(serv
     import sys
 
     env = {k: v for k, v in os.environ.items() if "PROMETHEUS_MULTIPROC" not in k}
-    probe = (f"import sys, {service}, prometheus_client as client; "
-             "import prometheus_client.values as values; "
-             "exported = client.generate_latest().decode(); "
-             "print('feast' in sys.modules, values.ValueClass.__name__, "
-             "'feast_' in exported, 'credit_feature_store_read_seconds' in exported)")  # fmt: skip
-    shown = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                           text=True, check=True, timeout=120).stdout.split()  # fmt: skip
+    probe = (
+        f"import sys, {service}, prometheus_client as client; "
+        "import prometheus_client.values as values; "
+        "exported = client.generate_latest().decode(); "
+        "print('feast' in sys.modules, values.ValueClass.__name__, "
+        "'feast_' in exported, 'credit_feature_store_read_seconds' in exported)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
     # In memory, and without Feast's feature-server series (zeros that are not ours).
     assert shown == ["True", "MutexValue", "False", "True"]
 
@@ -843,15 +961,19 @@ def test_health_serving_with_a_champion(stack: Stack) -> None:
         == health_pb2.HealthCheckResponse.SERVING
     )
     assert health_status(stack.scoring_address, "") == health_pb2.HealthCheckResponse.SERVING
-    assert (health_status(stack.explainer_address, EXPLAINER_SERVICE)
-            == health_pb2.HealthCheckResponse.SERVING)  # fmt: skip
+    assert (
+        health_status(stack.explainer_address, EXPLAINER_SERVICE)
+        == health_pb2.HealthCheckResponse.SERVING
+    )
     error = rpc_error(lambda: health_status(stack.scoring_address, "no.such.Service"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_reflection_lists_the_services(stack: Stack) -> None:
-    for address, service in ((stack.scoring_address, SCORING_SERVICE),
-                             (stack.explainer_address, EXPLAINER_SERVICE)):  # fmt: skip
+    for address, service in (
+        (stack.scoring_address, SCORING_SERVICE),
+        (stack.explainer_address, EXPLAINER_SERVICE),
+    ):
         database = ProtoReflectionDescriptorDatabase(grpc.insecure_channel(address))
         services = set(database.get_services())
         assert {service, "grpc.health.v1.Health"} <= services
@@ -862,9 +984,12 @@ def test_reflection_lists_the_services(stack: Stack) -> None:
 
 # -- Redis: the production store, and an outage ---------------------------------------------
 def test_redis_store_serves_the_same_scores(
-    redis_stack: tuple[Stack, RedisServer], scoring: Any, explainer: Any,
-    mixed_ids: list[int], version: str,
-) -> None:  # fmt: skip
+    redis_stack: tuple[Stack, RedisServer],
+    scoring: Any,
+    explainer: Any,
+    mixed_ids: list[int],
+    version: str,
+) -> None:
     served, _ = redis_stack
     over_redis = scoring_stub(served.scoring_address)
     for client_id in mixed_ids[:20]:
@@ -894,11 +1019,12 @@ def test_feature_store_outage_is_unavailable_and_recovers_without_restart(
     try:
         for call in (
             lambda: score(stub, client_id),
-            lambda: stub.ScoreBatch(scoring_pb2.ScoreBatchRequest(client_ids=mixed_ids[:3]),
-                                    timeout=10),
+            lambda: stub.ScoreBatch(
+                scoring_pb2.ScoreBatchRequest(client_ids=mixed_ids[:3]), timeout=10
+            ),
             lambda: stub.GetClient(scoring_pb2.GetClientRequest(client_id=client_id), timeout=10),
             lambda: explain.Explain(request, timeout=10),
-        ):  # fmt: skip
+        ):
             error = rpc_error(call)
             assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
             assert "feature store" in error.details()
@@ -913,10 +1039,15 @@ def test_feature_store_outage_is_unavailable_and_recovers_without_restart(
     assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
     assert dict(error.trailing_metadata())[REASON_KEY] == "feature-store-incomplete"
     materialize(served.store_settings, served.features_dir, progress=False)
-    for address, service in ((served.scoring_address, SCORING_SERVICE),
-                             (served.explainer_address, EXPLAINER_SERVICE)):  # fmt: skip
-        wait_for(lambda a=address, s=service: health_status(a, s)
-                 == health_pb2.HealthCheckResponse.SERVING)  # fmt: skip
+    for address, service in (
+        (served.scoring_address, SCORING_SERVICE),
+        (served.explainer_address, EXPLAINER_SERVICE),
+    ):
+        wait_for(
+            lambda a=address, s=service: (
+                health_status(a, s) == health_pb2.HealthCheckResponse.SERVING
+            )
+        )
     assert score(stub, client_id).probability == pytest.approx(offline.at[client_id, "p"], abs=1e-9)
     assert explain.Explain(request, timeout=10).probability == pytest.approx(
         offline.at[client_id, "p"], abs=1e-9
@@ -933,8 +1064,9 @@ def test_health_not_serving_until_a_champion_is_registered(empty_registry: Stack
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "champion" in error.details()
     version = promote_new_version(empty_registry)
-    wait_for(lambda: health_status(address, SCORING_SERVICE)
-             == health_pb2.HealthCheckResponse.SERVING)  # fmt: skip
+    wait_for(
+        lambda: health_status(address, SCORING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
+    )
     assert served_version(address) == version
 
 
@@ -956,10 +1088,14 @@ def test_failed_reload_keeps_serving_the_old_version(empty_registry: Stack) -> N
     wait_for(lambda: served_version(address) == current)
     client = MlflowClient(uri, registry_uri=uri)
     good = client.get_model_version(MODEL_NAME, current)
-    source = Path(download_artifacts(
-        artifact_uri=f"models:/{MODEL_NAME}/{current}", tracking_uri=uri, registry_uri=uri,
-        dst_path=str(empty_registry.root / "download"),
-    ))  # fmt: skip
+    source = Path(
+        download_artifacts(
+            artifact_uri=f"models:/{MODEL_NAME}/{current}",
+            tracking_uri=uri,
+            registry_uri=uri,
+            dst_path=str(empty_registry.root / "download"),
+        )
+    )
     # Two broken versions: a corrupted LightGBM model file, and artefacts deleted from disk.
     corrupted, deleted = empty_registry.root / "corrupted", empty_registry.root / "deleted"
     shutil.copytree(source, corrupted)
@@ -998,8 +1134,9 @@ def test_get_model_reports_the_cost_weights_and_figures_training_used(
     """A model trained with other cost weights reports those (GetModel used to send 10/1
     whatever the training used), and the headline figures metrics.json holds."""
     served = empty_registry
-    metrics = train_model(served.root, served.features_dir, served.tracking_uri, n_folds=2,
-                          cost_fn=5.0, cost_fp=2.0)  # fmt: skip
+    metrics = train_model(
+        served.root, served.features_dir, served.tracking_uri, n_folds=2, cost_fn=5.0, cost_fp=2.0
+    )
     version = str(metrics["model_version"])
     MlflowClient(served.tracking_uri).set_registered_model_alias(MODEL_NAME, "champion", version)
     wait_for(lambda: served_version(served.scoring_address) == version)

@@ -51,9 +51,12 @@ def gateway_process(root: Path, keys: Path, redis_url: str | None) -> Iterator[s
         env["GATEWAY_RATE_LIMIT_REDIS_URL"] = redis_url
     log = (root / f"gateway-{port}.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.gateway"], cwd=REPO, env=env, stdout=log,
+        [sys.executable, "-m", "services.gateway"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
         stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240  # a busy 2-core machine imports slowly

@@ -58,8 +58,13 @@ def test_same_schema_rows_and_types(built: tuple[Path, Path]) -> None:
     for column in ("SK_ID_CURR", "TARGET", "split"):  # the same clients in the same order
         assert theirs[column].equals(ours[column]), column
     # The Spark dataset itself (what a Feast FileSource or a cluster job reads) is kept.
-    assert pl.scan_parquet(spark_dir / "features.spark" / "*.parquet").select(pl.len()).collect(
-    ).item() == CLIENTS  # fmt: skip
+    assert (
+        pl.scan_parquet(spark_dir / "features.spark" / "*.parquet")
+        .select(pl.len())
+        .collect()
+        .item()
+        == CLIENTS
+    )
 
 
 def test_every_feature_equal(built: tuple[Path, Path]) -> None:

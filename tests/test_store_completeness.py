@@ -245,8 +245,12 @@ def test_emptied_store_is_503_then_200_again_without_restart(
     materialize(settings, stack.features_dir, progress=False)
     register(settings, stack)
     served = serve(stack, settings, tmp_path)
-    gateway = settings_for(keys[0], f"sqlite:///{tmp_path / 'decisions.db'}",
-                           served.scoring_address, served.explainer_address)  # fmt: skip
+    gateway = settings_for(
+        keys[0],
+        f"sqlite:///{tmp_path / 'decisions.db'}",
+        served.scoring_address,
+        served.explainer_address,
+    )
     headers = {"X-API-Key": keys[1]}
     client_id = int(stack.train_ids[3])
     explanation = f"/v1/clients/{client_id}/explanation"
@@ -256,8 +260,7 @@ def test_emptied_store_is_503_then_200_again_without_restart(
             first = client.post("/v1/scores", json={"client_id": client_id}, headers=headers)
             assert first.status_code == 200, first.text
             assert client.get(explanation, headers=headers).status_code == 200
-            unknown = client.post("/v1/scores", json={"client_id": UNKNOWN_CLIENT},
-                                  headers=headers)  # fmt: skip
+            unknown = client.post("/v1/scores", json={"client_id": UNKNOWN_CLIENT}, headers=headers)
             assert unknown.status_code == 404, unknown.text  # complete store: truly unknown
 
             empty(settings)
@@ -266,10 +269,9 @@ def test_emptied_store_is_503_then_200_again_without_restart(
             for response in (
                 client.post("/v1/scores", json={"client_id": client_id}, headers=headers),
                 client.get(explanation, headers=headers),
-                client.post("/v1/scores/batch", json={"client_ids": [client_id]},
-                            headers=headers),
+                client.post("/v1/scores/batch", json={"client_ids": [client_id]}, headers=headers),
                 client.get(f"/v1/clients/{client_id}", headers=headers),
-            ):  # fmt: skip
+            ):
                 assert response.status_code == 503, response.text
                 assert response.headers["content-type"].startswith("application/problem+json")
                 assert response.json()["type"] == INCOMPLETE
@@ -279,8 +281,7 @@ def test_emptied_store_is_503_then_200_again_without_restart(
             ready = client.get("/readyz").json()
             assert ready["checks"] == {"scoring": "NOT_SERVING", "explainer": "NOT_SERVING"}
             # Unknown or not, no client is "unknown" in an incomplete store.
-            unknown = client.post("/v1/scores", json={"client_id": UNKNOWN_CLIENT},
-                                  headers=headers)  # fmt: skip
+            unknown = client.post("/v1/scores", json={"client_id": UNKNOWN_CLIENT}, headers=headers)
             assert unknown.status_code == 503 and unknown.json()["type"] == INCOMPLETE
             # New applications need no store: still scored.
             application = {"application": APPLICATION}
@@ -294,8 +295,10 @@ def test_emptied_store_is_503_then_200_again_without_restart(
             assert again.status_code == 200, again.text
             assert again.json()["probability"] == first.json()["probability"]
             assert client.get(explanation, headers=headers).status_code == 200
-        print(f"\n{kind}: /readyz 503 {not_ready:.2f} s after emptying, "
-              f"200 {back:.2f} s after materialising")  # fmt: skip
+        print(
+            f"\n{kind}: /readyz 503 {not_ready:.2f} s after emptying, "
+            f"200 {back:.2f} s after materialising"
+        )
     finally:
         served.stop()
         teardown(settings)
@@ -365,9 +368,12 @@ def kill_half_way(settings: FeatureStoreSettings, features_dir: Path, chunks: in
     log = settings.data_dir.parent / "killed-load.log"
     process = subprocess.Popen(
         [sys.executable, "-c", KILLABLE, settings.model_dump_json(), str(features_dir)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
     try:
         assert process.stdout is not None
         seen = 0
@@ -449,8 +455,12 @@ def test_load_killed_half_way_into_an_empty_store_is_503_never_404(
     apply_repo(open_store(settings), settings, stack.features_dir)
     register(settings, stack)
     served = serve(stack, settings, tmp_path)
-    gateway = settings_for(keys[0], f"sqlite:///{tmp_path / 'decisions.db'}",
-                           served.scoring_address, served.explainer_address)  # fmt: skip
+    gateway = settings_for(
+        keys[0],
+        f"sqlite:///{tmp_path / 'decisions.db'}",
+        served.scoring_address,
+        served.explainer_address,
+    )
     headers = {"X-API-Key": keys[1]}
     try:
         kill_half_way(settings, stack.features_dir)
@@ -467,8 +477,10 @@ def test_load_killed_half_way_into_an_empty_store_is_503_never_404(
         for client_id in [*written[:20], ids[-1], UNKNOWN_CLIENT]:
             assert features_of(stub, client_id) == "UNAVAILABLE:feature-store-incomplete"
             with pytest.raises(grpc.RpcError) as caught:
-                explain.Explain(explainer_pb2.ExplainRequest(client_id=client_id,
-                                model_version=version), timeout=10)  # fmt: skip
+                explain.Explain(
+                    explainer_pb2.ExplainRequest(client_id=client_id, model_version=version),
+                    timeout=10,
+                )
             assert reason(caught.value) == "feature-store-incomplete"
         assert health(served.scoring_address, SCORING_SERVICE) == NOT_SERVING
         assert health(served.explainer_address, EXPLAINER_SERVICE) == NOT_SERVING
@@ -499,9 +511,11 @@ def test_guard_without_a_reachable_store_keeps_its_last_state(stack: Stack, tmp_
     from services.common.store_guard import StoreGuard
 
     settings = FeatureStoreSettings(
-        online_store="redis", data_dir=tmp_path / "down", project="test_complete_down",
+        online_store="redis",
+        data_dir=tmp_path / "down",
+        project="test_complete_down",
         redis_connection="127.0.0.1:1,db=11",  # nothing listens on port 1
-    )  # fmt: skip
+    )
     guard = StoreGuard(MarkerStore(open_store(settings)), check_seconds=60)
     assert guard.check() is False
     assert guard.state(VIEWS) is None
@@ -530,18 +544,43 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int
     try:
         for port in ports:
             (root / str(port)).mkdir()
-            nodes.append(subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--save", "", "--appendonly", "no"],
-                cwd=root / str(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))  # fmt: skip
+            nodes.append(
+                subprocess.Popen(
+                    [
+                        "redis-server",
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ],
+                    cwd=root / str(port),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         wait_for(lambda: all(_answers(p) for p in ports), timeout=10)
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         wait_for(lambda: all(b"cluster_state:ok" in _cluster_info(p) for p in ports), timeout=30)
         yield ports
     finally:
@@ -578,8 +617,9 @@ def _answers(port: int) -> bool:
 
 
 def _cluster_info(port: int) -> bytes:
-    return subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"],
-                          capture_output=True, timeout=10).stdout  # fmt: skip
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, timeout=10
+    ).stdout
 
 
 def test_redis_cluster_marker_emptied_and_reloaded(
@@ -588,10 +628,11 @@ def test_redis_cluster_marker_emptied_and_reloaded(
     """The same on a Redis Cluster: the marker is routed like any key, a FLUSHALL of every
     node is 503 at once and NOT_SERVING, a new load brings SERVING back without restart."""
     settings = FeatureStoreSettings(
-        online_store="redis-cluster", data_dir=tmp_path / "cluster",
+        online_store="redis-cluster",
+        data_dir=tmp_path / "cluster",
         project=f"test_complete_{uuid.uuid4().hex[:8]}",
         redis_connection=f"127.0.0.1:{redis_cluster[0]}",
-    )  # fmt: skip
+    )
     materialize(settings, stack.features_dir, progress=False)
     register(settings, stack)
     found = MarkerStore(open_store(settings)).read()
@@ -620,17 +661,29 @@ def test_materialize_if_stale_trusts_the_store_marker_not_the_local_stamp(
     """`credit materialize --if-stale` (what `make up` runs): a store whose marker is gone
     (Redis emptied, a load killed) is loaded again although the local stamp says current."""
     project = f"test_complete_{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "FEATURES_DIR": str(stack.features_dir), "OMP_NUM_THREADS": "1",
-           "MLFLOW_TRACKING_URI": stack.tracking_uri, "FEATURE_STORE_DIR": str(tmp_path / "fs"),
-           "FEAST_PROJECT": project, "ONLINE_STORE": "sqlite", "LOG_FORMAT": "json",
-           # models are cached under the temp dir: not another registry's version 1
-           "TMPDIR": str(tmp_path)}  # fmt: skip
+    env = {
+        **os.environ,
+        "FEATURES_DIR": str(stack.features_dir),
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_TRACKING_URI": stack.tracking_uri,
+        "FEATURE_STORE_DIR": str(tmp_path / "fs"),
+        "FEAST_PROJECT": project,
+        "ONLINE_STORE": "sqlite",
+        "LOG_FORMAT": "json",
+        # models are cached under the temp dir: not another registry's version 1
+        "TMPDIR": str(tmp_path),
+    }
 
     def run() -> str:
         result = subprocess.run(
             [str(Path(sys.executable).parent / "credit"), "materialize", "--if-stale"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 

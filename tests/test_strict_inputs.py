@@ -21,8 +21,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
     root: Path = tmp_path_factory.mktemp("strict")
     keys = write_keys(root / "keys.json")
     closed = f"127.0.0.1:{free_port()}"
-    settings = settings_for(root / "keys.json", f"sqlite:///{root / 'd.db'}", closed, closed,
-                            retries=0)  # fmt: skip
+    settings = settings_for(
+        root / "keys.json", f"sqlite:///{root / 'd.db'}", closed, closed, retries=0
+    )
     with running(settings) as test_client:
         yield test_client, {"X-API-Key": keys["all"]}
 
@@ -39,8 +40,11 @@ def test_ids_in_paths_and_queries_are_plain_digits(
     client: tuple[TestClient, dict], raw: str
 ) -> None:
     http, headers = client
-    for url in (f"/v1/clients/{raw}", f"/v1/clients/{raw}/explanation",
-                f"/v1/decisions?client_id={raw}"):  # fmt: skip
+    for url in (
+        f"/v1/clients/{raw}",
+        f"/v1/clients/{raw}/explanation",
+        f"/v1/decisions?client_id={raw}",
+    ):
         assert problem(http.get(url, headers=headers), 422)["field"] == "client_id"
 
 
@@ -54,8 +58,10 @@ def test_ids_in_bodies_are_json_integers(client: tuple[TestClient, dict], value:
 @pytest.mark.parametrize("value", ["yes", "true", 0, 1, None])
 def test_simulation_is_a_json_boolean(client: tuple[TestClient, dict], value: object) -> None:
     http, headers = client
-    body = problem(http.post("/v1/scores", json={"client_id": 100002, "simulation": value},
-                             headers=headers), 422)  # fmt: skip
+    body = problem(
+        http.post("/v1/scores", json={"client_id": 100002, "simulation": value}, headers=headers),
+        422,
+    )
     assert body["field"] == "simulation"
 
 
@@ -64,9 +70,11 @@ def test_a_model_version_is_canonical_or_unknown(
     client: tuple[TestClient, dict], version: str
 ) -> None:
     http, headers = client
-    for url in (f"/v1/clients/100002/explanation?model_version={version}",
-                f"/v1/population/features/AMT_CREDIT?model_version={version}",
-                f"/v1/clients/100002/neighbours?model_version={version}"):  # fmt: skip
+    for url in (
+        f"/v1/clients/100002/explanation?model_version={version}",
+        f"/v1/population/features/AMT_CREDIT?model_version={version}",
+        f"/v1/clients/100002/neighbours?model_version={version}",
+    ):
         assert problem(http.get(url, headers=headers), 404)["field"] == "model_version"
 
 

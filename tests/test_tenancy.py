@@ -22,10 +22,11 @@ def partner_keys(path: Path) -> dict[str, str]:
         "a": create_key(path, "a-app", "bank-a", ["score", "outcomes"], rate),
         "a_audit": create_key(path, "a-audit", "bank-a", ["audit", "explain"], rate),
         "a_reader": create_key(path, "a-reader", "bank-a", ["read:clients"], rate),
-        "b": create_key(path, "b-app", "bank-b",
-                        ["score", "audit", "read:clients", "explain", "outcomes"], rate),
+        "b": create_key(
+            path, "b-app", "bank-b", ["score", "audit", "read:clients", "explain", "outcomes"], rate
+        ),
         "auditor": create_key(path, "regulator", "regulator", ["audit:all"], rate),
-    }  # fmt: skip
+    }
 
 
 def h(plain: str) -> dict[str, str]:
@@ -37,14 +38,14 @@ def test_a_partner_sees_only_its_own_decisions(
 ) -> None:
     keys_file = tmp_path / "keys.json"
     plain = partner_keys(keys_file)
-    settings = settings_for(keys_file, database_url, stack.scoring_address,
-                            stack.explainer_address)  # fmt: skip
+    settings = settings_for(keys_file, database_url, stack.scoring_address, stack.explainer_address)
     client_id = stack.train_ids[3]
     with running(settings) as client:
         mine = client.post("/v1/scores", json={"client_id": client_id}, headers=h(plain["a"]))
         theirs = client.post("/v1/scores", json={"client_id": client_id}, headers=h(plain["b"]))
-        new_app = client.post("/v1/scores", json={"application": APPLICATION},
-                              headers=h(plain["b"]))  # fmt: skip
+        new_app = client.post(
+            "/v1/scores", json={"application": APPLICATION}, headers=h(plain["b"])
+        )
         assert mine.status_code == theirs.status_code == new_app.status_code == 200
         a_id, b_id = mine.json()["decision_id"], theirs.json()["decision_id"]
         b_ids = {b_id, new_app.json()["decision_id"]}
@@ -56,10 +57,18 @@ def test_a_partner_sees_only_its_own_decisions(
             assert refused.headers["content-type"] == "application/problem+json"
             assert client.get(url.replace(a_id, b_id), headers=h(plain["b"])).status_code == 200
         report = {"defaulted": False, "observed_at": "2026-11-30"}
-        assert client.put(f"/v1/decisions/{a_id}/outcome", json=report,
-                          headers=h(plain["b"])).status_code == 404  # fmt: skip
-        assert client.put(f"/v1/decisions/{a_id}/outcome", json=report,
-                          headers=h(plain["a"])).status_code == 201  # fmt: skip
+        assert (
+            client.put(
+                f"/v1/decisions/{a_id}/outcome", json=report, headers=h(plain["b"])
+            ).status_code
+            == 404
+        )
+        assert (
+            client.put(
+                f"/v1/decisions/{a_id}/outcome", json=report, headers=h(plain["a"])
+            ).status_code
+            == 201
+        )
 
         # Lists: each partner's own, also by client id (both scored the same client).
         def listed(key: str, query: str = "") -> set[str]:
@@ -88,10 +97,18 @@ def test_a_partner_sees_only_its_own_decisions(
         assert listed("auditor") >= {a_id} | b_ids
         assert listed("auditor", f"&client_id={client_id}") == {a_id, b_id}
         # ...but reports no outcome (auditors read) and lacks every other scope.
-        assert client.put(f"/v1/decisions/{b_id}/outcome", json=report,
-                          headers=h(plain["auditor"])).status_code == 403  # fmt: skip
-        assert client.post("/v1/scores", json={"client_id": client_id},
-                           headers=h(plain["auditor"])).status_code == 403  # fmt: skip
+        assert (
+            client.put(
+                f"/v1/decisions/{b_id}/outcome", json=report, headers=h(plain["auditor"])
+            ).status_code
+            == 403
+        )
+        assert (
+            client.post(
+                "/v1/scores", json={"client_id": client_id}, headers=h(plain["auditor"])
+            ).status_code
+            == 403
+        )
 
 
 def test_keys_are_rotated_and_revoked_without_restart(
@@ -101,24 +118,27 @@ def test_keys_are_rotated_and_revoked_without_restart(
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         # The real command line, in a process of its own, as an operator would run it.
-        return subprocess.run([sys.executable, "-m", "credit.cli", "keys", *args,
-                               "--file", str(keys_file)], capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "LOG_FORMAT": "console"})  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "credit.cli", "keys", *args, "--file", str(keys_file)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "LOG_FORMAT": "console"},
+        )
 
     def credit_keys(*args: str) -> str:
         result = run(*args)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
-    plain = credit_keys("create", "bank-a-1", "--partner", "bank-a", "--scope", "score",
-                        "--scope", "audit")  # fmt: skip
+    plain = credit_keys(
+        "create", "bank-a-1", "--partner", "bank-a", "--scope", "score", "--scope", "audit"
+    )
     assert plain not in keys_file.read_text()  # hashed at rest
     assert oct(keys_file.stat().st_mode & 0o777) == "0o600"
-    settings = settings_for(keys_file, database_url, stack.scoring_address,
-                            stack.explainer_address)  # fmt: skip
+    settings = settings_for(keys_file, database_url, stack.scoring_address, stack.explainer_address)
     with running(settings) as client:
-        scored = client.post("/v1/scores", json={"client_id": stack.train_ids[0]},
-                             headers=h(plain))  # fmt: skip
+        scored = client.post("/v1/scores", json={"client_id": stack.train_ids[0]}, headers=h(plain))
         assert scored.status_code == 200, scored.text
         decision_id = scored.json()["decision_id"]
 

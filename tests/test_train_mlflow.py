@@ -27,8 +27,14 @@ N_TRAIN, N_TEST = 900, 100
 
 def _feature(name: str, dtype: str, source: str, **extra: Any) -> dict[str, Any]:
     text = {"en": name, "fr": name}
-    return {"name": name, "dtype": dtype, "source": source, "label": text, "description": text,
-            **extra}  # fmt: skip
+    return {
+        "name": name,
+        "dtype": dtype,
+        "source": source,
+        "label": text,
+        "description": text,
+        **extra,
+    }
 
 
 def write_features(folder: Path, *, seed: int, informative: bool) -> Path:
@@ -65,10 +71,11 @@ def write_features(folder: Path, *, seed: int, informative: bool) -> Path:
             _feature("DAYS_BIRTH", "float", "application"),
             _feature("BUREAU_DEBT", "float", "bureau"),
             _feature("REGION", "category", "application", categories=["east", "north", "south"]),
-            _feature("CODE_GENDER", "category", "application", categories=["F", "M"],
-                     protected=True),
+            _feature(
+                "CODE_GENDER", "category", "application", categories=["F", "M"], protected=True
+            ),
         ],
-    }  # fmt: skip
+    }
     folder.mkdir(parents=True)
     frame.to_parquet(folder / "features.parquet", index=False)
     (folder / "feature_schema.json").write_text(json.dumps(schema))
@@ -130,9 +137,17 @@ def test_metrics_json_has_required_keys(trained: dict[str, Any]) -> None:
     card = (artifacts / "model_card.md").read_text()
     assert "demographic parity difference" in card
     assert "honest" in card and "Optimistic, for comparison only" in card
-    for name in ("cost_curve.png", "reliability.png", "importance.png", "importance.csv",
-                 "model_card.md", "population_stats.json", "reference.parquet",
-                 "drift_train_vs_test.html", "drift_train_vs_test.json"):  # fmt: skip
+    for name in (
+        "cost_curve.png",
+        "reliability.png",
+        "importance.png",
+        "importance.csv",
+        "model_card.md",
+        "population_stats.json",
+        "reference.parquet",
+        "drift_train_vs_test.html",
+        "drift_train_vs_test.json",
+    ):
         assert (artifacts / name).stat().st_size > 0, name
     stats = json.loads((artifacts / "population_stats.json").read_text())
     assert set(stats["features"]["REGION"]["counts"]) == {"0", "1"}
@@ -264,10 +279,14 @@ def test_bagged_model_serves_the_average_and_respects_credit_logic(tmp_path: Pat
     the average of the bags (every tree of every bag), the single-row path gives the batch
     path's probabilities, and a higher external score never raises the served risk."""
     metrics = run_training(
-        write_features(tmp_path / "features", seed=3, informative=True), tmp_path / "artifacts",
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", model_name=MODEL, quick=True,
-        progress=False, n_bags=2,
-    )  # fmt: skip
+        write_features(tmp_path / "features", seed=3, informative=True),
+        tmp_path / "artifacts",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        model_name=MODEL,
+        quick=True,
+        progress=False,
+        n_bags=2,
+    )
     assert metrics["n_bags"] == 2
     assert all(len(fold) == 2 for fold in metrics["bag_iterations"])
     assert metrics["monotone"] == {"decreasing": ["EXT_SOURCE_2"], "increasing": []}
@@ -298,10 +317,13 @@ def test_real_sample_model_is_smooth_calibrated_and_honestly_evaluated(
     convert(real_sample, tmp_path / "tables", progress=False)
     build_features(tmp_path / "tables", tmp_path / "features", progress=False)
     metrics = run_training(
-        tmp_path / "features", tmp_path / "artifacts",
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", model_name=MODEL, quick=True,
+        tmp_path / "features",
+        tmp_path / "artifacts",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        model_name=MODEL,
+        quick=True,
         progress=False,
-    )  # fmt: skip
+    )
     bundle = ScoringModel.load(tmp_path / "artifacts" / "model")
     frame = pd.read_parquet(tmp_path / "features" / "features.parquet")
     probabilities = bundle.predict_proba(frame)

@@ -43,9 +43,13 @@ USER, PASSWORD = "advisor", "test-password"
 SECOND, SECOND_PASSWORD = "second-advisor", "another-password"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TIMEOUT_MS = 30_000
 
 
@@ -54,8 +58,12 @@ def gateway(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     """A real gateway under uvicorn on a free port, in a thread of this process."""
     root = tmp_path_factory.mktemp("ui-gateway")
     keys = write_keys(root / "keys.json")
-    settings = settings_for(root / "keys.json", f"sqlite:///{root / 'decisions.db'}",
-                            stack.scoring_address, stack.explainer_address)  # fmt: skip
+    settings = settings_for(
+        root / "keys.json",
+        f"sqlite:///{root / 'decisions.db'}",
+        stack.scoring_address,
+        stack.explainer_address,
+    )
     with served(settings) as (url, _):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -78,12 +86,13 @@ def ui(gateway: dict[str, str]) -> Iterator[str]:
 
     # Strings are validated into SecretStr by pydantic, as they are from the environment.
     settings = UISettings(  # type: ignore[call-arg]
-        port=free_port(), gateway_url=gateway["url"],
+        port=free_port(),
+        gateway_url=gateway["url"],
         gateway_api_key=gateway["key"],  # type: ignore[arg-type]
         # Hashed, as outside development mode they must be (services/ui/accounts.py).
         users=f"{USER}:{hash_password(PASSWORD)},{SECOND}:{hash_password(SECOND_PASSWORD)}",  # type: ignore[arg-type]
         neighbours=20,
-    )  # fmt: skip
+    )
     demo = launch(settings, prevent_thread_lock=True)
     yield f"http://127.0.0.1:{settings.port}"
     demo.close()
@@ -95,8 +104,7 @@ def browser_page(ui: str) -> Iterator[tuple[Any, list[str]]]:
     requests: list[str] = []
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      locale="en-GB")  # fmt: skip
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-GB")
         context.on("request", lambda request: requests.append(request.url))
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
@@ -160,8 +168,10 @@ def test_lookup_shows_decision_reasons_and_passes_axe(
     page.locator("#waterfall .js-plotly-plot").wait_for()
     assert "threshold" in page.locator("#gauge-alt").inner_text()
     # The score shown is the gateway's own.
-    score = httpx.get(f"{gateway['url']}/v1/clients/{client_id}/explanation",
-                      headers={"X-API-Key": gateway["key"]}).json()  # fmt: skip
+    score = httpx.get(
+        f"{gateway['url']}/v1/clients/{client_id}/explanation",
+        headers={"X-API-Key": gateway["key"]},
+    ).json()
     assert f"{100 * score['probability']:.1f}%" in decision
     page.wait_for_timeout(500)  # plotly finishes its transitions
     shot(page, "01-decision.png")
@@ -207,8 +217,9 @@ def test_what_if_rescoring_is_a_simulation(
 ) -> None:
     page, _ = browser_page
     headers = {"X-API-Key": gateway["key"]}
-    before = httpx.get(f"{gateway['url']}/v1/decisions", params={"limit": 200},
-                       headers=headers).json()  # fmt: skip
+    before = httpx.get(
+        f"{gateway['url']}/v1/decisions", params={"limit": 200}, headers=headers
+    ).json()
     page.get_by_role("tab", name="What-if simulation").click()
     sentence = page.get_by_text(re.compile(r"The simulated probability of default is"))
     # Unedited, the what-if re-sends the client's own application: the same score.
@@ -229,8 +240,9 @@ def test_what_if_rescoring_is_a_simulation(
     simulated, real = re.findall(r"(\d+\.\d)%", sentence.inner_text())[:2]
     assert simulated != real, sentence.inner_text()  # a quarter of the income, 3x the credit
     shot(page, "04-what-if.png")
-    after = httpx.get(f"{gateway['url']}/v1/decisions", params={"limit": 200},
-                      headers=headers).json()  # fmt: skip
+    after = httpx.get(
+        f"{gateway['url']}/v1/decisions", params={"limit": 200}, headers=headers
+    ).json()
     assert len(after) == len(before)  # nothing of a simulation is a real decision
     page.locator("#reset").click()
     page.locator("#sim-status").get_by_text("reset").wait_for()
@@ -328,8 +340,9 @@ def test_two_advisors_sign_in_and_out_independently(
             params={"client_id": client_id, "limit": 1},
             headers=headers,
         ).json()
-        record = httpx.get(f"{gateway['url']}/v1/decisions/{listed[0]['decision_id']}",
-                           headers=headers).json()  # fmt: skip
+        record = httpx.get(
+            f"{gateway['url']}/v1/decisions/{listed[0]['decision_id']}", headers=headers
+        ).json()
         assert record["advisor"] == SECOND and record["key_id"] == "all"
 
         cookies = first.cookies()
@@ -349,11 +362,15 @@ def test_two_advisors_sign_in_and_out_independently(
 # ---- issue 19: errors, state, languages, explanations, accessibility, keyboard ------------
 WIDTHS = (320, 720, 1280)
 TABS = {
-    "en": ("Decision", "Client information", "Compared with others", "What-if simulation",
-           "About the model"),
-    "fr": ("Décision", "Informations client", "Comparaison", "Simulation",
-           "À propos du modèle"),
-}  # fmt: skip
+    "en": (
+        "Decision",
+        "Client information",
+        "Compared with others",
+        "What-if simulation",
+        "About the model",
+    ),
+    "fr": ("Décision", "Informations client", "Comparaison", "Simulation", "À propos du modèle"),
+}
 # Gradio's own "Error" badges (on each output of a failed event) and toasts.
 GRADIO_ERROR = "[data-testid='status-tracker'] .error, .toast-body, [data-testid='toast-body']"
 
@@ -470,12 +487,23 @@ def test_switching_language_re_renders_every_label_and_the_page(
     page.locator("#distribution .js-plotly-plot").wait_for()
     assert "Histogramme" in page.locator("#distribution-alt").inner_text()
     page.get_by_role("tab", name="Simulation").click()
-    for label in ("Revenu annuel (€)", "Montant du crédit (€)", "Annuité (€)",
-                  "Prix du bien (€)", "Nombre d'enfants"):  # fmt: skip
+    for label in (
+        "Revenu annuel (€)",
+        "Montant du crédit (€)",
+        "Annuité (€)",
+        "Prix du bien (€)",
+        "Nombre d'enfants",
+    ):
         assert page.get_by_label(label).count() == 1, label
     assert page.get_by_label(re.compile("^Durée en mois")).count() == 1
-    english = ("Feature to compare", "Horizontal axis", "Annual income", "Look up",
-               "Reasons that", "Main factors")  # fmt: skip
+    english = (
+        "Feature to compare",
+        "Horizontal axis",
+        "Annual income",
+        "Look up",
+        "Reasons that",
+        "Main factors",
+    )
     text = page.locator("body").inner_text()
     assert not [word for word in english if word in text]
     shot(page, "fr-switched.png")
@@ -527,8 +555,9 @@ def test_explanations_are_in_percentage_points_and_the_explainers_reasons(
     page.get_by_role("tab", name="Decision").click()
     served = httpx.get(
         f"{gateway['url']}/v1/clients/{client_id}/explanation",
-        params={"lang": "en"}, headers={"X-API-Key": gateway["key"]},
-    ).json()  # fmt: skip
+        params={"lang": "en"},
+        headers={"X-API-Key": gateway["key"]},
+    ).json()
     reasons = page.locator("#reasons")
     for side in ("raising", "lowering"):
         assert len(served[side]) <= 4
@@ -656,11 +685,16 @@ def _refused_that_a_what_if_grants(stack: Any, gateway: dict[str, str]) -> tuple
 
     headers = {"X-API-Key": gateway["key"]}
     loan = ("AMT_CREDIT", "AMT_ANNUITY", "AMT_GOODS_PRICE")
-    fields = {"AMT_INCOME_TOTAL": "income", "AMT_CREDIT": "credit", "AMT_ANNUITY": "annuity",
-              "AMT_GOODS_PRICE": "goods"}  # fmt: skip
+    fields = {
+        "AMT_INCOME_TOTAL": "income",
+        "AMT_CREDIT": "credit",
+        "AMT_ANNUITY": "annuity",
+        "AMT_GOODS_PRICE": "goods",
+    }
     for client_id in stack.train_ids[10:300]:
-        score = httpx.post(f"{gateway['url']}/v1/scores", json={"client_id": client_id},
-                           headers=headers).json()  # fmt: skip
+        score = httpx.post(
+            f"{gateway['url']}/v1/scores", json={"client_id": client_id}, headers=headers
+        ).json()
         if score["decision"] != "refused":
             continue
         profile = httpx.get(f"{gateway['url']}/v1/clients/{client_id}", headers=headers).json()

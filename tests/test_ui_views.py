@@ -12,10 +12,15 @@ from services.ui import formats, page, texts, views
 
 def test_whatif_application_carries_the_edits_in_the_gateway_shape() -> None:
     values = {
-        "AMT_CREDIT": 500_000.0, "AMT_ANNUITY": 25_000.0, "DAYS_BIRTH": -12_000.4,
-        "NAME_CONTRACT_TYPE": "Cash loans", "FLAG_DOCUMENT_3": 1.0, "OWN_CAR_AGE": math.nan,
-        "NAME_TYPE_SUITE": "Family", "BUREAU_DEBT_RATIO": 0.4,  # engineered: recomputed
-    }  # fmt: skip
+        "AMT_CREDIT": 500_000.0,
+        "AMT_ANNUITY": 25_000.0,
+        "DAYS_BIRTH": -12_000.4,
+        "NAME_CONTRACT_TYPE": "Cash loans",
+        "FLAG_DOCUMENT_3": 1.0,
+        "OWN_CAR_AGE": math.nan,
+        "NAME_TYPE_SUITE": "Family",
+        "BUREAU_DEBT_RATIO": 0.4,  # engineered: recomputed
+    }
     sent = views.whatif_application(values, 100_002, {"AMT_CREDIT": 400_000.0, "AMT_ANNUITY": None})
     assert sent["client_id"] == 100_002
     assert sent["amt_credit"] == 400_000.0  # edited
@@ -42,18 +47,33 @@ def test_html_is_escaped_and_announced() -> None:
     assert 'role="alert"' in shown
     assert 'role="status"' in views.message("ok")
     profile = views.profile_html(
-        {"groups": [{"label": "Identité", "fields": [
-            {"label": "<b>Age</b>", "display_value": "40 ans", "value": -14_610.0,
-             "unit": "days"}]}]}, "fr"
-    )  # fmt: skip
+        {
+            "groups": [
+                {
+                    "label": "Identité",
+                    "fields": [
+                        {
+                            "label": "<b>Age</b>",
+                            "display_value": "40 ans",
+                            "value": -14_610.0,
+                            "unit": "days",
+                        }
+                    ],
+                }
+            ]
+        },
+        "fr",
+    )
     assert "&lt;b&gt;Age&lt;/b&gt;" in profile and "<details open>" in profile
 
 
 def test_probability_path_adds_up_in_points_and_ends_at_the_decision() -> None:
     explanation = {
-        "base_value": -2.0, "probability": 0.143, "other_contributions": 0.3,
+        "base_value": -2.0,
+        "probability": 0.143,
+        "other_contributions": 0.3,
         "contributions": [{"contribution": 0.9}, {"contribution": -0.4}, {"contribution": 0.2}],
-    }  # fmt: skip
+    }
     start, steps, others, end = views.probability_path(explanation)
     assert end == pytest.approx(14.3)  # the calibrated probability the decision uses
     assert start + sum(steps) + others == pytest.approx(end)

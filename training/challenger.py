@@ -130,8 +130,13 @@ def challenger_report(
     for (champion, candidate), group in frame.groupby(
         ["model_version", "shadow_model_version"], sort=True
     ):
-        pairs.append({"champion": str(champion), "challenger": str(candidate),
-                      **compare(group, cost_fn, cost_fp)})  # fmt: skip
+        pairs.append(
+            {
+                "champion": str(champion),
+                "challenger": str(candidate),
+                **compare(group, cost_fn, cost_fp),
+            }
+        )
     report: dict[str, Any] = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cost_false_negative": cost_fn,

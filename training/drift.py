@@ -263,7 +263,13 @@ def run_drift(
         "features": per_feature,
         "report_html": str(html),
     }
-    result.update(publish(prometheus_metrics(result), job=job, pushgateway_url=pushgateway_url,
-                          textfile=out_dir / "drift.prom"))  # fmt: skip
+    result.update(
+        publish(
+            prometheus_metrics(result),
+            job=job,
+            pushgateway_url=pushgateway_url,
+            textfile=out_dir / "drift.prom",
+        )
+    )
     (out_dir / f"drift-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
     return result

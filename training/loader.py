@@ -263,8 +263,12 @@ def convert(
         _convert_descriptions(source, staging)
         heldout = source / f"{HELDOUT_TARGET}.csv"
         if heldout.is_file():
-            truth = pa_csv.read_csv(heldout, convert_options=pa_csv.ConvertOptions(
-                column_types={"SK_ID_CURR": pa.int64(), "TARGET": pa.int64()}))  # fmt: skip
+            truth = pa_csv.read_csv(
+                heldout,
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={"SK_ID_CURR": pa.int64(), "TARGET": pa.int64()}
+                ),
+            )
             pq.write_table(
                 truth.select(["SK_ID_CURR", "TARGET"]),
                 staging / heldout.with_suffix(".parquet").name,

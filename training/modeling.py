@@ -221,9 +221,12 @@ def _optimistic_auc(
             count = min(int(count), length)
             if count > done:
                 raw = raw + booster.predict(
-                    X_scored, start_iteration=done, num_iteration=count - done,
-                    raw_score=True, num_threads=1,
-                )  # fmt: skip
+                    X_scored,
+                    start_iteration=done,
+                    num_iteration=count - done,
+                    raw_score=True,
+                    num_threads=1,
+                )
                 done = count
             totals[i] += raw
     return max(honest, *(float(roc_auc_score(y, total)) for total in totals))

@@ -631,7 +631,13 @@ def run_performance(
     (out_dir / "report.html").write_text(render_html(report, evidently))
     report["report_html"] = str(out_dir / "report.html")
     report["report_json"] = str(out_dir / "report.json")
-    report.update(publish(prometheus_metrics(report), job=job, pushgateway_url=pushgateway_url,
-                          textfile=out_dir / "performance.prom"))  # fmt: skip
+    report.update(
+        publish(
+            prometheus_metrics(report),
+            job=job,
+            pushgateway_url=pushgateway_url,
+            textfile=out_dir / "performance.prom",
+        )
+    )
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     return report

@@ -498,19 +498,32 @@ def run_training(
     with _steps(progress, total=8) as step:
         step("class weighting comparison")
         choice = modeling.compare_imbalance(
-            X, y, folds, seed=seed, quick=quick, cost_fn=cost_fn, cost_fp=cost_fp,
-            progress=step, **rounds,
-        )  # fmt: skip
+            X,
+            y,
+            folds,
+            seed=seed,
+            quick=quick,
+            cost_fn=cost_fn,
+            cost_fp=cost_fp,
+            progress=step,
+            **rounds,
+        )
         cv = choice.results[choice.chosen]
         step(f"seed bagging: {n_bags} models per fold", advance=True)
         if n_bags > 1:
             # The weighting is chosen on single models; the chosen settings are then
             # measured again, honestly, as the averaged models that will be served.
             cv = modeling.cross_validate_lgbm(
-                X, y, folds, cv.params, n_bags=n_bags, refit=False, progress=step,
+                X,
+                y,
+                folds,
+                cv.params,
+                n_bags=n_bags,
+                refit=False,
+                progress=step,
                 num_boost_round=rounds["num_boost_round"],
                 early_stopping_rounds=rounds["early_stopping_rounds"],
-            )  # fmt: skip
+            )
         step(f"refit on all {len(y)} rows ({n_bags} x {cv.bag_rounds} trees)", advance=True)
         booster = modeling.fit_final(X, y, cv)
 
@@ -529,16 +542,27 @@ def run_training(
             y, honest.refused.astype(np.float64), 0.5, cost_fn, cost_fp
         )
         intervals = modeling.bootstrap_intervals(
-            y, cv.oof, honest.refused, cost_fn=cost_fn, cost_fp=cost_fp,
-            n_boot=200 if quick else 1000, seed=seed,
-        )  # fmt: skip
+            y,
+            cv.oof,
+            honest.refused,
+            cost_fn=cost_fn,
+            cost_fp=cost_fp,
+            n_boot=200 if quick else 1000,
+            seed=seed,
+        )
 
         step("baselines", advance=True)
         app_features = [f["name"] for f in model_schema["features"] if f["source"] == "application"]
         baselines = modeling.baseline_scores(
-            X, y, folds, application_features=app_features, seed=seed, quick=quick,
-            progress=step, **rounds,
-        )  # fmt: skip
+            X,
+            y,
+            folds,
+            application_features=app_features,
+            seed=seed,
+            quick=quick,
+            progress=step,
+            **rounds,
+        )
 
         step("fairness and importance", advance=True)
         groups: dict[str, pd.Series] = {}

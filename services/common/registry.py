@@ -293,8 +293,11 @@ class ChampionFollower:
         if self.on_change is not None:
             self.on_change()
         if self.shadow:
-            log.info("challenger_loaded", version=version,
-                     previous=current.model_version if current else None)  # fmt: skip
+            log.info(
+                "challenger_loaded",
+                version=version,
+                previous=current.model_version if current else None,
+            )
             return True
         MODEL_RELOADS.labels("success").inc()
         MODEL_INFO.info({"version": version, "name": self.registry.settings.model_name})

@@ -36,8 +36,12 @@ from serving_core.feature_store.completeness import VIEWS, Marker, MarkerStore
 
 log = structlog.get_logger(__name__)
 # What "the store is down" looks like from the SQLite and Redis clients.
-STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-              sqlite3.OperationalError, OSError)  # fmt: skip
+STORE_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sqlite3.OperationalError,
+    OSError,
+)
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,13 @@ class StoreGuard:
             FEATURE_STORE_CHECKS.labels("complete" if outcome else "incomplete").inc()
         for name, new in changed:
             if new.complete and new.marker is not None:
-                log.info("feature_store_complete", feature_service=name, run_id=new.marker.run_id,
-                         clients=new.marker.clients,
-                         completed_at=new.marker.completed_at.isoformat())  # fmt: skip
+                log.info(
+                    "feature_store_complete",
+                    feature_service=name,
+                    run_id=new.marker.run_id,
+                    clients=new.marker.clients,
+                    completed_at=new.marker.completed_at.isoformat(),
+                )
             else:
                 log.error("feature_store_incomplete", feature_service=name, why=new.why)
         if changed:

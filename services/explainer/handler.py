@@ -145,27 +145,32 @@ class ExplainerHandler:
         stats = population.distribution(feature)  # NotFound for a feature it does not know
         spec = {f["name"]: f for f in model.schema["features"]}[feature]
         common = dict(
-            model_version=model.model_version, feature=feature, label=wording.label(spec, lang),
-            dtype=spec["dtype"], unit=spec.get("unit", ""), n=population.n,
+            model_version=model.model_version,
+            feature=feature,
+            label=wording.label(spec, lang),
+            dtype=spec["dtype"],
+            unit=spec.get("unit", ""),
+            n=population.n,
             default_rate=population.default_rate,
             missing_rate=float(stats.get("missing_rate", 0.0)),
-        )  # fmt: skip
+        )
         if spec["dtype"] == "category":
             counts = stats["counts"]
             categories = sorted(set(counts.get("0", {})) | set(counts.get("1", {})))
             return Distribution(
-                **common, categories=categories,
+                **common,
+                categories=categories,
                 repaid=[int(counts.get("0", {}).get(c, 0)) for c in categories],
                 defaulted=[int(counts.get("1", {}).get(c, 0)) for c in categories],
-            )  # fmt: skip
+            )
         histogram = stats.get("histogram", {})
         return Distribution(
-            **common, bin_edges=list(stats.get("bin_edges", [])),
+            **common,
+            bin_edges=list(stats.get("bin_edges", [])),
             repaid=[int(v) for v in histogram.get("0", [])],
             defaulted=[int(v) for v in histogram.get("1", [])],
-            quantiles={k: float(v) for k, v in stats.get("quantiles", {}).items()
-                       if v is not None},
-        )  # fmt: skip
+            quantiles={k: float(v) for k, v in stats.get("quantiles", {}).items() if v is not None},
+        )
 
     def importance(self, version: str, lang: str, top_k: int) -> tuple[str, list[Importance]]:
         """The version's global importance (training's mean |SHAP| and gain), top first."""
@@ -174,10 +179,14 @@ class ExplainerHandler:
         specs = {f["name"]: f for f in model.schema["features"]}
         rows = load_importance(self.models.registry.reports(model.model_version) / "importance.csv")
         return model.model_version, [
-            Importance(feature=row["feature"], label=wording.label(specs[row["feature"]], lang),
-                       mean_abs_shap=row["mean_abs_shap"], gain=row["gain"])
+            Importance(
+                feature=row["feature"],
+                label=wording.label(specs[row["feature"]], lang),
+                mean_abs_shap=row["mean_abs_shap"],
+                gain=row["gain"],
+            )
             for row in rows[: top_k or 20]
-        ]  # fmt: skip
+        ]
 
     def model(self, version: str) -> ScoringModel:
         if not version:
@@ -227,8 +236,9 @@ class ExplainerHandler:
             # A value of Kaggle's data dictionary (or one the model knows, for derived ones).
             allowed = {*kaggle_categories().get(name, ()), *specs[name].get("categories", ())}
             if category not in allowed:
-                raise InvalidArgument(f"inputs.categorical[{name}]",
-                                      f"unknown category {category[:20]!r}")  # fmt: skip
+                raise InvalidArgument(
+                    f"inputs.categorical[{name}]", f"unknown category {category[:20]!r}"
+                )
         return self.explain(model, {**numeric, **categorical}, lang, top_k)
 
     def explain(
@@ -318,21 +328,27 @@ class ExplainerHandler:
             candidates.append(raw)
         derived = application_features(pl.DataFrame(candidates, infer_schema_length=None))
         recomputed = [*ACTIONABLE_RAW, *(info.name for info, _ in DERIVED)]
-        rows = np.vstack([
-            model.encoder.encode({**features, **{k: new[k] for k in recomputed}})
-            for new in derived.select(recomputed).to_dicts()
-        ])  # fmt: skip
+        rows = np.vstack(
+            [
+                model.encoder.encode({**features, **{k: new[k] for k in recomputed}})
+                for new in derived.select(recomputed).to_dicts()
+            ]
+        )
         raw_probability = np.asarray(model.booster.predict(rows, num_threads=1), dtype=np.float64)
         probabilities = model.calibrator.predict(raw_probability)
         for (c, t), raw, p in zip(plans, candidates, probabilities, strict=True):
             if p < model.threshold:
                 specs = {f["name"]: f for f in model.schema["features"]}
                 changes = [
-                    Change(name, wording.label(specs[name], lang), float(features[name]),
-                           float(raw[name]))
+                    Change(
+                        name,
+                        wording.label(specs[name], lang),
+                        float(features[name]),
+                        float(raw[name]),
+                    )
                     for name in ("AMT_CREDIT", "AMT_ANNUITY")
                     if raw[name] != features[name]
-                ]  # fmt: skip
+                ]
                 return Counterfactual(
                     applicable=True,
                     found=True,
@@ -391,7 +407,10 @@ def _check_lang(lang: str) -> str:
 def load_importance(path: Any) -> list[dict[str, Any]]:
     with open(path, newline="") as handle:
         return [
-            {"feature": row["feature"], "mean_abs_shap": float(row["mean_abs_shap"]),
-             "gain": float(row["gain"])}
+            {
+                "feature": row["feature"],
+                "mean_abs_shap": float(row["mean_abs_shap"]),
+                "gain": float(row["gain"]),
+            }
             for row in csv.DictReader(handle)
-        ]  # fmt: skip
+        ]

@@ -73,8 +73,9 @@ class Population:
         # Values a neighbour may show (outcome-free): the numeric features of the sample.
         self.numeric_values = {
             name: reference[name].to_numpy(dtype=np.float64)
-            for name in sorted(numeric) if name in reference.columns
-        }  # fmt: skip
+            for name in sorted(numeric)
+            if name in reference.columns
+        }
 
     def _scaled(self, values: np.ndarray) -> np.ndarray:
         scaled = (values - self.center) / self.scale
@@ -112,9 +113,13 @@ class Population:
             # Like an unknown feature's population (above): NOT_FOUND, the gateway's 404.
             raise NotFound(f"features: no numeric feature {unknown[0][:20]!r} in this model")
         query = np.array(
-            [[np.nan if features.get(n) is None else float(features[n])
-              for n in self.neighbour_features]]
-        )  # fmt: skip
+            [
+                [
+                    np.nan if features.get(n) is None else float(features[n])
+                    for n in self.neighbour_features
+                ]
+            ]
+        )
         distances = np.sqrt(((self.points - self._scaled(query)) ** 2).sum(axis=1))
         if exclude is not None:
             distances = np.where(self.ids == exclude, np.inf, distances)
@@ -124,12 +129,13 @@ class Population:
             k=len(nearest),
             defaulted=int(self.outcomes[nearest].sum()),
             neighbours=[
-                Neighbour(float(distances[i]),
-                          {name: float(col[i]) for name, col in columns.items()
-                           if col[i] == col[i]})  # NaN (missing) is left out
+                Neighbour(
+                    float(distances[i]),
+                    {name: float(col[i]) for name, col in columns.items() if col[i] == col[i]},
+                )  # NaN (missing) is left out
                 for i in nearest
             ],
-        )  # fmt: skip
+        )
 
 
 OTHER = "Other"

@@ -44,39 +44,84 @@ def _factor(id_: str, en: str, fr: str, pattern: str) -> Factor:
 
 # Order matters: the first factor whose pattern matches a feature's name takes it.
 FACTORS: tuple[Factor, ...] = (
-    _factor("external_scores", "External credit scores", "Scores de crédit externes",
-            r"^EXT_SOURCE_"),
-    _factor("credit_amount", "Amount of credit requested", "Montant du crédit demandé",
-            r"^(AMT_CREDIT|AMT_GOODS_PRICE|GOODS_CREDIT_RATIO|CREDIT_INCOME_RATIO)$"),
-    _factor("repayment_burden", "Size of the repayments", "Poids des remboursements",
-            r"^(AMT_ANNUITY|ANNUITY_INCOME_RATIO|CREDIT_TERM_MONTHS)$"),
-    _factor("income", "Income", "Revenus", r"^(AMT_INCOME_TOTAL|INCOME_PER_PERSON|"
-            r"NAME_INCOME_TYPE)$"),
-    _factor("employment", "Employment", "Emploi", r"^(DAYS_EMPLOYED|DAYS_EMPLOYED_ANOMALY|"
-            r"EMPLOYED_AGE_RATIO|OCCUPATION_TYPE|ORGANIZATION_TYPE)$"),
+    _factor(
+        "external_scores", "External credit scores", "Scores de crédit externes", r"^EXT_SOURCE_"
+    ),
+    _factor(
+        "credit_amount",
+        "Amount of credit requested",
+        "Montant du crédit demandé",
+        r"^(AMT_CREDIT|AMT_GOODS_PRICE|GOODS_CREDIT_RATIO|CREDIT_INCOME_RATIO)$",
+    ),
+    _factor(
+        "repayment_burden",
+        "Size of the repayments",
+        "Poids des remboursements",
+        r"^(AMT_ANNUITY|ANNUITY_INCOME_RATIO|CREDIT_TERM_MONTHS)$",
+    ),
+    _factor(
+        "income",
+        "Income",
+        "Revenus",
+        r"^(AMT_INCOME_TOTAL|INCOME_PER_PERSON|"
+        r"NAME_INCOME_TYPE)$",
+    ),
+    _factor(
+        "employment",
+        "Employment",
+        "Emploi",
+        r"^(DAYS_EMPLOYED|DAYS_EMPLOYED_ANOMALY|"
+        r"EMPLOYED_AGE_RATIO|OCCUPATION_TYPE|ORGANIZATION_TYPE)$",
+    ),
     _factor("education", "Education", "Niveau d'études", r"^NAME_EDUCATION_TYPE$"),
-    _factor("assets", "Home and car ownership", "Logement et véhicule",
-            r"^(NAME_HOUSING_TYPE|FLAG_OWN_REALTY|FLAG_OWN_CAR|OWN_CAR_AGE)$"),
-    _factor("loan_type", "Type of loan requested", "Type de crédit demandé",
-            r"^NAME_CONTRACT_TYPE$"),
-    _factor("credit_enquiries", "Recent credit enquiries", "Demandes de crédit récentes",
-            r"^AMT_REQ_CREDIT_BUREAU_"),
-    _factor("bureau_delinquency", "Late payments reported by other lenders",
-            "Retards de paiement signalés par d'autres prêteurs",
-            r"^(BUREAU_.*(OVERDUE|PROLONG).*|BB_(LATE|WORST).*)$"),
-    _factor("bureau_debt", "Debts with other lenders", "Dettes auprès d'autres prêteurs",
-            r"^BUREAU_(AMT_|DEBT_|CREDIT_CARD_SHARE|MICROLOAN)"),
-    _factor("bureau_history", "Credit history with other lenders",
-            "Historique de crédit auprès d'autres prêteurs", r"^(BUREAU_|BB_)"),
-    _factor("previous_refusals", "Previous applications refused",
-            "Demandes précédentes refusées", r"^PREV_.*REFUSED"),
-    _factor("previous_loans", "Previous loans with us", "Crédits précédents chez nous",
-            r"^PREV_"),
-    _factor("repayment_history", "Late or partial repayments of previous loans",
-            "Remboursements en retard ou partiels de crédits précédents",
-            r"^(INST_|POS_|CC_SK_DPD)"),
+    _factor(
+        "assets",
+        "Home and car ownership",
+        "Logement et véhicule",
+        r"^(NAME_HOUSING_TYPE|FLAG_OWN_REALTY|FLAG_OWN_CAR|OWN_CAR_AGE)$",
+    ),
+    _factor(
+        "loan_type", "Type of loan requested", "Type de crédit demandé", r"^NAME_CONTRACT_TYPE$"
+    ),
+    _factor(
+        "credit_enquiries",
+        "Recent credit enquiries",
+        "Demandes de crédit récentes",
+        r"^AMT_REQ_CREDIT_BUREAU_",
+    ),
+    _factor(
+        "bureau_delinquency",
+        "Late payments reported by other lenders",
+        "Retards de paiement signalés par d'autres prêteurs",
+        r"^(BUREAU_.*(OVERDUE|PROLONG).*|BB_(LATE|WORST).*)$",
+    ),
+    _factor(
+        "bureau_debt",
+        "Debts with other lenders",
+        "Dettes auprès d'autres prêteurs",
+        r"^BUREAU_(AMT_|DEBT_|CREDIT_CARD_SHARE|MICROLOAN)",
+    ),
+    _factor(
+        "bureau_history",
+        "Credit history with other lenders",
+        "Historique de crédit auprès d'autres prêteurs",
+        r"^(BUREAU_|BB_)",
+    ),
+    _factor(
+        "previous_refusals",
+        "Previous applications refused",
+        "Demandes précédentes refusées",
+        r"^PREV_.*REFUSED",
+    ),
+    _factor("previous_loans", "Previous loans with us", "Crédits précédents chez nous", r"^PREV_"),
+    _factor(
+        "repayment_history",
+        "Late or partial repayments of previous loans",
+        "Remboursements en retard ou partiels de crédits précédents",
+        r"^(INST_|POS_|CC_SK_DPD)",
+    ),
     _factor("revolving_credit", "Credit card use", "Utilisation de la carte de crédit", r"^CC_"),
-)  # fmt: skip
+)
 
 # Never cited, whatever their contribution (checked before FACTORS, so no pattern above can
 # let one through by mistake).
@@ -111,8 +156,10 @@ class Reason:
     contribution: float  # the factor's summed contribution (log-odds)
 
 
-DIRECTION = {"en": ("which raises the risk", "which lowers the risk"),
-             "fr": ("ce qui augmente le risque", "ce qui diminue le risque")}  # fmt: skip
+DIRECTION = {
+    "en": ("which raises the risk", "which lowers the risk"),
+    "fr": ("ce qui augmente le risque", "ce qui diminue le risque"),
+}
 
 
 def _text(factor: Factor, spec: dict[str, Any], value: Any, raises: bool, lang: str) -> str:

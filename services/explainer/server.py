@@ -34,25 +34,34 @@ def explanation(result: Explained) -> explainer_pb2.Explanation:
         threshold=result.threshold,
         decision=DECISIONS[result.decision],
         other_contributions=result.other_contributions,
-        raising=[explainer_pb2.Reason(feature=f, text=t, contribution=c, factor=g)
-                 for f, t, c, g in result.raising],
-        lowering=[explainer_pb2.Reason(feature=f, text=t, contribution=c, factor=g)
-                  for f, t, c, g in result.lowering],
+        raising=[
+            explainer_pb2.Reason(feature=f, text=t, contribution=c, factor=g)
+            for f, t, c, g in result.raising
+        ],
+        lowering=[
+            explainer_pb2.Reason(feature=f, text=t, contribution=c, factor=g)
+            for f, t, c, g in result.lowering
+        ],
         counterfactual=explainer_pb2.Counterfactual(
             applicable=counterfactual.applicable,
             found=counterfactual.found,
             new_probability=counterfactual.new_probability,
             text=counterfactual.text,
-            changes=[explainer_pb2.Change(feature=c.feature, label=c.label,
-                                          from_value=c.from_value, to_value=c.to_value)
-                     for c in counterfactual.changes],
+            changes=[
+                explainer_pb2.Change(
+                    feature=c.feature, label=c.label, from_value=c.from_value, to_value=c.to_value
+                )
+                for c in counterfactual.changes
+            ],
         ),
-    )  # fmt: skip
+    )
     for c in result.contributions:
         item = message.contributions.add(
-            feature=c.feature, label=c.label, display_value=c.display_value,
+            feature=c.feature,
+            label=c.label,
+            display_value=c.display_value,
             contribution=c.contribution,
-        )  # fmt: skip
+        )
         if c.value is not None:
             item.value = c.value
     return message
@@ -75,9 +84,12 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
             )
         elif subject == "inputs":
             result = self.handler.explain_inputs(
-                dict(request.inputs.numeric), dict(request.inputs.categorical),
-                request.model_version, request.lang, request.top_k,
-            )  # fmt: skip
+                dict(request.inputs.numeric),
+                dict(request.inputs.categorical),
+                request.model_version,
+                request.lang,
+                request.top_k,
+            )
         else:
             raise InvalidArgument("subject", "give client_id, application or inputs")
         return explanation(result)
@@ -95,24 +107,32 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
         values_of = tuple(request.features)
         if subject == "client_id":
             population, group = self.handler.neighbours(
-                request.model_version, request.k, client_id=request.client_id,
+                request.model_version,
+                request.k,
+                client_id=request.client_id,
                 values_of=values_of,
-            )  # fmt: skip
+            )
         elif subject == "application":
             population, group = self.handler.neighbours(
-                request.model_version, request.k, raw=application_to_raw(request.application),
+                request.model_version,
+                request.k,
+                raw=application_to_raw(request.application),
                 values_of=values_of,
-            )  # fmt: skip
+            )
         else:
             raise InvalidArgument("subject", "give client_id or application")
         # Anonymised: the deprecated client_id / defaulted / probability stay unset.
         return explainer_pb2.NeighboursResponse(
             model_version=request.model_version,
-            neighbours=[explainer_pb2.Neighbour(distance=n.distance, values=n.values)
-                        for n in group.neighbours],
+            neighbours=[
+                explainer_pb2.Neighbour(distance=n.distance, values=n.values)
+                for n in group.neighbours
+            ],
             features_used=population.neighbour_features,
-            default_rate=group.default_rate, k=group.k, defaulted_count=group.defaulted,
-        )  # fmt: skip
+            default_rate=group.default_rate,
+            k=group.k,
+            defaulted_count=group.defaulted,
+        )
 
     def GlobalImportance(
         self, request: explainer_pb2.GlobalImportanceRequest, context: grpc.ServicerContext
@@ -154,5 +174,11 @@ def serve(settings: ExplainerSettings | None = None) -> None:
     server, health, _ = create_server(settings, features)
     features.start()  # checks the store, and so sets health, before it returns
     log.info("explainer_started", port=settings.port, metrics_port=settings.metrics_port)
-    run_until_signal(server, health, [SERVICE], metrics_port=settings.metrics_port,
-                     host=settings.host, on_stop=features.stop)  # fmt: skip
+    run_until_signal(
+        server,
+        health,
+        [SERVICE],
+        metrics_port=settings.metrics_port,
+        host=settings.host,
+        on_stop=features.stop,
+    )

@@ -50,11 +50,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # grpc.aio channels belong to the running loop: created here, not at import.
         backends = Backends(settings)
         app.state.decisions, app.state.backends = decisions, backends
-        app.state.service = CreditService(backends, decisions, settings.max_batch,
-                                          settings.exploration_share)  # fmt: skip
-        log.info("gateway_started", scoring=settings.scoring_address,
-                 explainer=settings.explainer_address, keys=len(app.state.auth.keys),
-                 database=decisions.engine.url.render_as_string(hide_password=True))  # fmt: skip
+        app.state.service = CreditService(
+            backends, decisions, settings.max_batch, settings.exploration_share
+        )
+        log.info(
+            "gateway_started",
+            scoring=settings.scoring_address,
+            explainer=settings.explainer_address,
+            keys=len(app.state.auth.keys),
+            database=decisions.engine.url.render_as_string(hide_password=True),
+        )
         try:
             yield
         finally:
@@ -65,9 +70,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     # The docs page's scripts and styles are served from the package, never from a CDN.
     app = FastAPIOffline(
-        title="Credit scoring gateway", version="1.0.0", description=DESCRIPTION,
-        lifespan=lifespan, redoc_url=None,
-    )  # fmt: skip
+        title="Credit scoring gateway",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redoc_url=None,
+    )
     app.state.settings = settings
     # Re-read when the key file changes: rotation and revocation need no restart.
     # The rate limit is per process unless a Redis shared by every gateway process is named.
@@ -77,8 +85,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     install_handlers(app)
     # Added first, so inside the observability middleware (which counts its 401s and 413s).
-    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes,
-                       body_timeout=settings.body_timeout_seconds)  # fmt: skip
+    app.add_middleware(
+        EdgeGuard,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(v1)
     app.include_router(ops)

@@ -24,9 +24,10 @@ from services.gateway.keys import ApiKey, KeyStore, hash_key
 
 log = structlog.get_logger(__name__)
 API_KEY_HEADER = APIKeyHeader(
-    name="X-API-Key", auto_error=False,
+    name="X-API-Key",
+    auto_error=False,
     description="API key; scopes: score, explain, read:clients, audit, outcomes, audit:all.",
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -176,24 +177,33 @@ class Authenticator:
 
     def identify(self, plain: str | None, scopes: tuple[str, ...]) -> ApiKey:
         if not plain:
-            raise ApiError(401, "missing API key (X-API-Key header)", slug="unauthenticated",
-                           headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
+            raise ApiError(
+                401,
+                "missing API key (X-API-Key header)",
+                slug="unauthenticated",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
         key = self.keys.get(hash_key(plain))
         if key is None:
-            raise ApiError(401, "unknown API key", slug="unauthenticated",
-                           headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
+            raise ApiError(
+                401,
+                "unknown API key",
+                slug="unauthenticated",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
         if scopes and not set(scopes) & set(key.scopes):
-            raise ApiError(403, f"this key lacks the scope {' or '.join(scopes)}",
-                           slug="forbidden")  # fmt: skip
+            raise ApiError(403, f"this key lacks the scope {' or '.join(scopes)}", slug="forbidden")
         return key
 
     def _check_rate(self, key: ApiKey, wait: float) -> None:
         if wait > 0:
             log.info("rate_limited", key_id=key.id)
             raise ApiError(
-                429, f"rate limit of {key.rate_per_minute} requests per minute exceeded",
-                slug="rate-limited", headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )  # fmt: skip
+                429,
+                f"rate limit of {key.rate_per_minute} requests per minute exceeded",
+                slug="rate-limited",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
 
 def require(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:

@@ -103,13 +103,21 @@ def _channel(address: str, settings: GatewaySettings) -> grpc.aio.Channel:
 class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
         self.scoring = Backend(
-            "scoring", SCORING_SERVICE, _channel(settings.scoring_address, settings),
-            settings.scoring_deadline_seconds, settings.retries, settings.retry_backoff_seconds,
-        )  # fmt: skip
+            "scoring",
+            SCORING_SERVICE,
+            _channel(settings.scoring_address, settings),
+            settings.scoring_deadline_seconds,
+            settings.retries,
+            settings.retry_backoff_seconds,
+        )
         self.explainer = Backend(
-            "explainer", EXPLAINER_SERVICE, _channel(settings.explainer_address, settings),
-            settings.explainer_deadline_seconds, settings.retries, settings.retry_backoff_seconds,
-        )  # fmt: skip
+            "explainer",
+            EXPLAINER_SERVICE,
+            _channel(settings.explainer_address, settings),
+            settings.explainer_deadline_seconds,
+            settings.retries,
+            settings.retry_backoff_seconds,
+        )
         self._scoring = scoring_pb2_grpc.ScoringServiceStub(self.scoring.channel)
         self._explainer = explainer_pb2_grpc.ExplainerServiceStub(self.explainer.channel)
         self._model_ttl = settings.model_cache_seconds
@@ -140,8 +148,9 @@ class Backends:
             self._feature_names = (reply.model_version, names)
             return reply, names
         if known is None or known[0] != reply.model_version:
-            raise ApiError(502, "the scoring service left out the feature names",
-                           slug="backend-error")  # fmt: skip
+            raise ApiError(
+                502, "the scoring service left out the feature names", slug="backend-error"
+            )
         return reply, known[1]
 
     async def score_batch(

@@ -59,8 +59,11 @@ def logged_features(inputs: common_pb2.FeatureValues, names: Sequence[str]) -> d
     (NaN means missing), and the categories."""
     numeric = inputs.numeric
     if len(numeric) != len(names):
-        raise ApiError(502, "the scoring service sent features that do not match their names",
-                       slug="backend-error")  # fmt: skip
+        raise ApiError(
+            502,
+            "the scoring service sent features that do not match their names",
+            slug="backend-error",
+        )
     present = {name: value for name, value in zip(names, numeric, strict=True) if value == value}
     return {"numeric": present, "categorical": dict(inputs.categorical.items())}
 
@@ -74,82 +77,120 @@ def feature_vector(features: Mapping[str, Any]) -> common_pb2.FeatureVector:
 
 def score(decision: Decision, reply: scoring_pb2.ScoreResponse) -> schemas.Score:
     return schemas.Score(
-        probability=decision.probability, decision=decision.decision,
-        threshold=decision.threshold, distance_to_threshold=reply.distance_to_threshold,
-        model_version=decision.model_version, decision_id=decision.decision_id,
-        client_id=decision.client_id, simulation=decision.simulation,
-        treated_as_missing=list(reply.treated_as_missing), review_band=reply.review_band,
-    )  # fmt: skip
+        probability=decision.probability,
+        decision=decision.decision,
+        threshold=decision.threshold,
+        distance_to_threshold=reply.distance_to_threshold,
+        model_version=decision.model_version,
+        decision_id=decision.decision_id,
+        client_id=decision.client_id,
+        simulation=decision.simulation,
+        treated_as_missing=list(reply.treated_as_missing),
+        review_band=reply.review_band,
+    )
 
 
 def _reasons(reasons: Sequence[explainer_pb2.Reason]) -> list[schemas.Reason]:
-    return [schemas.Reason(feature=r.feature, text=r.text, contribution=r.contribution,
-                           factor=r.factor) for r in reasons]  # fmt: skip
+    return [
+        schemas.Reason(feature=r.feature, text=r.text, contribution=r.contribution, factor=r.factor)
+        for r in reasons
+    ]
 
 
 def explanation(reply: explainer_pb2.Explanation) -> schemas.Explanation:
     cf = reply.counterfactual
     return schemas.Explanation(
-        model_version=reply.model_version, probability=reply.probability,
+        model_version=reply.model_version,
+        probability=reply.probability,
         decision=explained_decision(reply.decision),
-        threshold=reply.threshold, base_value=reply.base_value, raw_score=reply.raw_score,
+        threshold=reply.threshold,
+        base_value=reply.base_value,
+        raw_score=reply.raw_score,
         other_contributions=reply.other_contributions,
         contributions=[
             schemas.Contribution(
-                feature=c.feature, label=c.label, display_value=c.display_value,
-                value=c.value if c.HasField("value") else None, contribution=c.contribution,
-            ) for c in reply.contributions
+                feature=c.feature,
+                label=c.label,
+                display_value=c.display_value,
+                value=c.value if c.HasField("value") else None,
+                contribution=c.contribution,
+            )
+            for c in reply.contributions
         ],
-        raising=_reasons(reply.raising), lowering=_reasons(reply.lowering),
+        raising=_reasons(reply.raising),
+        lowering=_reasons(reply.lowering),
         counterfactual=schemas.Counterfactual(
-            applicable=cf.applicable, found=cf.found, new_probability=cf.new_probability,
+            applicable=cf.applicable,
+            found=cf.found,
+            new_probability=cf.new_probability,
             text=cf.text,
-            changes=[schemas.Change(feature=c.feature, label=c.label, from_value=c.from_value,
-                                    to_value=c.to_value) for c in cf.changes],
+            changes=[
+                schemas.Change(
+                    feature=c.feature, label=c.label, from_value=c.from_value, to_value=c.to_value
+                )
+                for c in cf.changes
+            ],
         ),
-    )  # fmt: skip
+    )
 
 
 def importance(reply: explainer_pb2.GlobalImportanceResponse) -> list[schemas.Importance]:
     return [
-        schemas.Importance(feature=f.feature, label=f.label, mean_abs_shap=f.mean_abs_shap,
-                           gain=f.gain) for f in reply.features
-    ]  # fmt: skip
+        schemas.Importance(
+            feature=f.feature, label=f.label, mean_abs_shap=f.mean_abs_shap, gain=f.gain
+        )
+        for f in reply.features
+    ]
 
 
 def model_card(
     info: scoring_pb2.ModelInfo, global_importance: list[schemas.Importance] | None
 ) -> schemas.ModelCard:
     return schemas.ModelCard(
-        model_version=info.model_version, model_name=info.model_name,
+        model_version=info.model_version,
+        model_name=info.model_name,
         trained_at=info.trained_at.ToDatetime() if info.HasField("trained_at") else None,
-        threshold=info.threshold, metrics=dict(info.metrics),
+        threshold=info.threshold,
+        metrics=dict(info.metrics),
         cost_false_negative=info.cost_false_negative,
-        cost_false_positive=info.cost_false_positive, n_features=len(info.feature_names),
+        cost_false_positive=info.cost_false_positive,
+        n_features=len(info.feature_names),
         global_importance=global_importance,
-    )  # fmt: skip
+    )
 
 
 def population(reply: explainer_pb2.PopulationResponse) -> schemas.Population:
     return schemas.Population(
-        model_version=reply.model_version, feature=reply.feature, label=reply.label,
-        dtype=reply.dtype, unit=reply.unit, n=reply.n, default_rate=reply.default_rate,
-        missing_rate=reply.missing_rate, bin_edges=list(reply.bin_edges),
-        categories=list(reply.categories), repaid=list(reply.repaid),
-        defaulted=list(reply.defaulted), quantiles=dict(reply.quantiles),
-    )  # fmt: skip
+        model_version=reply.model_version,
+        feature=reply.feature,
+        label=reply.label,
+        dtype=reply.dtype,
+        unit=reply.unit,
+        n=reply.n,
+        default_rate=reply.default_rate,
+        missing_rate=reply.missing_rate,
+        bin_edges=list(reply.bin_edges),
+        categories=list(reply.categories),
+        repaid=list(reply.repaid),
+        defaulted=list(reply.defaulted),
+        quantiles=dict(reply.quantiles),
+    )
 
 
 def neighbours(
     client_id: int, version: str, reply: explainer_pb2.NeighboursResponse
 ) -> schemas.Neighbours:
     return schemas.Neighbours(
-        client_id=client_id, model_version=version, k=reply.k,
-        defaulted_count=reply.defaulted_count, default_rate=reply.default_rate,
+        client_id=client_id,
+        model_version=version,
+        k=reply.k,
+        defaulted_count=reply.defaulted_count,
+        default_rate=reply.default_rate,
         features_used=list(reply.features_used),
-        neighbours=[schemas.Neighbour(distance=n.distance, values=dict(n.values))
-                    for n in reply.neighbours],
-    )  # fmt: skip
+        neighbours=[
+            schemas.Neighbour(distance=n.distance, values=dict(n.values)) for n in reply.neighbours
+        ],
+    )
 
 
 def decision_record(decision: Decision) -> schemas.DecisionRecord:
@@ -163,7 +204,9 @@ def decision_summary(decision: Decision) -> schemas.DecisionSummary:
 
 def outcome(recorded: Outcome, status: str) -> schemas.Outcome:
     return schemas.Outcome(
-        decision_id=recorded.decision_id, defaulted=recorded.defaulted,
-        observed_at=recorded.observed_at, reported_at=recorded.reported_at,
+        decision_id=recorded.decision_id,
+        defaulted=recorded.defaulted,
+        observed_at=recorded.observed_at,
+        reported_at=recorded.reported_at,
         status="new" if status == "new" else "unchanged",
-    )  # fmt: skip
+    )

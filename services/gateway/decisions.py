@@ -212,9 +212,13 @@ def record_outcome(connection: Connection, outcome: Outcome) -> tuple[OutcomeSta
                 select(OutcomeRow).where(OutcomeRow.decision_id == outcome.decision_id)
             ).one()
     recorded = Outcome(
-        decision_id=found.decision_id, defaulted=found.defaulted, observed_at=found.observed_at,
-        reported_at=as_utc(found.reported_at), key_id=found.key_id, source=found.source,
-    )  # fmt: skip
+        decision_id=found.decision_id,
+        defaulted=found.defaulted,
+        observed_at=found.observed_at,
+        reported_at=as_utc(found.reported_at),
+        key_id=found.key_id,
+        source=found.source,
+    )
     return ("unchanged" if recorded.same_as(outcome) else "conflicting"), recorded
 
 
@@ -353,13 +357,18 @@ class DecisionLog:
     def _write(self, decisions: list[Decision]) -> None:
         started = time.perf_counter()
         rows = [vars(d) for d in decisions]
-        actors = [{"decision_id": r["decision_id"], "advisor": r["advisor"]}
-                  for r in rows if r["advisor"]]  # fmt: skip
-        shadows = [{"decision_id": d.decision_id, **vars(d.shadow)}
-                   for d in decisions if d.shadow is not None]  # fmt: skip
+        actors = [
+            {"decision_id": r["decision_id"], "advisor": r["advisor"]} for r in rows if r["advisor"]
+        ]
+        shadows = [
+            {"decision_id": d.decision_id, **vars(d.shadow)}
+            for d in decisions
+            if d.shadow is not None
+        ]
         with self.engine.begin() as connection:  # one transaction: all or nothing
-            connection.execute(INSERT, [{k: v for k, v in r.items() if k not in SIDE_FIELDS}
-                                        for r in rows])  # fmt: skip
+            connection.execute(
+                INSERT, [{k: v for k, v in r.items() if k not in SIDE_FIELDS} for r in rows]
+            )
             if actors:
                 connection.execute(INSERT_ACTOR, actors)
             if shadows:
@@ -391,8 +400,12 @@ class DecisionLog:
             row = session.get(ShadowRow, decision_id)
         if row is None:
             return None
-        return ShadowScore(model_version=row.model_version, probability=row.probability,
-                           decision=row.decision, threshold=row.threshold)  # fmt: skip
+        return ShadowScore(
+            model_version=row.model_version,
+            probability=row.probability,
+            decision=row.decision,
+            threshold=row.threshold,
+        )
 
     async def shadow(self, decision_id: str) -> ShadowScore | None:
         """The challenger's shadow score of a decision, if one was logged (for reports and

@@ -58,8 +58,12 @@ class EdgeGuard:
         plain = headers.get("x-api-key")
         refusal: tuple[int, str, str | None, dict[str, str]] | None = None
         if not plain:
-            refusal = (401, "missing API key (X-API-Key header)", "unauthenticated",
-                       UNAUTHENTICATED)  # fmt: skip
+            refusal = (
+                401,
+                "missing API key (X-API-Key header)",
+                "unauthenticated",
+                UNAUTHENTICATED,
+            )
         elif scope["app"].state.auth.keys.get(hash_key(plain)) is None:
             refusal = (401, "unknown API key", "unauthenticated", UNAUTHENTICATED)
         else:
@@ -70,8 +74,9 @@ class EdgeGuard:
                 refusal = (413, self._too_large(), None, {})
         if refusal is not None:
             status, detail, slug, extra = refusal
-            response = problem_response(Request(scope), status, detail, slug=slug,
-                                        headers={**extra, "Connection": "close"})  # fmt: skip
+            response = problem_response(
+                Request(scope), status, detail, slug=slug, headers={**extra, "Connection": "close"}
+            )
             # The body is never read: the connection is closed instead of drained.
             await response(scope, receive, send)
             return
@@ -94,9 +99,11 @@ class EdgeGuard:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.0))
             except TimeoutError:
                 # Re-raised by FastAPI's body reader, answered by errors' handler.
-                raise HTTPException(408, f"the request body did not arrive within "
-                                    f"{self.body_timeout:g} s",
-                                    headers={"Connection": "close"}) from None  # fmt: skip
+                raise HTTPException(
+                    408,
+                    f"the request body did not arrive within {self.body_timeout:g} s",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
@@ -110,15 +117,20 @@ class EdgeGuard:
 
 
 def _head_too_large(limit: int) -> bytes:
-    body = json.dumps({
-        "type": PROBLEM_TYPE + "request-header-fields-too-large",
-        "title": "Request Header Fields Too Large", "status": 431,
-        "detail": f"the request line and headers exceed {limit} bytes",
-    }).encode()  # fmt: skip
-    return (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n"
-            b"connection: close\r\n\r\n" + body)  # fmt: skip
+    body = json.dumps(
+        {
+            "type": PROBLEM_TYPE + "request-header-fields-too-large",
+            "title": "Request Header Fields Too Large",
+            "status": 431,
+            "detail": f"the request line and headers exceed {limit} bytes",
+        }
+    ).encode()
+    return (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n"
+        b"connection: close\r\n\r\n" + body
+    )
 
 
 class _HeadTooLarge(Exception):
@@ -217,8 +229,9 @@ class EdgeHttpProtocol(HttpToolsProtocol):
 class EdgeConfig(uvicorn.Config):
     """uvicorn's configuration plus what ``EdgeHttpProtocol`` reads."""
 
-    def __init__(self, app: Any, *, max_header_bytes: int, header_timeout: float,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, app: Any, *, max_header_bytes: int, header_timeout: float, **kwargs: Any
+    ) -> None:
         super().__init__(app, **kwargs)
         self.max_header_bytes = max_header_bytes
         self.header_timeout = header_timeout
@@ -228,15 +241,22 @@ def server_config(app: Any, settings: GatewaySettings, **overrides: Any) -> Edge
     """The one uvicorn configuration of the gateway (``python -m services.gateway`` and the
     tests' real servers): its edge limits from ``settings``."""
     options: dict[str, Any] = {
-        "host": settings.host, "port": settings.port, "workers": 1,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": 1,
         "http": EdgeHttpProtocol,
         # h11 is not used (httptools is), but should it be: the same header limit.
         "h11_max_incomplete_event_size": settings.max_header_bytes,
         "timeout_keep_alive": settings.keep_alive_seconds,
         "limit_concurrency": settings.limit_concurrency,
         # The access log is ours (structured, with route and key id); uvicorn's is off.
-        "access_log": False, "log_config": None,
+        "access_log": False,
+        "log_config": None,
         **overrides,
-    }  # fmt: skip
-    return EdgeConfig(app, max_header_bytes=settings.max_header_bytes,
-                      header_timeout=settings.header_timeout_seconds, **options)  # fmt: skip
+    }
+    return EdgeConfig(
+        app,
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout_seconds,
+        **options,
+    )

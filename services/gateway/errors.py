@@ -97,17 +97,21 @@ def from_grpc(service: str, error: grpc.aio.AioRpcError) -> ApiError:
         # Up, but its feature store is not a complete materialisation: say so, never 404.
         log.error("feature_store_incomplete", service=service, details=details)
         return ApiError(
-            503, "the feature store is incomplete (being reloaded, or its data was lost), so "
+            503,
+            "the feature store is incomplete (being reloaded, or its data was lost), so "
             "no answer is given from it; retry later",
-            slug=FeatureStoreIncomplete.reason, headers={"Retry-After": RETRY_INCOMPLETE},
-        )  # fmt: skip
+            slug=FeatureStoreIncomplete.reason,
+            headers={"Retry-After": RETRY_INCOMPLETE},
+        )
     if code is grpc.StatusCode.UNAVAILABLE:
         # Transport details name internal addresses: keep them in the logs only.
         log.warning("backend_unavailable", service=service, details=details)
         return ApiError(
-            503, f"the {service} service is unavailable; retry later",
-            slug=f"{service}-unavailable", headers={"Retry-After": "1"},
-        )  # fmt: skip
+            503,
+            f"the {service} service is unavailable; retry later",
+            slug=f"{service}-unavailable",
+            headers={"Retry-After": "1"},
+        )
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return ApiError(504, f"the {service} service did not answer in time", slug="timeout")
     log.error("backend_error", service=service, code=code.name, details=details)
@@ -139,19 +143,26 @@ def problem_response(
 def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     # Only location, message and type: echoing the input back could leak what was sent.
     return [
-        {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
-         "type": str(e.get("type", ""))}
+        {
+            "loc": [str(part) for part in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
         for e in error.errors()
-    ]  # fmt: skip
+    ]
 
 
 def install_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
         return problem_response(
-            request, error.status, error.detail, slug=error.slug, headers=error.headers,
+            request,
+            error.status,
+            error.detail,
+            slug=error.slug,
+            headers=error.headers,
             field=error.field,
-        )  # fmt: skip
+        )
 
     async def validation_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
@@ -159,9 +170,13 @@ def install_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         field = ".".join(p for p in first["loc"] if p not in ("body", "query", "path"))
         return problem_response(
-            request, 422, f"{field or 'request'}: {first['msg']}", slug="validation-error",
-            field=field or None, errors=errors,
-        )  # fmt: skip
+            request,
+            422,
+            f"{field or 'request'}: {first['msg']}",
+            slug="validation-error",
+            field=field or None,
+            errors=errors,
+        )
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
@@ -172,36 +187,45 @@ def install_handlers(app: FastAPI) -> None:
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
         # The decision log's database is down, gone or full. Driver messages name hosts and
         # users: they stay in the logs.
-        log.error("decision_log_unavailable", path=request.url.path,
-                  error=str(error).splitlines()[0][:300])  # fmt: skip
+        log.error(
+            "decision_log_unavailable",
+            path=request.url.path,
+            error=str(error).splitlines()[0][:300],
+        )
         detail = "the decision log is unavailable; retry later"
         if request.method == "POST":
             detail = (
                 "the decision log is unavailable, so no decision was recorded or returned; "
                 "retry later"
             )
-        return problem_response(request, 503, detail, slug="decision-log-unavailable",
-                                headers={"Retry-After": "1"})  # fmt: skip
+        return problem_response(
+            request, 503, detail, slug="decision-log-unavailable", headers={"Retry-After": "1"}
+        )
 
     async def unknown_decision(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, UnknownDecision)
-        return problem_response(request, 404, str(error), slug="not-found",
-                                field="decision_id")  # fmt: skip
+        return problem_response(request, 404, str(error), slug="not-found", field="decision_id")
 
     async def outcome_conflict(request: Request, error: Exception) -> JSONResponse:
         # The recorded outcome goes back with the 409: the caller sees what it contradicts.
         assert isinstance(error, OutcomeConflict)
         recorded = error.recorded
         return problem_response(
-            request, 409, str(error), slug="outcome-conflict",
-            recorded={"defaulted": recorded.defaulted,
-                      "observed_at": recorded.observed_at.isoformat()},
-        )  # fmt: skip
+            request,
+            409,
+            str(error),
+            slug="outcome-conflict",
+            recorded={
+                "defaulted": recorded.defaulted,
+                "observed_at": recorded.observed_at.isoformat(),
+            },
+        )
 
     async def simulation_outcome(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, SimulationOutcome)
-        return problem_response(request, 422, str(error), slug="simulation-decision",
-                                field="decision_id")  # fmt: skip
+        return problem_response(
+            request, 422, str(error), slug="simulation-decision", field="decision_id"
+        )
 
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)

@@ -182,8 +182,14 @@ def create_key(
     if any(key.id == key_id for key in existing):
         raise ValueError(f"key id {key_id!r} exists (ids are never reused)")
     plain = secrets.token_urlsafe(32)
-    entry = ApiKey(id=key_id, partner=partner, hash=hash_key(plain), scopes=list(scopes),
-                   rate_per_minute=rate_per_minute, created_at=datetime.now(UTC))  # fmt: skip
+    entry = ApiKey(
+        id=key_id,
+        partner=partner,
+        hash=hash_key(plain),
+        scopes=list(scopes),
+        rate_per_minute=rate_per_minute,
+        created_at=datetime.now(UTC),
+    )
     _write(path, [*existing, entry])
     return plain
 
@@ -196,8 +202,9 @@ def rotate_key(path: Path, key_id: str) -> str:
     if found is None:
         raise ValueError(f"no active key {key_id!r}")
     plain = secrets.token_urlsafe(32)
-    rotated = found.model_copy(update={"hash": hash_key(plain), "created_at": datetime.now(UTC),
-                                       "partner": found.tenant})  # fmt: skip
+    rotated = found.model_copy(
+        update={"hash": hash_key(plain), "created_at": datetime.now(UTC), "partner": found.tenant}
+    )
     _write(path, [rotated if key.id == key_id else key for key in existing])
     return plain
 
@@ -207,8 +214,15 @@ def revoke_key(path: Path, key_id: str) -> None:
     existing = _existing(path)
     if not any(key.id == key_id for key in existing):
         raise ValueError(f"no key {key_id!r}")
-    _write(path, [key.model_copy(update={"revoked": True, "partner": key.tenant})
-                  if key.id == key_id else key for key in existing])  # fmt: skip
+    _write(
+        path,
+        [
+            key.model_copy(update={"revoked": True, "partner": key.tenant})
+            if key.id == key_id
+            else key
+            for key in existing
+        ],
+    )
 
 
 def list_keys(path: Path) -> list[ApiKey]:
@@ -227,8 +241,13 @@ def add_key(
     _check_scopes(scopes)
     plain = secrets.token_urlsafe(32)
     existing = _existing(path_keys)
-    entry = ApiKey(id=key_id, hash=hash_key(plain), scopes=list(scopes),
-                   rate_per_minute=rate_per_minute, partner=partner)  # fmt: skip
+    entry = ApiKey(
+        id=key_id,
+        hash=hash_key(plain),
+        scopes=list(scopes),
+        rate_per_minute=rate_per_minute,
+        partner=partner,
+    )
     kept = [key for key in existing if key.id != key_id] + [entry]
     _write(path_keys, kept)
     return plain

@@ -16,13 +16,16 @@ log = structlog.get_logger("services.gateway.access")
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 HTTP_REQUESTS = Counter(
-    "http_requests_total", "HTTP requests by route template, method and status.",
+    "http_requests_total",
+    "HTTP requests by route template, method and status.",
     ["route", "method", "status"],
-)  # fmt: skip
+)
 HTTP_DURATION = Histogram(
-    "http_request_duration_seconds", "HTTP request duration by route template and method.",
-    ["route", "method"], buckets=BUCKETS,
-)  # fmt: skip
+    "http_request_duration_seconds",
+    "HTTP request duration by route template and method.",
+    ["route", "method"],
+    buckets=BUCKETS,
+)
 DECISIONS = Counter(
     "credit_decisions_total", "Real credit decisions (simulations excluded).", ["decision"]
 )
@@ -32,9 +35,11 @@ PROBABILITIES = Histogram(
     buckets=(0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0),
 )
 BACKEND_CALLS = Histogram(
-    "gateway_backend_call_seconds", "gRPC calls to the backends, by service, method and code.",
-    ["service", "method", "code"], buckets=BUCKETS,
-)  # fmt: skip
+    "gateway_backend_call_seconds",
+    "gRPC calls to the backends, by service, method and code.",
+    ["service", "method", "code"],
+    buckets=BUCKETS,
+)
 DECISION_COMMITS = Histogram(
     "credit_decision_log_commit_seconds",
     "Decision-log transactions (one group commit each): the INSERT and the commit, fsync included.",
@@ -88,7 +93,10 @@ class ObservabilityMiddleware:
             HTTP_DURATION.labels(route, method).observe(elapsed)
             if route not in QUIET_ROUTES:
                 log.info(
-                    "http_request", method=method, route=route, status=status,
+                    "http_request",
+                    method=method,
+                    route=route,
+                    status=status,
                     duration_ms=round(1000 * elapsed, 2),
                     key_id=scope.get("state", {}).get("key_id"),
-                )  # fmt: skip
+                )

@@ -22,21 +22,41 @@ GROUPS: list[tuple[str, str, str]] = [
     ("other", "Other information", "Autres informations"),
 ]
 EXACT = {
-    "identity": {"CODE_GENDER", "DAYS_BIRTH", "NAME_EDUCATION_TYPE", "DAYS_ID_PUBLISH",
-                 "DAYS_REGISTRATION", "NAME_TYPE_SUITE", "DAYS_LAST_PHONE_CHANGE"},
-    "income_credit": {"NAME_CONTRACT_TYPE", "NAME_INCOME_TYPE", "CREDIT_TERM_MONTHS",
-                      "INCOME_PER_PERSON"},
+    "identity": {
+        "CODE_GENDER",
+        "DAYS_BIRTH",
+        "NAME_EDUCATION_TYPE",
+        "DAYS_ID_PUBLISH",
+        "DAYS_REGISTRATION",
+        "NAME_TYPE_SUITE",
+        "DAYS_LAST_PHONE_CHANGE",
+    },
+    "income_credit": {
+        "NAME_CONTRACT_TYPE",
+        "NAME_INCOME_TYPE",
+        "CREDIT_TERM_MONTHS",
+        "INCOME_PER_PERSON",
+    },
     "employment": {"OCCUPATION_TYPE", "ORGANIZATION_TYPE", "EMPLOYED_AGE_RATIO"},
     "family": {"CNT_CHILDREN", "CNT_FAM_MEMBERS", "NAME_FAMILY_STATUS"},
-    "housing": {"NAME_HOUSING_TYPE", "FLAG_OWN_CAR", "FLAG_OWN_REALTY", "OWN_CAR_AGE",
-                "REGION_POPULATION_RELATIVE", "REGION_RATING_CLIENT",
-                "REGION_RATING_CLIENT_W_CITY"},
-}  # fmt: skip
+    "housing": {
+        "NAME_HOUSING_TYPE",
+        "FLAG_OWN_CAR",
+        "FLAG_OWN_REALTY",
+        "OWN_CAR_AGE",
+        "REGION_POPULATION_RELATIVE",
+        "REGION_RATING_CLIENT",
+        "REGION_RATING_CLIENT_W_CITY",
+    },
+}
 SOURCES = {
-    "bureau": "bureau", "bureau_balance": "bureau", "previous_application":
-    "previous_applications", "installments_payments": "repayments",
-    "credit_card_balance": "repayments", "POS_CASH_balance": "repayments",
-}  # fmt: skip
+    "bureau": "bureau",
+    "bureau_balance": "bureau",
+    "previous_application": "previous_applications",
+    "installments_payments": "repayments",
+    "credit_card_balance": "repayments",
+    "POS_CASH_balance": "repayments",
+}
 
 
 def group_of(spec: scoring_pb2.FeatureSpec) -> str:

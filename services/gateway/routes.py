@@ -27,8 +27,9 @@ from services.gateway.settings import GatewaySettings
 AUTH_ERRORS = (401, 403, 429)
 BACKEND_ERRORS = (503, 504)
 
-ClientPath = Annotated[int, Path(gt=0, le=schemas.INT64_MAX, description="SK_ID_CURR",
-                                 examples=[100002])]  # fmt: skip
+ClientPath = Annotated[
+    int, Path(gt=0, le=schemas.INT64_MAX, description="SK_ID_CURR", examples=[100002])
+]
 LangQuery = Annotated[schemas.Lang, Query(description="Language of labels and texts")]
 VersionQuery = Annotated[
     str | None,
@@ -65,8 +66,12 @@ async def strict_ids(request: Request) -> None:
     for source in (request.path_params, request.query_params):
         raw = source.get("client_id")
         if raw is not None and not STRICT_ID.fullmatch(raw):
-            raise ApiError(422, "client_id: a positive integer in plain decimal digits",
-                           slug="validation-error", field="client_id")  # fmt: skip
+            raise ApiError(
+                422,
+                "client_id: a positive integer in plain decimal digits",
+                slug="validation-error",
+                field="client_id",
+            )
 
 
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(strict_ids)])
@@ -76,16 +81,21 @@ v1 = APIRouter(prefix="/v1", dependencies=[Depends(strict_ids)])
 # decision log records it (table decision_actors), so a shared key stays attributable.
 AdvisorHeader = Annotated[
     str | None,
-    Header(alias="X-Advisor", pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
-           description="The person acting behind this key (the dashboard's advisor)."),
-]  # fmt: skip
+    Header(
+        alias="X-Advisor",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+        description="The person acting behind this key (the dashboard's advisor).",
+    ),
+]
 
 
 @v1.post(
-    "/scores", response_model=schemas.Score, tags=["scores"],
+    "/scores",
+    response_model=schemas.Score,
+    tags=["scores"],
     summary="Score a known client or a new application",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def score(
     body: schemas.ScoreRequest,
     key: Annotated[ApiKey, Depends(require("score"))],
@@ -96,10 +106,12 @@ async def score(
 
 
 @v1.post(
-    "/scores/batch", response_model=schemas.BatchResponse, tags=["scores"],
+    "/scores/batch",
+    response_model=schemas.BatchResponse,
+    tags=["scores"],
     summary="Score up to GATEWAY_MAX_BATCH (default 100) known clients",
     responses=problem_responses(*AUTH_ERRORS, 422, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def score_batch(
     body: schemas.BatchRequest,
     key: Annotated[ApiKey, Depends(require("score"))],
@@ -110,10 +122,12 @@ async def score_batch(
 
 
 @v1.get(
-    "/clients/{client_id}", response_model=schemas.ClientProfile, tags=["clients"],
+    "/clients/{client_id}",
+    response_model=schemas.ClientProfile,
+    tags=["clients"],
     summary="A stored client's profile, grouped and labelled",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def client_profile(
     client_id: ClientPath,
     _: Annotated[ApiKey, Depends(require("read:clients"))],
@@ -124,10 +138,12 @@ async def client_profile(
 
 
 @v1.get(
-    "/clients/{client_id}/explanation", response_model=schemas.Explanation,
-    tags=["explanations"], summary="Why a stored client's score is what it is",
+    "/clients/{client_id}/explanation",
+    response_model=schemas.Explanation,
+    tags=["explanations"],
+    summary="Why a stored client's score is what it is",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def client_explanation(
     client_id: ClientPath,
     _: Annotated[ApiKey, Depends(require("explain"))],
@@ -140,10 +156,12 @@ async def client_explanation(
 
 
 @v1.post(
-    "/explanations", response_model=schemas.Explanation, tags=["explanations"],
+    "/explanations",
+    response_model=schemas.Explanation,
+    tags=["explanations"],
     summary="Explain the score of a new application",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def explain_application(
     body: schemas.ExplainRequest,
     _: Annotated[ApiKey, Depends(require("explain"))],
@@ -153,10 +171,12 @@ async def explain_application(
 
 
 @v1.get(
-    "/model", response_model=schemas.ModelCard, tags=["model"],
+    "/model",
+    response_model=schemas.ModelCard,
+    tags=["model"],
     summary="The champion model's card (any valid key)",
     responses=problem_responses(*AUTH_ERRORS, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def model_card(
     _: Annotated[ApiKey, Depends(require())],
     service: ServiceDep,
@@ -166,10 +186,12 @@ async def model_card(
 
 
 @v1.get(
-    "/population/features/{name}", response_model=schemas.Population, tags=["population"],
+    "/population/features/{name}",
+    response_model=schemas.Population,
+    tags=["population"],
     summary="A feature's distribution in the training population, by outcome",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def population(
     name: Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,100}$", examples=["EXT_SOURCE_2"])],
     _: Annotated[ApiKey, Depends(require("read:clients"))],
@@ -181,14 +203,16 @@ async def population(
 
 
 @v1.get(
-    "/clients/{client_id}/neighbours", response_model=schemas.Neighbours, tags=["clients"],
+    "/clients/{client_id}/neighbours",
+    response_model=schemas.Neighbours,
+    tags=["clients"],
     summary="How the training clients most similar to a client fared (aggregate only)",
     description=f"The default rate among the {NEIGHBOURS_K} nearest training clients, and "
     "each neighbour's distance and requested feature values, anonymised: never another "
     "client's id, outcome or probability. The group size is fixed, so no two answers "
     "differ by a single client.",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def neighbours(
     client_id: ClientPath,
     _: Annotated[ApiKey, Depends(require("read:clients"))],
@@ -217,11 +241,13 @@ async def _visible(
 
 
 @v1.get(
-    "/decisions/{decision_id}", response_model=schemas.DecisionRecord, tags=["audit"],
+    "/decisions/{decision_id}",
+    response_model=schemas.DecisionRecord,
+    tags=["audit"],
     summary="The audit record of one of the partner's decisions (scope audit; audit:all "
     "for any partner's)",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, 503),
-)  # fmt: skip
+)
 async def decision(
     decision_id: UUID,
     request: Request,
@@ -232,12 +258,13 @@ async def decision(
 
 
 @v1.get(
-    "/decisions/{decision_id}/explanation", response_model=schemas.Explanation,
+    "/decisions/{decision_id}/explanation",
+    response_model=schemas.Explanation,
     tags=["audit", "explanations"],
     summary="Why a logged decision was made: its own inputs and model version "
     "(scope audit or explain)",
     responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
-)  # fmt: skip
+)
 async def decision_explanation(
     decision_id: UUID,
     request: Request,
@@ -261,14 +288,16 @@ def may_report_outcome(request: Request, key: ApiKey, decision: Decision) -> boo
 
 
 @v1.put(
-    "/decisions/{decision_id}/outcome", response_model=schemas.Outcome, tags=["outcomes"],
+    "/decisions/{decision_id}/outcome",
+    response_model=schemas.Outcome,
+    tags=["outcomes"],
     summary="Report what became of a decision's loan (scope outcomes); idempotent",
     status_code=200,
     responses={
         201: {"model": schemas.Outcome, "description": "Recorded now"},
         **problem_responses(*AUTH_ERRORS, 404, 409, 422, 503),
     },
-)  # fmt: skip
+)
 async def report_outcome(
     decision_id: UUID,
     body: schemas.OutcomeReport,
@@ -290,11 +319,13 @@ async def report_outcome(
 
 
 @v1.get(
-    "/decisions", response_model=list[schemas.DecisionSummary], tags=["audit"],
+    "/decisions",
+    response_model=list[schemas.DecisionSummary],
+    tags=["audit"],
     summary="The partner's most recent decisions first, optionally one client's (scope audit "
     "or read:clients; audit:all lists every partner's)",
     responses=problem_responses(*AUTH_ERRORS, 422, 503),
-)  # fmt: skip
+)
 async def recent_decisions(
     request: Request,
     key: Annotated[ApiKey, Depends(require("audit", "read:clients", "audit:all"))],
@@ -326,9 +357,11 @@ async def healthz() -> schemas.Health:
 
 
 @ops.get(
-    "/readyz", response_model=schemas.Health, summary="Readiness: backends SERVING",
+    "/readyz",
+    response_model=schemas.Health,
+    summary="Readiness: backends SERVING",
     responses=problem_responses(503),
-)  # fmt: skip
+)
 async def readyz(request: Request, backends: BackendsDep) -> Any:
     deadline = get_settings(request).health_deadline_seconds
     (scoring_ok, scoring), (explainer_ok, explainer) = await asyncio.gather(
@@ -337,12 +370,15 @@ async def readyz(request: Request, backends: BackendsDep) -> Any:
     checks = {"scoring": scoring, "explainer": explainer}
     if scoring_ok and explainer_ok:
         return schemas.Health(status="ok", checks=checks)
-    failed = [name for name, ok in (("scoring", scoring_ok), ("explainer", explainer_ok))
-              if not ok]  # fmt: skip
+    failed = [name for name, ok in (("scoring", scoring_ok), ("explainer", explainer_ok)) if not ok]
     return problem_response(
-        request, 503, f"not ready: {', '.join(failed)} not serving", slug="not-ready",
-        checks=checks, headers={"Retry-After": "1"},
-    )  # fmt: skip
+        request,
+        503,
+        f"not ready: {', '.join(failed)} not serving",
+        slug="not-ready",
+        checks=checks,
+        headers={"Retry-After": "1"},
+    )
 
 
 @ops.get("/metrics", include_in_schema=False)

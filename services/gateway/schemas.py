@@ -93,10 +93,16 @@ class KaggleCategory:
 # The application table's other fields, by kind; the typed ones cannot be given twice.
 _TABLE = kaggle_schema()["application_test"]
 _TYPED = set(TYPED_FIELDS.values())
-NUMERIC_FIELDS = {c.name: LIMITS[c.name] for c in _TABLE.columns
-                  if c.kind in ("int", "float") and c.name not in _TYPED}  # fmt: skip
-CATEGORY_FIELDS = {c.name: kaggle_categories()[c.name] for c in _TABLE.columns
-                   if c.kind == "category" and c.name not in _TYPED}  # fmt: skip
+NUMERIC_FIELDS = {
+    c.name: LIMITS[c.name]
+    for c in _TABLE.columns
+    if c.kind in ("int", "float") and c.name not in _TYPED
+}
+CATEGORY_FIELDS = {
+    c.name: kaggle_categories()[c.name]
+    for c in _TABLE.columns
+    if c.kind == "category" and c.name not in _TYPED
+}
 
 
 def _numeric_fields(values: dict[str, float]) -> dict[str, float]:
@@ -122,24 +128,34 @@ NumericFields = Annotated[
     dict[FieldName, Annotated[float, Field(allow_inf_nan=False)]],
     Field(max_length=200),
     AfterValidator(_numeric_fields),
-    WithJsonSchema({
-        "type": "object", "additionalProperties": False,
-        "description": "Other numeric Kaggle application fields, each within its range",
-        "properties": {name: {"type": "number", "minimum": low, "maximum": high}
-                       for name, (low, high) in NUMERIC_FIELDS.items()},
-    }),
-]  # fmt: skip
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Other numeric Kaggle application fields, each within its range",
+            "properties": {
+                name: {"type": "number", "minimum": low, "maximum": high}
+                for name, (low, high) in NUMERIC_FIELDS.items()
+            },
+        }
+    ),
+]
 CategoryFields = Annotated[
     dict[FieldName, Text],
     Field(max_length=200),
     AfterValidator(_category_fields),
-    WithJsonSchema({
-        "type": "object", "additionalProperties": False,
-        "description": "Other categorical Kaggle application fields (data dictionary values)",
-        "properties": {name: {"type": "string", "enum": list(values)}
-                       for name, values in CATEGORY_FIELDS.items()},
-    }),
-]  # fmt: skip
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Other categorical Kaggle application fields (data dictionary values)",
+            "properties": {
+                name: {"type": "string", "enum": list(values)}
+                for name, values in CATEGORY_FIELDS.items()
+            },
+        }
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -156,15 +172,26 @@ class Application(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{
-            "contract_type": "Cash loans", "amt_income_total": 202500.0,
-            "amt_credit": 406597.5, "amt_annuity": 24700.5, "amt_goods_price": 351000.0,
-            "days_birth": -9461, "days_employed": -637, "cnt_children": 0,
-            "name_income_type": "Working", "ext_source_2": 0.26, "ext_source_3": 0.14,
-            "numeric_fields": {"REGION_RATING_CLIENT": 2},
-            "category_fields": {"NAME_TYPE_SUITE": "Unaccompanied"},
-        }]},
-    )  # fmt: skip
+        json_schema_extra={
+            "examples": [
+                {
+                    "contract_type": "Cash loans",
+                    "amt_income_total": 202500.0,
+                    "amt_credit": 406597.5,
+                    "amt_annuity": 24700.5,
+                    "amt_goods_price": 351000.0,
+                    "days_birth": -9461,
+                    "days_employed": -637,
+                    "cnt_children": 0,
+                    "name_income_type": "Working",
+                    "ext_source_2": 0.26,
+                    "ext_source_3": 0.14,
+                    "numeric_fields": {"REGION_RATING_CLIENT": 2},
+                    "category_fields": {"NAME_TYPE_SUITE": "Unaccompanied"},
+                }
+            ]
+        },
+    )
 
     client_id: ClientId | None = Field(None, description="SK_ID_CURR of a known client")
     contract_type: Literal["Cash loans", "Revolving loans"]
@@ -186,13 +213,28 @@ class Application(Strict):
         description="negative: 18 to 100 years",
     )
     # Kaggle's 365243 ("no employment date") is accepted, like leaving the field out.
-    days_employed: Annotated[int, Field(ge=LIMITS["DAYS_EMPLOYED"][0], le=NO_EMPLOYMENT),
-                             WithJsonSchema({"anyOf": [
-                                 {"type": "integer", "minimum": LIMITS["DAYS_EMPLOYED"][0],
-                                  "maximum": LIMITS["DAYS_EMPLOYED"][1]},
-                                 {"type": "integer", "enum": [NO_EMPLOYMENT]}]})] | None = Field(
-        None, description="negative days; 365243 or absent: no employment (pensioner, unemployed)",
-    )  # fmt: skip
+    days_employed: (
+        Annotated[
+            int,
+            Field(ge=LIMITS["DAYS_EMPLOYED"][0], le=NO_EMPLOYMENT),
+            WithJsonSchema(
+                {
+                    "anyOf": [
+                        {
+                            "type": "integer",
+                            "minimum": LIMITS["DAYS_EMPLOYED"][0],
+                            "maximum": LIMITS["DAYS_EMPLOYED"][1],
+                        },
+                        {"type": "integer", "enum": [NO_EMPLOYMENT]},
+                    ]
+                }
+            ),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="negative days; 365243 or absent: no employment (pensioner, unemployed)",
+    )
     cnt_children: int | None = Field(
         None, ge=LIMITS["CNT_CHILDREN"][0], le=LIMITS["CNT_CHILDREN"][1]
     )
@@ -258,9 +300,10 @@ class ScoreRequest(Strict):
     client_id: ClientId | None = None
     application: Application | None = None
     simulation: bool = Field(
-        False, strict=True,  # true or false only: "yes" or 0 must not decide anything
+        False,
+        strict=True,  # true or false only: "yes" or 0 must not decide anything
         description="A what-if: scored and logged as a simulation, not a decision.",
-    )  # fmt: skip
+    )
 
     @field_validator("client_id", "application", mode="before")
     @classmethod
@@ -460,9 +503,10 @@ class DecisionRecord(DecisionSummary):
     )
     features: dict[str, Any] = Field(description='{"numeric": {...}, "categorical": {...}}')
     exploration: bool = Field(
-        False, description="Granted by the exploration share although the model refused "
+        False,
+        description="Granted by the exploration share although the model refused "
         "(GATEWAY_EXPLORATION_SHARE; off by default).",
-    )  # fmt: skip
+    )
 
 
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

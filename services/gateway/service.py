@@ -41,8 +41,10 @@ def application_hash(application: schemas.Application) -> str:
     """SHA-256 of the canonical JSON (sorted keys, no spaces, absent fields omitted)."""
     canonical = json.dumps(
         application.model_dump(mode="json", exclude_none=True),
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-    )  # fmt: skip
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -116,8 +118,12 @@ class CreditService:
         """Score a known client or a new application; the decision is logged (committed)
         before it is returned."""
         if (body.client_id is None) == (body.application is None):
-            raise ApiError(422, "give exactly one of client_id or application",
-                           slug="validation-error", field="client_id")  # fmt: skip
+            raise ApiError(
+                422,
+                "give exactly one of client_id or application",
+                slug="validation-error",
+                field="client_id",
+            )
         if body.application is not None:
             request = scoring_pb2.ScoreRequest(application=body.application.to_proto())
             app_hash: str | None = application_hash(body.application)
@@ -134,8 +140,12 @@ class CreditService:
         """Score known clients; each item is a score or its own error, and the scores are
         logged together (one commit) before any is returned."""
         if len(client_ids) > self.max_batch:
-            raise ApiError(422, f"at most {self.max_batch} client ids per batch",
-                           slug="validation-error", field="client_ids")  # fmt: skip
+            raise ApiError(
+                422,
+                f"at most {self.max_batch} client ids per batch",
+                slug="validation-error",
+                field="client_ids",
+            )
         request = scoring_pb2.ScoreBatchRequest(client_ids=client_ids)
         reply = await self.backends.score_batch(request)
         items: list[schemas.BatchItem] = []
@@ -163,10 +173,16 @@ class CreditService:
     ) -> tuple[bool, schemas.Outcome]:
         """Record what became of a decision's loan: (recorded now, the recorded outcome).
         Never overwritten: a different outcome than the recorded one is a 409."""
-        status, recorded = await self.log.report_outcome(Outcome(
-            decision_id=decision.decision_id, defaulted=defaulted, observed_at=observed_at,
-            reported_at=datetime.now(UTC), key_id=caller.key.id, source="api",
-        ))  # fmt: skip
+        status, recorded = await self.log.report_outcome(
+            Outcome(
+                decision_id=decision.decision_id,
+                defaulted=defaulted,
+                observed_at=observed_at,
+                reported_at=datetime.now(UTC),
+                key_id=caller.key.id,
+                source="api",
+            )
+        )
         return status == "new", converters.outcome(recorded, status)
 
     async def recent(
@@ -187,8 +203,12 @@ class CreditService:
         if not requested:
             return (await self.backends.model()).model_version
         if not CANONICAL_VERSION.fullmatch(requested):
-            raise ApiError(404, f"unknown model version {requested[:20]!r}", slug="not-found",
-                           field="model_version")  # fmt: skip
+            raise ApiError(
+                404,
+                f"unknown model version {requested[:20]!r}",
+                slug="not-found",
+                field="model_version",
+            )
         return requested
 
     async def explain(self, request: explainer_pb2.ExplainRequest) -> schemas.Explanation:
@@ -198,23 +218,36 @@ class CreditService:
         self, client_id: int, lang: str, top_k: int, model_version: str | None
     ) -> schemas.Explanation:
         version = await self.version(model_version)
-        return await self.explain(explainer_pb2.ExplainRequest(
-            client_id=client_id, model_version=version, lang=lang, top_k=top_k))  # fmt: skip
+        return await self.explain(
+            explainer_pb2.ExplainRequest(
+                client_id=client_id, model_version=version, lang=lang, top_k=top_k
+            )
+        )
 
     async def explain_application(self, body: schemas.ExplainRequest) -> schemas.Explanation:
         version = await self.version(body.model_version)
-        return await self.explain(explainer_pb2.ExplainRequest(
-            application=body.application.to_proto(), model_version=version, lang=body.lang,
-            top_k=body.top_k))  # fmt: skip
+        return await self.explain(
+            explainer_pb2.ExplainRequest(
+                application=body.application.to_proto(),
+                model_version=version,
+                lang=body.lang,
+                top_k=body.top_k,
+            )
+        )
 
     async def explain_decision(
         self, decision: Decision, lang: str, top_k: int
     ) -> schemas.Explanation:
         """The decision's own logged inputs and model version: the same probability and
         decision as then, even if the client's stored features have changed since."""
-        return await self.explain(explainer_pb2.ExplainRequest(
-            inputs=converters.feature_vector(decision.features),
-            model_version=decision.model_version, lang=lang, top_k=top_k))  # fmt: skip
+        return await self.explain(
+            explainer_pb2.ExplainRequest(
+                inputs=converters.feature_vector(decision.features),
+                model_version=decision.model_version,
+                lang=lang,
+                top_k=top_k,
+            )
+        )
 
     async def client_profile(self, client_id: int, lang: str) -> schemas.ClientProfile:
         client = await self.backends.client(client_id)
@@ -226,8 +259,11 @@ class CreditService:
         info = await self.backends.model()
         importance: list[schemas.Importance] | None
         try:
-            reply = await self.backends.importance(explainer_pb2.GlobalImportanceRequest(
-                model_version=info.model_version, lang=lang, top_k=20))  # fmt: skip
+            reply = await self.backends.importance(
+                explainer_pb2.GlobalImportanceRequest(
+                    model_version=info.model_version, lang=lang, top_k=20
+                )
+            )
             importance = converters.importance(reply)
         except ApiError as error:
             if error.status not in (503, 504):
@@ -251,6 +287,9 @@ class CreditService:
         self, client_id: int, k: int, features: Sequence[str], model_version: str | None
     ) -> schemas.Neighbours:
         version = await self.version(model_version)
-        reply = await self.backends.neighbours(explainer_pb2.NeighboursRequest(
-            client_id=client_id, model_version=version, k=k, features=features))  # fmt: skip
+        reply = await self.backends.neighbours(
+            explainer_pb2.NeighboursRequest(
+                client_id=client_id, model_version=version, k=k, features=features
+            )
+        )
         return converters.neighbours(client_id, version, reply)

@@ -24,9 +24,10 @@ class GatewaySettings(BaseSettings):
     )
     grpc_tls_key_file: Path | None = Field(None, description="PEM key of grpc_tls_cert_file.")
     grpc_tls_server_name: str | None = Field(
-        None, description="Name the backends' certificates are checked against, when not "
+        None,
+        description="Name the backends' certificates are checked against, when not "
         "the host of their addresses.",
-    )  # fmt: skip
+    )
     scoring_deadline_seconds: float = Field(2.0, gt=0, description="Deadline of a scoring RPC.")
     explainer_deadline_seconds: float = Field(
         15.0, gt=0, description="Deadline of an explainer RPC (a cold model version loads first)."
@@ -52,9 +53,11 @@ class GatewaySettings(BaseSettings):
         None, description="The same JSON list inline (e.g. from a secret); adds to the file."
     )
     max_body_bytes: int = Field(
-        1_048_576, gt=0, le=64 * 1_048_576,
+        1_048_576,
+        gt=0,
+        le=64 * 1_048_576,
         description="Largest request body (413 above); a full batch is ~1 KB.",
-    )  # fmt: skip
+    )
     rate_limit_redis_url: str | None = Field(
         None,
         description="Redis holding the per-key rate limit (redis://host:port/db), shared by "
@@ -62,29 +65,40 @@ class GatewaySettings(BaseSettings):
     )
     # The edge before the app (uvicorn and services.gateway.edge), issue 17.
     max_header_bytes: int = Field(
-        16_384, ge=1_024, le=1_048_576,
+        16_384,
+        ge=1_024,
+        le=1_048_576,
         description="Largest request line and headers together (431 and closed above).",
-    )  # fmt: skip
+    )
     header_timeout_seconds: float = Field(
-        10.0, gt=0, description="Time a connection has to send a request's line and headers "
+        10.0,
+        gt=0,
+        description="Time a connection has to send a request's line and headers "
         "(from its first byte, or from connecting); the connection is closed after it.",
-    )  # fmt: skip
+    )
     body_timeout_seconds: float = Field(
-        30.0, gt=0, description="Time a request under /v1 has to send its whole body once its "
+        30.0,
+        gt=0,
+        description="Time a request under /v1 has to send its whole body once its "
         "headers are in (408 after it).",
-    )  # fmt: skip
+    )
     keep_alive_seconds: int = Field(
         5, gt=0, le=300, description="An idle kept-alive connection is closed after it."
     )
     limit_concurrency: int | None = Field(
-        1_000, gt=0, description="Connections and requests in progress beyond which new "
+        1_000,
+        gt=0,
+        description="Connections and requests in progress beyond which new "
         "requests get 503 at once (uvicorn's limit_concurrency); empty: no limit.",
-    )  # fmt: skip
+    )
     exploration_share: float = Field(
-        0.0, ge=0, le=0.2, description="Share of would-be refusals granted at random (drawn "
+        0.0,
+        ge=0,
+        le=0.2,
+        description="Share of would-be refusals granted at random (drawn "
         "from the decision id) and flagged exploration in the decision log, so that outcomes "
         "exist above the threshold too (credit performance report); 0: off.",
-    )  # fmt: skip
+    )
     max_batch: int = Field(
         100, gt=0, le=500, description="Client ids in one batch request (scoring allows 500)."
     )

@@ -132,8 +132,11 @@ class ScoringHandler:
             _, probability = challenger.predict_one(inputs)
         except Exception as error:  # the shadow must never cost the partner an answer
             SHADOW_SCORES.labels("failed").inc()
-            log.warning("shadow_score_failed", challenger=challenger.model_version,
-                        error=f"{type(error).__name__}: {error}")  # fmt: skip
+            log.warning(
+                "shadow_score_failed",
+                challenger=challenger.model_version,
+                error=f"{type(error).__name__}: {error}",
+            )
             return None
         return ShadowScored(
             model_version=challenger.model_version,

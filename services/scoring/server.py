@@ -32,10 +32,13 @@ DECISIONS = {
 def fill_feature_vector(vector: common_pb2.FeatureVector, features: dict[str, Any]) -> None:
     """Numbers and strings into ``vector``'s maps; missing values (None, NaN) left out.
     Filled in place: a vector built apart is copied again into its message."""
-    vector.numeric.update({
-        name: float(value) for name, value in features.items()
-        if value is not None and not isinstance(value, str) and not math.isnan(value)
-    })  # fmt: skip
+    vector.numeric.update(
+        {
+            name: float(value)
+            for name, value in features.items()
+            if value is not None and not isinstance(value, str) and not math.isnan(value)
+        }
+    )
     vector.categorical.update(
         {name: value for name, value in features.items() if isinstance(value, str)}
     )
@@ -136,11 +139,15 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         )
         for spec in model.schema["features"]:
             info.features.add(
-                name=spec["name"], dtype=spec["dtype"], source=spec["source"],
-                unit=spec.get("unit", ""), label_en=spec["label"]["en"],
-                label_fr=spec["label"]["fr"], categories=spec.get("categories", []),
+                name=spec["name"],
+                dtype=spec["dtype"],
+                source=spec["source"],
+                unit=spec.get("unit", ""),
+                label_en=spec["label"]["en"],
+                label_fr=spec["label"]["fr"],
+                categories=spec.get("categories", []),
                 actionable=bool(spec.get("actionable", False)),
-            )  # fmt: skip
+            )
         if model.trained_at:
             info.trained_at.FromDatetime(datetime.fromisoformat(model.trained_at))
         return info
@@ -200,16 +207,26 @@ def serve(settings: ScoringSettings | None = None) -> None:
     features = FeatureSource.open(settings.feature_store_check_seconds)
     server, follower, health = create_server(settings, features)
     start_following(follower, features)
-    log.info("scoring_started", port=settings.port, metrics_port=settings.metrics_port,
-             review_band=settings.review_band,
-             challenger_alias=settings.challenger_alias or None)  # fmt: skip
+    log.info(
+        "scoring_started",
+        port=settings.port,
+        metrics_port=settings.metrics_port,
+        review_band=settings.review_band,
+        challenger_alias=settings.challenger_alias or None,
+    )
 
     def stop() -> None:
         follower.stop()
         features.stop()
 
-    run_until_signal(server, health, [SERVICE], metrics_port=settings.metrics_port,
-                     host=settings.host, on_stop=stop)  # fmt: skip
+    run_until_signal(
+        server,
+        health,
+        [SERVICE],
+        metrics_port=settings.metrics_port,
+        host=settings.host,
+        on_stop=stop,
+    )
 
 
 def start_following(follower: ChampionFollower, features: FeatureSource) -> None:

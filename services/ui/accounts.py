@@ -34,8 +34,9 @@ DEMO_USERS = "advisor:demo"
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
-                            dklen=32)  # fmt: skip
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
 
 
@@ -48,9 +49,14 @@ def verify_password(password: str, stored: str) -> bool:
     try:
         _, n, r, p, salt, expected = stored.split("$")
         digest = hashlib.scrypt(
-            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-            dklen=len(expected) // 2, maxmem=64 * 1024 * 1024,
-        )  # fmt: skip
+            password.encode(),
+            salt=bytes.fromhex(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected) // 2,
+            maxmem=64 * 1024 * 1024,
+        )
     except (ValueError, OverflowError):
         return False
     return hmac.compare_digest(digest.hex(), expected)

@@ -24,9 +24,14 @@ from services.ui.texts import LANGS, METRIC_NAMES, category, error_text, percent
 log = logging.getLogger(__name__)
 
 # What-if inputs: (text key, Kaggle column).
-WHATIF_FIELDS = [("income", "AMT_INCOME_TOTAL"), ("credit", "AMT_CREDIT"),
-                 ("annuity", "AMT_ANNUITY"), ("goods", "AMT_GOODS_PRICE"),
-                 ("term", "TERM"), ("children", "CNT_CHILDREN")]  # fmt: skip
+WHATIF_FIELDS = [
+    ("income", "AMT_INCOME_TOTAL"),
+    ("credit", "AMT_CREDIT"),
+    ("annuity", "AMT_ANNUITY"),
+    ("goods", "AMT_GOODS_PRICE"),
+    ("term", "TERM"),
+    ("children", "CNT_CHILDREN"),
+]
 REQUIRED = {"AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY"}  # the others keep the client's
 MONEY = {"AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY", "AMT_GOODS_PRICE"}
 
@@ -87,9 +92,15 @@ QUEUE_POLL_SECONDS = 0.02  # see launch()
 # signing out would sign out everyone sharing the name; this ends the browser's own only.
 SIGN_OUT = "/logout?all_session=false"
 # Each chart and the element holding its text description (aria-describedby).
-CHARTS = {"gauge": "gauge-alt", "waterfall": "waterfall-alt", "distribution": "distribution-alt",
-          "scatter": "scatter-alt", "sim-gauge": "sim-gauge-alt",
-          "sim-waterfall": "sim-waterfall-alt", "importance": "importance-alt"}  # fmt: skip
+CHARTS = {
+    "gauge": "gauge-alt",
+    "waterfall": "waterfall-alt",
+    "distribution": "distribution-alt",
+    "scatter": "scatter-alt",
+    "sim-gauge": "sim-gauge-alt",
+    "sim-waterfall": "sim-waterfall-alt",
+    "importance": "importance-alt",
+}
 TITLES = {code: t(code, "page_title") for code in LANGS.values()}
 # Page-wide behaviour Gradio does not give: the page's language and title follow the
 # advisor's choice; tabs move with the arrow keys (WAI-ARIA tabs pattern); each chart is
@@ -165,20 +176,33 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 title_md = gr.Markdown(t(default_lang, "title"))
                 intro_md = gr.Markdown(t(default_lang, "intro"))
             with gr.Column(scale=1, min_width=200):
-                lang_radio = gr.Radio(list(LANGS), label=t(default_lang, "lang"),
-                                      value=next(k for k, v in LANGS.items()
-                                                 if v == default_lang),
-                                      elem_id="lang")  # fmt: skip
-                sign_out = gr.HTML(f'<a class="sign-out" href="{SIGN_OUT}">'
-                                   f'{t(default_lang, "sign_out")}</a>')  # fmt: skip
+                lang_radio = gr.Radio(
+                    list(LANGS),
+                    label=t(default_lang, "lang"),
+                    value=next(k for k, v in LANGS.items() if v == default_lang),
+                    elem_id="lang",
+                )
+                sign_out = gr.HTML(
+                    f'<a class="sign-out" href="{SIGN_OUT}">{t(default_lang, "sign_out")}</a>'
+                )
         with gr.Row(equal_height=True):
-            client_box = gr.Textbox(label=t(default_lang, "client_id"), max_lines=1,
-                                    placeholder="100002", scale=2, elem_id="client-id")  # fmt: skip
-            lookup_btn = gr.Button(t(default_lang, "lookup"), variant="primary", scale=1,
-                                   elem_id="lookup")  # fmt: skip
-            recent = gr.Dropdown(choices=[], label=t(default_lang, "recent"),
-                                 info=t(default_lang, "recent_info"), scale=3,
-                                 elem_id="recent")  # fmt: skip
+            client_box = gr.Textbox(
+                label=t(default_lang, "client_id"),
+                max_lines=1,
+                placeholder="100002",
+                scale=2,
+                elem_id="client-id",
+            )
+            lookup_btn = gr.Button(
+                t(default_lang, "lookup"), variant="primary", scale=1, elem_id="lookup"
+            )
+            recent = gr.Dropdown(
+                choices=[],
+                label=t(default_lang, "recent"),
+                info=t(default_lang, "recent_info"),
+                scale=3,
+                elem_id="recent",
+            )
             refresh_btn = gr.Button(t(default_lang, "refresh"), scale=1, elem_id="refresh")
         status = gr.HTML(views.message(t(default_lang, "empty")), elem_id="status")
 
@@ -196,15 +220,18 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             with gr.Tab(t(default_lang, "tab_profile"), id="profile") as tab_profile:
                 profile_html = gr.HTML(elem_id="profile")
             with gr.Tab(t(default_lang, "tab_compare"), id="compare") as tab_compare:
-                feature_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature"),
-                                         elem_id="feature")  # fmt: skip
+                feature_dd = gr.Dropdown(
+                    choices=[], label=t(default_lang, "feature"), elem_id="feature"
+                )
                 dist_plot = gr.Plot(show_label=False, elem_id="distribution", visible=False)
                 dist_alt = gr.Markdown(elem_classes="chart-alt", elem_id="distribution-alt")
                 with gr.Row():
-                    fx_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature_x"),
-                                        elem_id="feature-x")  # fmt: skip
-                    fy_dd = gr.Dropdown(choices=[], label=t(default_lang, "feature_y"),
-                                        elem_id="feature-y")  # fmt: skip
+                    fx_dd = gr.Dropdown(
+                        choices=[], label=t(default_lang, "feature_x"), elem_id="feature-x"
+                    )
+                    fy_dd = gr.Dropdown(
+                        choices=[], label=t(default_lang, "feature_y"), elem_id="feature-y"
+                    )
                 scatter_plot = gr.Plot(show_label=False, elem_id="scatter", visible=False)
                 scatter_alt = gr.Markdown(elem_classes="chart-alt", elem_id="scatter-alt")
                 neighbours_html = gr.HTML(elem_id="neighbours")
@@ -215,26 +242,30 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 with gr.Row():
                     for key, _ in WHATIF_FIELDS:
                         with gr.Column(min_width=160):
-                            inputs[key] = gr.Number(label=t(default_lang, key,
-                                                            cur=cur(default_lang)),
-                                                    elem_id=f"whatif-{key}")  # fmt: skip
+                            inputs[key] = gr.Number(
+                                label=t(default_lang, key, cur=cur(default_lang)),
+                                elem_id=f"whatif-{key}",
+                            )
                             field_errors[key] = gr.HTML(elem_id=f"whatif-{key}-error")
                 with gr.Row():
-                    simulate_btn = gr.Button(t(default_lang, "simulate"), variant="primary",
-                                             elem_id="simulate")  # fmt: skip
+                    simulate_btn = gr.Button(
+                        t(default_lang, "simulate"), variant="primary", elem_id="simulate"
+                    )
                     reset_btn = gr.Button(t(default_lang, "reset"), elem_id="reset")
                 sim_status = gr.HTML(elem_id="sim-status")
                 with gr.Row():
                     with gr.Column(min_width=280):
                         sim_gauge = gr.Plot(show_label=False, elem_id="sim-gauge", visible=False)
-                        sim_gauge_alt = gr.Markdown(elem_classes="chart-alt",
-                                                    elem_id="sim-gauge-alt")  # fmt: skip
+                        sim_gauge_alt = gr.Markdown(
+                            elem_classes="chart-alt", elem_id="sim-gauge-alt"
+                        )
                     with gr.Column(min_width=280):
                         sim_decision = gr.HTML(elem_id="sim-decision")
                         sim_reasons = gr.Markdown(elem_id="sim-reasons")
                 sim_waterfall = gr.Plot(show_label=False, elem_id="sim-waterfall", visible=False)
-                sim_waterfall_alt = gr.Markdown(elem_classes="chart-alt",
-                                                elem_id="sim-waterfall-alt")  # fmt: skip
+                sim_waterfall_alt = gr.Markdown(
+                    elem_classes="chart-alt", elem_id="sim-waterfall-alt"
+                )
             with gr.Tab(t(default_lang, "tab_model"), id="model") as tab_model:
                 model_md = gr.Markdown(elem_id="model-card")
                 importance_plot = gr.Plot(show_label=False, elem_id="importance", visible=False)
@@ -245,8 +276,15 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             focusable region for a screen reader)."""
             return gr.update(value=fig, visible=fig is not None)
 
-        sim_outputs = [sim_status, sim_gauge, sim_gauge_alt, sim_decision, sim_reasons,
-                       sim_waterfall, sim_waterfall_alt]  # fmt: skip
+        sim_outputs = [
+            sim_status,
+            sim_gauge,
+            sim_gauge_alt,
+            sim_decision,
+            sim_reasons,
+            sim_waterfall,
+            sim_waterfall_alt,
+        ]
 
         def sim_cleared(text: str = "") -> dict[Any, Any]:
             out: dict[Any, Any] = {o: "" for o in sim_outputs}
@@ -257,7 +295,9 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         def chrome(code: str) -> dict[Any, Any]:
             """Every fixed word of the page in ``code`` (labels, tabs, buttons)."""
             out: dict[Any, Any] = {
-                lang: code, title_md: t(code, "title"), intro_md: t(code, "intro"),
+                lang: code,
+                title_md: t(code, "title"),
+                intro_md: t(code, "intro"),
                 lang_radio: gr.update(label=t(code, "lang")),
                 sign_out: f'<a class="sign-out" href="{SIGN_OUT}">{t(code, "sign_out")}</a>',
                 client_box: gr.update(label=t(code, "client_id")),
@@ -275,7 +315,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 whatif_intro: t(code, "whatif_intro"),
                 simulate_btn: gr.update(value=t(code, "simulate")),
                 reset_btn: gr.update(value=t(code, "reset")),
-            }  # fmt: skip
+            }
             for key, _ in WHATIF_FIELDS:
                 out[inputs[key]] = gr.update(label=t(code, key, cur=cur(code)))
             return out
@@ -285,16 +325,26 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             fixed words: re-drawing the recent list or the language choice would take the
             keyboard focus away from where the advisor is.)"""
             out: dict[Any, Any] = {}
-            out.update({
-                ctx: {},
-                gauge_plot: plot(None), gauge_alt: "", decision_html: "", reasons_md: "",
-                waterfall_plot: plot(None), waterfall_alt: "", profile_html: "",
-                feature_dd: gr.update(label=t(code, "feature"), choices=[], value=None),
-                fx_dd: gr.update(label=t(code, "feature_x"), choices=[], value=None),
-                fy_dd: gr.update(label=t(code, "feature_y"), choices=[], value=None),
-                dist_plot: plot(None), dist_alt: "", scatter_plot: plot(None), scatter_alt: "",
-                neighbours_html: "",
-            })  # fmt: skip
+            out.update(
+                {
+                    ctx: {},
+                    gauge_plot: plot(None),
+                    gauge_alt: "",
+                    decision_html: "",
+                    reasons_md: "",
+                    waterfall_plot: plot(None),
+                    waterfall_alt: "",
+                    profile_html: "",
+                    feature_dd: gr.update(label=t(code, "feature"), choices=[], value=None),
+                    fx_dd: gr.update(label=t(code, "feature_x"), choices=[], value=None),
+                    fy_dd: gr.update(label=t(code, "feature_y"), choices=[], value=None),
+                    dist_plot: plot(None),
+                    dist_alt: "",
+                    scatter_plot: plot(None),
+                    scatter_alt: "",
+                    neighbours_html: "",
+                }
+            )
             for key, _ in WHATIF_FIELDS:
                 out[inputs[key]] = gr.update(label=t(code, key, cur=cur(code)), value=None)
             out.update(sim_cleared())
@@ -314,12 +364,20 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             feature = next((n for n in contributions if n in labels), fields[0]["name"])
             fx = numeric_top[0] if numeric_top else numeric[0][1]
             fy = numeric_top[1] if len(numeric_top) > 1 else numeric[1][1]
-            gauge_fig, gauge_text = views.gauge(code, score["probability"], score["threshold"],
-                                           score["decision"],
-                                           t(code, "gauge_title", client_id=client_id))  # fmt: skip
+            gauge_fig, gauge_text = views.gauge(
+                code,
+                score["probability"],
+                score["threshold"],
+                score["decision"],
+                t(code, "gauge_title", client_id=client_id),
+            )
             water_fig, water_text = views.waterfall(code, explanation)
-            meta = t(code, "decision_meta", version=score["model_version"],
-                     decision_id=score["decision_id"]).replace("`", "")  # fmt: skip
+            meta = t(
+                code,
+                "decision_meta",
+                version=score["model_version"],
+                decision_id=score["decision_id"],
+            ).replace("`", "")
             state = {
                 "client_id": client_id,
                 "score": score,
@@ -329,22 +387,29 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 "shown_term": views.term(values),
             }
             updates = cleared(code)  # nothing of a previous client survives
-            updates.update({
-                ctx: state,
-                client_box: gr.update(label=t(code, "client_id"), value=str(client_id)),
-                status: views.message(t(code, "loaded", client_id=client_id)),
-                gauge_plot: plot(gauge_fig), gauge_alt: gauge_text,
-                decision_html: views.decision_html(code, score["probability"], score["threshold"],
-                                              score["decision"], meta),
-                reasons_md: views.reasons(code, explanation, values, units),
-                waterfall_plot: plot(water_fig), waterfall_alt: water_text,
-                profile_html: views.profile_html(profile, code),
-                feature_dd: gr.update(label=t(code, "feature"),
-                                      choices=[(lb, n) for n, lb in labels.items()],
-                                      value=feature),
-                fx_dd: gr.update(label=t(code, "feature_x"), choices=numeric, value=fx),
-                fy_dd: gr.update(label=t(code, "feature_y"), choices=numeric, value=fy),
-            })  # fmt: skip
+            updates.update(
+                {
+                    ctx: state,
+                    client_box: gr.update(label=t(code, "client_id"), value=str(client_id)),
+                    status: views.message(t(code, "loaded", client_id=client_id)),
+                    gauge_plot: plot(gauge_fig),
+                    gauge_alt: gauge_text,
+                    decision_html: views.decision_html(
+                        code, score["probability"], score["threshold"], score["decision"], meta
+                    ),
+                    reasons_md: views.reasons(code, explanation, values, units),
+                    waterfall_plot: plot(water_fig),
+                    waterfall_alt: water_text,
+                    profile_html: views.profile_html(profile, code),
+                    feature_dd: gr.update(
+                        label=t(code, "feature"),
+                        choices=[(lb, n) for n, lb in labels.items()],
+                        value=feature,
+                    ),
+                    fx_dd: gr.update(label=t(code, "feature_x"), choices=numeric, value=fx),
+                    fy_dd: gr.update(label=t(code, "feature_y"), choices=numeric, value=fy),
+                }
+            )
             updates.update(reset_fields(state, code))
             return updates
 
@@ -381,14 +446,22 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         def _distribution(state: dict[str, Any], feature: str, code: str) -> dict[Any, Any]:
             population = client.population(feature, code)
             value = state["values"].get(feature)
-            names = {"repaid": t(code, "repaid"), "defaulted": t(code, "defaulted"),
-                     "client": t(code, "client")}  # fmt: skip
+            names = {
+                "repaid": t(code, "repaid"),
+                "defaulted": t(code, "defaulted"),
+                "client": t(code, "client"),
+            }
             label = views.tidy(population["label"])
             fig = charts.distribution(
-                population, value, names, t(code, "dist_title", label=label), t(code, "dist_y"),
-                views.axis(code, label, population["unit"]), lang=code,
+                population,
+                value,
+                names,
+                t(code, "dist_title", label=label),
+                t(code, "dist_y"),
+                views.axis(code, label, population["unit"]),
+                lang=code,
                 category_names={c: category(code, c) for c in population["categories"]},
-            )  # fmt: skip
+            )
             n = formats.number(population["n"], code)
             if views.number(value) is None and not isinstance(value, str):
                 alt = t(code, "dist_alt_missing", label=label, n=n)
@@ -411,19 +484,28 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             names = {"similar": t(code, "similar"), "client": t(code, "client")}
             x_label, y_label = labels.get(fx, fx), labels.get(fy, fy)
             k, d = group["k"], group["defaulted_count"]
-            client_point = (views.plotted(state["values"].get(fx), ux),
-                            views.plotted(state["values"].get(fy), uy))  # fmt: skip
+            client_point = (
+                views.plotted(state["values"].get(fx), ux),
+                views.plotted(state["values"].get(fy), uy),
+            )
             fig = charts.scatter(
-                points, client_point, names,
+                points,
+                client_point,
+                names,
                 t(code, "scatter_title", x=x_label, y=y_label, k=k),
-                views.axis(code, x_label, ux), views.axis(code, y_label, uy), lang=code,
-            )  # fmt: skip
+                views.axis(code, x_label, ux),
+                views.axis(code, y_label, uy),
+                lang=code,
+            )
             alt = t(code, "scatter_alt", x=x_label, y=y_label, k=k)
             if not any(x is not None and y is not None for x, y in points):
                 alt += " " + t(code, "scatter_none")
             alt += "\n\n" + t(code, "scatter_note")
-            return {scatter_plot: plot(fig), scatter_alt: alt,
-                    neighbours_html: views.neighbours_summary(code, k, d)}  # fmt: skip
+            return {
+                scatter_plot: plot(fig),
+                scatter_alt: alt,
+                neighbours_html: views.neighbours_summary(code, k, d),
+            }
 
         def part_failed(code: str, error: Exception, chart: Any, alt: Any) -> dict[Any, Any]:
             kind = error.kind if isinstance(error, GatewayError) else "error"
@@ -432,8 +514,9 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             text = t(code, "unavailable_part", message=error_text(code, kind, detail=""))
             return {chart: plot(None), alt: text}
 
-        def on_compare(state: dict[str, Any], feature: str | None, fx: str | None,
-                       fy: str | None, code: str) -> dict[Any, Any]:  # fmt: skip
+        def on_compare(
+            state: dict[str, Any], feature: str | None, fx: str | None, fy: str | None, code: str
+        ) -> dict[Any, Any]:
             # An empty dict would be read as one value for five outputs (Gradio's "Error"
             # badges on every output): nothing to change is said with gr.skip().
             out: dict[Any, Any] = {dist_alt: gr.skip()}
@@ -458,8 +541,9 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         def on_pair(state: dict[str, Any], fx: str, fy: str, code: str) -> dict[Any, Any]:
             return on_compare(state, None, fx, fy, code)
 
-        def check_fields(code: str, fields: dict[str, float | None],
-                         term: float | None) -> dict[str, str]:  # fmt: skip
+        def check_fields(
+            code: str, fields: dict[str, float | None], term: float | None
+        ) -> dict[str, str]:
             """Per what-if field, what is wrong with it (in words), by the ranges the
             gateway's own schema accepts; empty when every value can be sent."""
             limits = client.limits()
@@ -520,26 +604,44 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 return sim_cleared(views.message(error_text(code, "error"), error=True))
             real = state["score"]
             fig, alt = views.gauge(
-                code, score["probability"], score["threshold"], score["decision"],
+                code,
+                score["probability"],
+                score["threshold"],
+                score["decision"],
                 f"{t(code, 'sim_banner')}: {t(code, 'gauge_title', client_id=state['client_id'])}",
-            )  # fmt: skip
+            )
             water_fig, water_alt = views.waterfall(code, explanation)
-            change = t(code, "sim_change", new=percent(score["probability"], code),
-                       old=percent(real["probability"], code),
-                       word=t(code, f"outcome_{score['decision']}"))  # fmt: skip
+            change = t(
+                code,
+                "sim_change",
+                new=percent(score["probability"], code),
+                old=percent(real["probability"], code),
+                word=t(code, f"outcome_{score['decision']}"),
+            )
             out = sim_cleared()
-            out.update({
-                sim_status: f'<div class="sim-banner" role="status">⚠ {t(code, "sim_banner")}'
-                f"</div>",
-                sim_gauge: plot(fig), sim_gauge_alt: alt,
-                sim_decision: views.decision_html(code, score["probability"], score["threshold"],
-                                             score["decision"], t(code, "sim_banner")),
-                sim_reasons: change + "\n\n" + views.reasons(code, explanation, state["values"],
-                                                             state["units"]),
-                sim_waterfall: plot(water_fig), sim_waterfall_alt: water_alt,
-                inputs["annuity"]: fields.get("AMT_ANNUITY"), inputs["term"]: new_term,
-                ctx: {**state, "shown_term": new_term},
-            })  # fmt: skip
+            out.update(
+                {
+                    sim_status: f'<div class="sim-banner" role="status">⚠ {t(code, "sim_banner")}'
+                    f"</div>",
+                    sim_gauge: plot(fig),
+                    sim_gauge_alt: alt,
+                    sim_decision: views.decision_html(
+                        code,
+                        score["probability"],
+                        score["threshold"],
+                        score["decision"],
+                        t(code, "sim_banner"),
+                    ),
+                    sim_reasons: change
+                    + "\n\n"
+                    + views.reasons(code, explanation, state["values"], state["units"]),
+                    sim_waterfall: plot(water_fig),
+                    sim_waterfall_alt: water_alt,
+                    inputs["annuity"]: fields.get("AMT_ANNUITY"),
+                    inputs["term"]: new_term,
+                    ctx: {**state, "shown_term": new_term},
+                }
+            )
             return out
 
         def on_reset(state: dict[str, Any], code: str) -> dict[Any, Any]:
@@ -560,40 +662,61 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 if cid is None or cid in seen or item.get("simulation"):
                     continue
                 when = formats.when(datetime.fromisoformat(str(item["created_at"])), code)
-                seen[cid] = t(code, "recent_item", cid=cid, word=t(code, item["decision"]),
-                              when=when)  # fmt: skip
+                seen[cid] = t(
+                    code, "recent_item", cid=cid, word=t(code, item["decision"]), when=when
+                )
                 if len(seen) >= 20:
                     break
-            return {recent: gr.update(choices=[(label, str(cid)) for cid, label in
-                                               seen.items()], value=None)}  # fmt: skip
+            return {
+                recent: gr.update(
+                    choices=[(label, str(cid)) for cid, label in seen.items()], value=None
+                )
+            }
 
         def on_model(code: str) -> dict[Any, Any]:
             try:
                 card = client.model(code)
             except GatewayError as error:
-                return {model_md: error_text(code, error.kind), importance_plot: plot(None),
-                        importance_alt: ""}  # fmt: skip
+                return {
+                    model_md: error_text(code, error.kind),
+                    importance_plot: plot(None),
+                    importance_alt: "",
+                }
             names = METRIC_NAMES[code]
             metrics = "\n".join(
                 f"- {names[key]}: {views.metric_text(key, value, code)}"
-                for key, value in card["metrics"].items() if key in names
-            )  # fmt: skip
+                for key, value in card["metrics"].items()
+                if key in names
+            )
             title = t(code, "model_title", name=card["model_name"], version=card["model_version"])
             ratio = card["cost_false_negative"] / max(card["cost_false_positive"], 1e-9)
-            text = "\n\n".join([
-                f"## {title}",
-                t(code, "model_text", thr=percent(card["threshold"], code),
-                  fn=formats.number(ratio, code, 0 if ratio == round(ratio) else 1),
-                  n=formats.number(card["n_features"], code)),
-                f"**{t(code, 'metrics')}**", metrics,
-            ])  # fmt: skip
-            rows = [(views.tidy(i["label"]), i["mean_abs_shap"])
-                    for i in card["global_importance"] or []]  # fmt: skip
+            text = "\n\n".join(
+                [
+                    f"## {title}",
+                    t(
+                        code,
+                        "model_text",
+                        thr=percent(card["threshold"], code),
+                        fn=formats.number(ratio, code, 0 if ratio == round(ratio) else 1),
+                        n=formats.number(card["n_features"], code),
+                    ),
+                    f"**{t(code, 'metrics')}**",
+                    metrics,
+                ]
+            )
+            rows = [
+                (views.tidy(i["label"]), i["mean_abs_shap"])
+                for i in card["global_importance"] or []
+            ]
             if not rows:
-                return {model_md: text, importance_plot: plot(None),
-                        importance_alt: t(code, "importance_none")}  # fmt: skip
-            fig = charts.importance(rows, t(code, "importance_title"), t(code, "importance_x"),
-                                    code)  # fmt: skip
+                return {
+                    model_md: text,
+                    importance_plot: plot(None),
+                    importance_alt: t(code, "importance_none"),
+                }
+            fig = charts.importance(
+                rows, t(code, "importance_title"), t(code, "importance_x"), code
+            )
             return {
                 model_md: text,
                 importance_plot: plot(fig),
@@ -623,13 +746,44 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             return on_lookup(wanted, code) if wanted else {status: gr.skip()}
 
         everything = [
-            ctx, lang, status, title_md, intro_md, lang_radio, sign_out, client_box, lookup_btn,
-            recent, refresh_btn, tab_decision, tab_profile, tab_compare, tab_whatif, tab_model,
-            gauge_plot, gauge_alt, decision_html, reasons_md, waterfall_plot, waterfall_alt,
-            profile_html, feature_dd, fx_dd, fy_dd, dist_plot, dist_alt, scatter_plot,
-            scatter_alt, neighbours_html, whatif_intro, *inputs.values(), *field_errors.values(),
-            simulate_btn, reset_btn, *sim_outputs,
-        ]  # fmt: skip
+            ctx,
+            lang,
+            status,
+            title_md,
+            intro_md,
+            lang_radio,
+            sign_out,
+            client_box,
+            lookup_btn,
+            recent,
+            refresh_btn,
+            tab_decision,
+            tab_profile,
+            tab_compare,
+            tab_whatif,
+            tab_model,
+            gauge_plot,
+            gauge_alt,
+            decision_html,
+            reasons_md,
+            waterfall_plot,
+            waterfall_alt,
+            profile_html,
+            feature_dd,
+            fx_dd,
+            fy_dd,
+            dist_plot,
+            dist_alt,
+            scatter_plot,
+            scatter_alt,
+            neighbours_html,
+            whatif_intro,
+            *inputs.values(),
+            *field_errors.values(),
+            simulate_btn,
+            reset_btn,
+            *sim_outputs,
+        ]
         compare_in = [ctx, feature_dd, fx_dd, fy_dd, lang]
         compare_out = [dist_plot, dist_alt, scatter_plot, scatter_alt, neighbours_html]
         model_out = [model_md, importance_plot, importance_alt]
@@ -654,8 +808,12 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             # Plotly sizes a figure drawn in a hidden tab to nothing; a resize on showing the
             # tab makes it fill its box again.
             tab.select(None, None, None, js=RESIZE_JS)
-        demo.load(None, None, None, js=f"() => window.uiLanguage && window.uiLanguage("
-                                      f"{json.dumps(default_lang)})")  # fmt: skip
+        demo.load(
+            None,
+            None,
+            None,
+            js=f"() => window.uiLanguage && window.uiLanguage({json.dumps(default_lang)})",
+        )
         demo.load(on_model, lang, model_out).then(on_recent, lang, [status, recent]).then(
             on_open, [lang, client_box], everything, js=OPEN_JS
         ).then(on_compare, compare_in, compare_out)
@@ -674,8 +832,9 @@ def launch(
     settings: UISettings, *, prevent_thread_lock: bool = False, freeze_heap: bool = False
 ) -> gr.Blocks:
     sign_in = settings.sign_in()  # before anything starts: refuses default credentials
-    client = GatewayClient(settings.gateway_url, settings.api_key(), settings.timeout_seconds,
-                           advisor=current_advisor)  # fmt: skip
+    client = GatewayClient(
+        settings.gateway_url, settings.api_key(), settings.timeout_seconds, advisor=current_advisor
+    )
     demo = build(settings, client)
     middleware = Middleware(page.PageLanguage, default_lang=settings.default_lang)
     demo.queue(default_concurrency_limit=8)
@@ -687,12 +846,20 @@ def launch(
     if freeze_heap:  # the process's own start-up; tests leave theirs alone
         freeze_startup_objects()
     demo.launch(
-        server_name=settings.host, server_port=settings.port,
+        server_name=settings.host,
+        server_port=settings.port,
         auth=sign_in,
         auth_message=page.sign_in_message(),
         app_kwargs={"middleware": [middleware]},
         show_error=False,  # internals stay in the server log
-        theme=THEME, css=CSS, head=HEAD, ssr_mode=False, pwa=False, mcp_server=False,
-        footer_links=[], prevent_thread_lock=prevent_thread_lock, quiet=True,
-    )  # fmt: skip
+        theme=THEME,
+        css=CSS,
+        head=HEAD,
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        footer_links=[],
+        prevent_thread_lock=prevent_thread_lock,
+        quiet=True,
+    )
     return demo

@@ -41,10 +41,12 @@ def _layout(fig: go.Figure, title: str, height: int = 360, lang: str = "en") -> 
     fig.update_layout(
         separators=separators(lang),
         title={"text": wrap(title, 34), "x": 0, "xanchor": "left", "font": {"size": 16}},
-        template="plotly_white", height=height, font={"family": FONT, "size": 13,
-                                                      "color": "#1a1a1a"},
-        margin={"l": 10, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2},
-    )  # fmt: skip
+        template="plotly_white",
+        height=height,
+        font={"family": FONT, "size": 13, "color": "#1a1a1a"},
+        margin={"l": 10, "r": 20, "t": 60, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+    )
     return fig
 
 
@@ -56,19 +58,24 @@ def gauge(
     top = math.ceil(top / 5) * 5
     fig = go.Figure(
         go.Indicator(
-            mode="gauge+number", value=round(probability * 100, 1),
-            number={"suffix": percent_suffix(lang), "font": {"size": 40},
-                    "valueformat": ".1f"},
+            mode="gauge+number",
+            value=round(probability * 100, 1),
+            number={"suffix": percent_suffix(lang), "font": {"size": 40}, "valueformat": ".1f"},
             gauge={
                 "axis": {"range": [0, top], "ticksuffix": percent_suffix(lang)},
                 "bar": {"color": VERMILLION if refused else BLUE, "thickness": 0.35},
-                "steps": [{"range": [0, threshold * 100], "color": LIGHT_BLUE},
-                          {"range": [threshold * 100, top], "color": LIGHT_ORANGE}],
-                "threshold": {"line": {"color": BLACK, "width": 5}, "thickness": 0.9,
-                              "value": threshold * 100},
+                "steps": [
+                    {"range": [0, threshold * 100], "color": LIGHT_BLUE},
+                    {"range": [threshold * 100, top], "color": LIGHT_ORANGE},
+                ],
+                "threshold": {
+                    "line": {"color": BLACK, "width": 5},
+                    "thickness": 0.9,
+                    "value": threshold * 100,
+                },
             },
         )
-    )  # fmt: skip
+    )
     return _layout(fig, title, height=300, lang=lang)
 
 
@@ -88,24 +95,39 @@ def waterfall(
     names = [wrap(name, 26) for name in names]
     values = [start, *[value for _, value in rows], others, end]
     measures = ["absolute", *["relative"] * (len(rows) + 1), "total"]
-    text = [formats.percent(start / 100, lang), *[formats.points(v, lang) for _, v in rows],
-            formats.points(others, lang), formats.percent(end / 100, lang)]  # fmt: skip
+    text = [
+        formats.percent(start / 100, lang),
+        *[formats.points(v, lang) for _, v in rows],
+        formats.points(others, lang),
+        formats.percent(end / 100, lang),
+    ]
     fig = go.Figure(
         go.Waterfall(
-            orientation="h", y=names, x=values, measure=measures, text=text,
-            textposition="outside", cliponaxis=False, hoverinfo="skip",
+            orientation="h",
+            y=names,
+            x=values,
+            measure=measures,
+            text=text,
+            textposition="outside",
+            cliponaxis=False,
+            hoverinfo="skip",
             increasing={"marker": {"color": VERMILLION}},
             decreasing={"marker": {"color": BLUE}},
-            totals={"marker": {"color": "#555555"}}, connector={"line": {"color": "#888888"}},
+            totals={"marker": {"color": "#555555"}},
+            connector={"line": {"color": "#888888"}},
         )
-    )  # fmt: skip
+    )
     fig.update_yaxes(autorange="reversed", automargin=True)
     # Bars from 0 % to the highest point of the path, with room for the labels outside.
     path = [start]
     for value in [*[v for _, v in rows], others]:
         path.append(path[-1] + value)
-    fig.update_xaxes(title={"text": wrap(axis, 40), "font": {"size": 12}}, automargin=True,
-                     range=[0, 1.3 * max(path)], ticksuffix=percent_suffix(lang))  # fmt: skip
+    fig.update_xaxes(
+        title={"text": wrap(axis, 40), "font": {"size": 12}},
+        automargin=True,
+        range=[0, 1.3 * max(path)],
+        ticksuffix=percent_suffix(lang),
+    )
     lines = sum(name.count("<br>") + 1 for name in names)
     return _layout(fig, title, height=170 + 22 * lines, lang=lang)
 
@@ -147,22 +169,38 @@ def distribution(
                 marker_x = -client_value / DAYS_PER_YEAR
         x = [(a + b) / 2 for a, b in itertools.pairwise(edges)][: len(repaid)]
         width = [abs(b - a) * 0.45 for a, b in itertools.pairwise(edges)]
-    fig.add_bar(x=x, y=share_r, name=names["repaid"], marker_color=BLUE, width=width,
-                offsetgroup="r")  # fmt: skip
-    fig.add_bar(x=x, y=share_d, name=names["defaulted"], width=width, offsetgroup="d",
-                marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}})  # fmt: skip
+    fig.add_bar(
+        x=x, y=share_r, name=names["repaid"], marker_color=BLUE, width=width, offsetgroup="r"
+    )
+    fig.add_bar(
+        x=x,
+        y=share_d,
+        name=names["defaulted"],
+        width=width,
+        offsetgroup="d",
+        marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}},
+    )
     fig.update_layout(barmode="group", bargap=0.15)
     fig.update_yaxes(title=wrap(y_axis, 30), ticksuffix=percent_suffix(lang))
     fig.update_xaxes(title=wrap(x_axis, 40))
     if marker_x is not None and not (isinstance(marker_x, float) and math.isnan(marker_x)):
         if population["categories"]:
             # A category axis has no numeric position: annotate the bar group instead.
-            fig.add_annotation(x=marker_x, y=max(share_r + share_d, default=0), text="▼ "
-                               + names["client"], showarrow=False, yshift=14,
-                               font={"color": BLACK, "size": 13})  # fmt: skip
+            fig.add_annotation(
+                x=marker_x,
+                y=max(share_r + share_d, default=0),
+                text="▼ " + names["client"],
+                showarrow=False,
+                yshift=14,
+                font={"color": BLACK, "size": 13},
+            )
         else:
-            fig.add_vline(x=marker_x, line={"color": BLACK, "width": 3, "dash": "dash"},
-                          annotation_text=names["client"], annotation_position="top")  # fmt: skip
+            fig.add_vline(
+                x=marker_x,
+                line={"color": BLACK, "width": 3, "dash": "dash"},
+                annotation_text=names["client"],
+                annotation_position="top",
+            )
     return _layout(fig, title, height=380, lang=lang)
 
 
@@ -179,14 +217,25 @@ def scatter(
     fig = go.Figure()
     shown = [(x, y) for x, y in points if x is not None and y is not None]
     fig.add_scatter(
-        x=[p[0] for p in shown], y=[p[1] for p in shown], mode="markers",
+        x=[p[0] for p in shown],
+        y=[p[1] for p in shown],
+        mode="markers",
         name=names["similar"],
         marker={"color": BLUE, "symbol": "circle", "size": 10, "opacity": 0.85},
-    )  # fmt: skip
+    )
     if client[0] is not None and client[1] is not None:
-        fig.add_scatter(x=[client[0]], y=[client[1]], mode="markers", name=names["client"],
-                        marker={"color": BLACK, "symbol": "star", "size": 18,
-                                "line": {"color": "white", "width": 1}})  # fmt: skip
+        fig.add_scatter(
+            x=[client[0]],
+            y=[client[1]],
+            mode="markers",
+            name=names["client"],
+            marker={
+                "color": BLACK,
+                "symbol": "star",
+                "size": 18,
+                "line": {"color": "white", "width": 1},
+            },
+        )
     fig.update_xaxes(title=wrap(x_label, 40))
     fig.update_yaxes(title=wrap(y_label, 30))
     return _layout(fig, title, height=400, lang=lang)
@@ -198,11 +247,18 @@ def importance(
     """``rows``: (label, mean |SHAP|); drawn as each factor's share of their total."""
     total = sum(v for _, v in rows) or 1.0
     shares = [v / total for _, v in rows]
-    fig = go.Figure(go.Bar(x=[100 * v for v in shares], y=[wrap(label, 26) for label, _ in rows],
-                           orientation="h",
-                           marker_color=BLUE, hoverinfo="skip",
-                           text=[formats.percent(v, lang, 0) for v in shares],
-                           textposition="outside", cliponaxis=False))  # fmt: skip
+    fig = go.Figure(
+        go.Bar(
+            x=[100 * v for v in shares],
+            y=[wrap(label, 26) for label, _ in rows],
+            orientation="h",
+            marker_color=BLUE,
+            hoverinfo="skip",
+            text=[formats.percent(v, lang, 0) for v in shares],
+            textposition="outside",
+            cliponaxis=False,
+        )
+    )
     fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_xaxes(
         title=wrap(axis, 40),

@@ -96,9 +96,10 @@ class GatewayClient:
         self, application: dict[str, Any], lang: str, top_k: int = 10
     ) -> dict[str, Any]:
         return self._call(
-            "POST", "/v1/explanations",
+            "POST",
+            "/v1/explanations",
             json={"application": application, "lang": lang, "top_k": top_k},
-        )  # fmt: skip
+        )
 
     def model(self, lang: str) -> dict[str, Any]:
         return self._call("GET", "/v1/model", params={"lang": lang})
@@ -108,8 +109,9 @@ class GatewayClient:
 
     def neighbours(self, client_id: int, features: list[str]) -> dict[str, Any]:
         """The similar clients' default rate and their (anonymous) values of ``features``."""
-        return self._call("GET", f"/v1/clients/{client_id}/neighbours",
-                          params={"features": features})  # fmt: skip
+        return self._call(
+            "GET", f"/v1/clients/{client_id}/neighbours", params={"features": features}
+        )
 
     def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/decisions", params={"limit": limit})

@@ -38,8 +38,9 @@ def _decimals(pattern: str, digits: int) -> str:
 
 def number(value: float, lang: str, digits: int = 0) -> str:
     """A plain number with the locale's grouping and decimal mark."""
-    return str(format_decimal(value, "#,##0." + "0" * digits if digits else "#,##0",
-                              locale=locale(lang)))  # fmt: skip
+    return str(
+        format_decimal(value, "#,##0." + "0" * digits if digits else "#,##0", locale=locale(lang))
+    )
 
 
 def percent(value: float, lang: str, digits: int = 1) -> str:
@@ -59,8 +60,11 @@ def points(value: float, lang: str, digits: int = 1, sign: bool = True) -> str:
 def money(value: float, lang: str, currency: str | None = None) -> str:
     """An amount in whole units of the currency: "€202,500" / "202 500 €"."""
     pattern = _decimals(_locale(lang).currency_formats["standard"].pattern, 0)
-    return str(format_currency(value, currency or CURRENCY, pattern, locale=locale(lang),
-                               currency_digits=False))  # fmt: skip
+    return str(
+        format_currency(
+            value, currency or CURRENCY, pattern, locale=locale(lang), currency_digits=False
+        )
+    )
 
 
 def currency_symbol(lang: str, currency: str | None = None) -> str:
@@ -85,5 +89,8 @@ def plain(value: float, lang: str) -> str:
     if math.isnan(value):
         return ""
     digits = 0 if value == round(value) else 2
-    return str(format_decimal(round(value, digits), "0." + "#" * digits if digits else "0",
-                              locale=locale(lang)))  # fmt: skip
+    return str(
+        format_decimal(
+            round(value, digits), "0." + "#" * digits if digits else "0", locale=locale(lang)
+        )
+    )

@@ -23,24 +23,68 @@ INTEGER_TYPED = {"days_birth", "days_employed", "cnt_children"}
 # numeric_fields / category_fields. A what-if re-sends them all (with the client id, so the
 # stored credit history is reused): without them the simulated score would differ from the
 # real one before anything was edited. Engineered features (ratios, bureau...) are recomputed.
-OTHER_APPLICATION_COLUMNS = frozenset([
-    "NAME_TYPE_SUITE", "REGION_POPULATION_RELATIVE", "DAYS_REGISTRATION", "DAYS_ID_PUBLISH",
-    "OWN_CAR_AGE", "FLAG_MOBIL", "FLAG_EMP_PHONE", "FLAG_WORK_PHONE", "FLAG_CONT_MOBILE",
-    "FLAG_PHONE", "FLAG_EMAIL", "REGION_RATING_CLIENT", "REGION_RATING_CLIENT_W_CITY",
-    "WEEKDAY_APPR_PROCESS_START", "HOUR_APPR_PROCESS_START", "REG_REGION_NOT_LIVE_REGION",
-    "REG_REGION_NOT_WORK_REGION", "LIVE_REGION_NOT_WORK_REGION", "REG_CITY_NOT_LIVE_CITY",
-    "REG_CITY_NOT_WORK_CITY", "LIVE_CITY_NOT_WORK_CITY", "FONDKAPREMONT_MODE",
-    "HOUSETYPE_MODE", "TOTALAREA_MODE", "WALLSMATERIAL_MODE", "EMERGENCYSTATE_MODE",
-    "OBS_30_CNT_SOCIAL_CIRCLE", "DEF_30_CNT_SOCIAL_CIRCLE", "OBS_60_CNT_SOCIAL_CIRCLE",
-    "DEF_60_CNT_SOCIAL_CIRCLE", "DAYS_LAST_PHONE_CHANGE", "AMT_REQ_CREDIT_BUREAU_HOUR",
-    "AMT_REQ_CREDIT_BUREAU_DAY", "AMT_REQ_CREDIT_BUREAU_WEEK", "AMT_REQ_CREDIT_BUREAU_MON",
-    "AMT_REQ_CREDIT_BUREAU_QRT", "AMT_REQ_CREDIT_BUREAU_YEAR",
-    *[f"FLAG_DOCUMENT_{n}" for n in range(2, 22)],
-    *[f"{area}_{stat}" for stat in ("AVG", "MODE", "MEDI") for area in (
-        "APARTMENTS", "BASEMENTAREA", "YEARS_BEGINEXPLUATATION", "YEARS_BUILD", "COMMONAREA",
-        "ELEVATORS", "ENTRANCES", "FLOORSMAX", "FLOORSMIN", "LANDAREA", "LIVINGAPARTMENTS",
-        "LIVINGAREA", "NONLIVINGAPARTMENTS", "NONLIVINGAREA")],
-])  # fmt: skip
+OTHER_APPLICATION_COLUMNS = frozenset(
+    [
+        "NAME_TYPE_SUITE",
+        "REGION_POPULATION_RELATIVE",
+        "DAYS_REGISTRATION",
+        "DAYS_ID_PUBLISH",
+        "OWN_CAR_AGE",
+        "FLAG_MOBIL",
+        "FLAG_EMP_PHONE",
+        "FLAG_WORK_PHONE",
+        "FLAG_CONT_MOBILE",
+        "FLAG_PHONE",
+        "FLAG_EMAIL",
+        "REGION_RATING_CLIENT",
+        "REGION_RATING_CLIENT_W_CITY",
+        "WEEKDAY_APPR_PROCESS_START",
+        "HOUR_APPR_PROCESS_START",
+        "REG_REGION_NOT_LIVE_REGION",
+        "REG_REGION_NOT_WORK_REGION",
+        "LIVE_REGION_NOT_WORK_REGION",
+        "REG_CITY_NOT_LIVE_CITY",
+        "REG_CITY_NOT_WORK_CITY",
+        "LIVE_CITY_NOT_WORK_CITY",
+        "FONDKAPREMONT_MODE",
+        "HOUSETYPE_MODE",
+        "TOTALAREA_MODE",
+        "WALLSMATERIAL_MODE",
+        "EMERGENCYSTATE_MODE",
+        "OBS_30_CNT_SOCIAL_CIRCLE",
+        "DEF_30_CNT_SOCIAL_CIRCLE",
+        "OBS_60_CNT_SOCIAL_CIRCLE",
+        "DEF_60_CNT_SOCIAL_CIRCLE",
+        "DAYS_LAST_PHONE_CHANGE",
+        "AMT_REQ_CREDIT_BUREAU_HOUR",
+        "AMT_REQ_CREDIT_BUREAU_DAY",
+        "AMT_REQ_CREDIT_BUREAU_WEEK",
+        "AMT_REQ_CREDIT_BUREAU_MON",
+        "AMT_REQ_CREDIT_BUREAU_QRT",
+        "AMT_REQ_CREDIT_BUREAU_YEAR",
+        *[f"FLAG_DOCUMENT_{n}" for n in range(2, 22)],
+        *[
+            f"{area}_{stat}"
+            for stat in ("AVG", "MODE", "MEDI")
+            for area in (
+                "APARTMENTS",
+                "BASEMENTAREA",
+                "YEARS_BEGINEXPLUATATION",
+                "YEARS_BUILD",
+                "COMMONAREA",
+                "ELEVATORS",
+                "ENTRANCES",
+                "FLOORSMAX",
+                "FLOORSMIN",
+                "LANDAREA",
+                "LIVINGAPARTMENTS",
+                "LIVINGAREA",
+                "NONLIVINGAPARTMENTS",
+                "NONLIVINGAREA",
+            )
+        ],
+    ]
+)
 
 
 def message(text: str, error: bool = False) -> str:
@@ -101,8 +145,12 @@ def value_text(value: Any, unit: str, lang: str, shown: str = "") -> str:
     return formats.number(amount, lang, 2)
 
 
-def reasons(lang: str, explanation: dict[str, Any], values: dict[str, Any] | None = None,
-            units: dict[str, str] | None = None) -> str:  # fmt: skip
+def reasons(
+    lang: str,
+    explanation: dict[str, Any],
+    values: dict[str, Any] | None = None,
+    units: dict[str, str] | None = None,
+) -> str:
     """The principal reasons as the explainer words them (at most four each way), and what
     would change the decision, worded here from the counterfactual's figures."""
     values = values or {}
@@ -119,8 +167,12 @@ def reasons(lang: str, explanation: dict[str, Any], values: dict[str, Any] | Non
             return f"- {t(lang, 'none')}"
         return "\n".join(f"- {worded(r)}" for r in reasons[:MAX_REASONS])
 
-    parts = [f"## {t(lang, 'raising')}", items(explanation["raising"]),
-             f"## {t(lang, 'lowering')}", items(explanation["lowering"])]  # fmt: skip
+    parts = [
+        f"## {t(lang, 'raising')}",
+        items(explanation["raising"]),
+        f"## {t(lang, 'lowering')}",
+        items(explanation["lowering"]),
+    ]
     hint = counterfactual(lang, explanation, units or {})
     if hint:
         parts += [f"## {t(lang, 'counterfactual')}", hint]
@@ -135,16 +187,21 @@ def counterfactual(lang: str, explanation: dict[str, Any], units: dict[str, str]
     if not cf["found"] or not cf["changes"]:
         return t(lang, "cf_none", thr=thr)
     changes = t(lang, "cf_and").join(
-        t(lang, "cf_change", label=c["label"][:1].lower() + c["label"][1:],
-          old=value_text(c["from_value"], units.get(c["feature"], "money"), lang),
-          new=value_text(c["to_value"], units.get(c["feature"], "money"), lang))
+        t(
+            lang,
+            "cf_change",
+            label=c["label"][:1].lower() + c["label"][1:],
+            old=value_text(c["from_value"], units.get(c["feature"], "money"), lang),
+            new=value_text(c["to_value"], units.get(c["feature"], "money"), lang),
+        )
         for c in cf["changes"]
-    )  # fmt: skip
+    )
     return t(lang, "cf_found", changes=changes, p=percent(cf["new_probability"], lang), thr=thr)
 
 
-def decision_html(lang: str, probability: float, threshold: float, decision: str,
-                   meta: str = "") -> str:  # fmt: skip
+def decision_html(
+    lang: str, probability: float, threshold: float, decision: str, meta: str = ""
+) -> str:
     refused = decision == "refused"
     p, thr = percent(probability, lang), percent(threshold, lang)
     mark = "?" if decision == "review" else "✗" if refused else "✓"  # review: an underwriter
@@ -155,9 +212,16 @@ def decision_html(lang: str, probability: float, threshold: float, decision: str
     if round(gap, 1) == 0:
         line = t(lang, "decision_line_at", mark=mark, word=word, p=p, thr=thr)
     else:
-        line = t(lang, "decision_line", mark=mark, word=word, p=p, thr=thr,
-                 gap=formats.points(abs(gap), lang, sign=False),
-                 side=t(lang, "above" if gap > 0 else "below"))  # fmt: skip
+        line = t(
+            lang,
+            "decision_line",
+            mark=mark,
+            word=word,
+            p=p,
+            thr=thr,
+            gap=formats.points(abs(gap), lang, sign=False),
+            side=t(lang, "above" if gap > 0 else "below"),
+        )
     # Markdown bold -> HTML by hand: gr.HTML renders no markdown.
     body = html.escape(line)
     while "**" in body:
@@ -207,27 +271,46 @@ def probability_path(explanation: dict[str, Any]) -> tuple[float, list[float], f
 
 
 def waterfall(lang: str, explanation: dict[str, Any]) -> tuple[Any, str]:
-    labels_ = [f"{tidy(c['label'])} ({category(lang, c['display_value'])})"
-               for c in explanation["contributions"]]  # fmt: skip
+    labels_ = [
+        f"{tidy(c['label'])} ({category(lang, c['display_value'])})"
+        for c in explanation["contributions"]
+    ]
     start, steps, others, end = probability_path(explanation)
     rows = list(zip(labels_, steps, strict=True))
-    names = {"start": t(lang, "waterfall_start"), "others": t(lang, "waterfall_others"),
-             "end": t(lang, "waterfall_end")}  # fmt: skip
-    fig = charts.waterfall(rows, start, others, end, names, t(lang, "waterfall_title"),
-                           t(lang, "waterfall_x"), lang)  # fmt: skip
+    names = {
+        "start": t(lang, "waterfall_start"),
+        "others": t(lang, "waterfall_others"),
+        "end": t(lang, "waterfall_end"),
+    }
+    fig = charts.waterfall(
+        rows, start, others, end, names, t(lang, "waterfall_title"), t(lang, "waterfall_x"), lang
+    )
     up = sum(1 for _, v in rows if v > 0)
     strongest = max(rows, key=lambda r: abs(r[1]), default=("-", 0.0))
-    alt = t(lang, "waterfall_alt", up=up, down=len(rows) - up, top=strongest[0],
-            effect=formats.points(strongest[1], lang), start=formats.percent(start / 100, lang),
-            end=formats.percent(end / 100, lang))  # fmt: skip
+    alt = t(
+        lang,
+        "waterfall_alt",
+        up=up,
+        down=len(rows) - up,
+        top=strongest[0],
+        effect=formats.points(strongest[1], lang),
+        start=formats.percent(start / 100, lang),
+        end=formats.percent(end / 100, lang),
+    )
     return fig, alt
 
 
-def gauge(lang: str, probability: float, threshold: float, decision: str,
-           title: str) -> tuple[Any, str]:  # fmt: skip
+def gauge(
+    lang: str, probability: float, threshold: float, decision: str, title: str
+) -> tuple[Any, str]:
     fig = charts.gauge(probability, threshold, title, decision == "refused", lang)
-    alt = t(lang, "gauge_alt", p=percent(probability, lang), thr=percent(threshold, lang),
-            word=t(lang, f"outcome_{decision}"))  # fmt: skip
+    alt = t(
+        lang,
+        "gauge_alt",
+        p=percent(probability, lang),
+        thr=percent(threshold, lang),
+        word=t(lang, f"outcome_{decision}"),
+    )
     return fig, alt
 
 
@@ -298,5 +381,7 @@ def neighbours_summary(code: str, k: int, d: int) -> str:
         d=formats.number(d, code),
         rate=percent(d / max(k, 1), code, 0),
     )
-    return (f'<div class="profile"><h2>{t(code, "neighbours_title")}</h2>'
-            f"<p>{html.escape(summary)}</p></div>")  # fmt: skip
+    return (
+        f'<div class="profile"><h2>{t(code, "neighbours_title")}</h2>'
+        f"<p>{html.escape(summary)}</p></div>"
+    )

@@ -159,9 +159,7 @@ class MarkerStore:
         is not "incomplete", and the caller keeps the two apart."""
         self._check_kind()
         if isinstance(self._online, RedisOnlineStore):
-            raw = {
-                k.decode(): v for k, v in self._redis().hgetall(self.redis_key()).items()
-            }  # fmt: skip
+            raw = {k.decode(): v for k, v in self._redis().hgetall(self.redis_key()).items()}
         else:
             raw = self._read_sqlite()
         markers = {}

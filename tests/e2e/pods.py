@@ -48,10 +48,20 @@ GRPC_HEALTH = Path(__file__).resolve().parents[2] / "docker" / "grpc_healthcheck
 # neither set is reported, so that a new kind in the chart is not silently left out.
 RUN = {"Deployment", "Job"}
 NOT_RUN = {
-    "ConfigMap", "Secret", "Service", "ServiceAccount", "PersistentVolumeClaim",
-    "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress",
-    "ServiceMonitor", "PrometheusRule", "CronJob", "StatefulSet",
-}  # fmt: skip
+    "ConfigMap",
+    "Secret",
+    "Service",
+    "ServiceAccount",
+    "PersistentVolumeClaim",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "Ingress",
+    "ServiceMonitor",
+    "PrometheusRule",
+    "CronJob",
+    "StatefulSet",
+}
 
 
 class PodFailed(RuntimeError):
@@ -59,8 +69,7 @@ class PodFailed(RuntimeError):
 
 
 def _quantity_bytes(value: str) -> int:
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6,
-             "G": 10**9}  # fmt: skip
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
     for suffix, factor in units.items():
         if value.endswith(suffix):
             return int(float(value[: -len(suffix)]) * factor)
@@ -95,15 +104,30 @@ class PodNetwork:
 
     def __init__(self, image: str, run_id: str, hosts: list[str]) -> None:
         self.name = f"credit-e2e-{run_id}-pause"
-        args = ["docker", "run", "-d", "--name", self.name, "--network", "none",
-                "--label", f"credit-e2e={run_id}", "--entrypoint", "sleep"]  # fmt: skip
+        args = [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            "--network",
+            "none",
+            "--label",
+            f"credit-e2e={run_id}",
+            "--entrypoint",
+            "sleep",
+        ]
         for host in hosts:
             args += ["--add-host", f"{host}:{HOST}"]
         subprocess.run([*args, image, "infinity"], check=True, capture_output=True)
-        self.pid = int(subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Pid}}", self.name],
-            check=True, capture_output=True, text=True,
-        ).stdout)  # fmt: skip
+        self.pid = int(
+            subprocess.run(
+                ["docker", "inspect", "-f", "{{.State.Pid}}", self.name],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
         self._thread = ThreadPoolExecutor(1, initializer=_enter_network, initargs=(self.pid,))
 
     @property
@@ -276,10 +300,13 @@ class Cluster:
         owner = (uid, security.get("fsGroup", gid))
         assert self.network is not None, "open_network() first"
         args = [
-            "--network", self.network.docker_mode,
-            "--label", f"credit-e2e={self.run_id}",
-            "--user", f"{uid}:{gid}",
-        ]  # fmt: skip
+            "--network",
+            self.network.docker_mode,
+            "--label",
+            f"credit-e2e={self.run_id}",
+            "--user",
+            f"{uid}:{gid}",
+        ]
         if "fsGroup" in security:
             args += ["--group-add", str(security["fsGroup"])]
         csc = container.get("securityContext", {})
@@ -318,23 +345,38 @@ class Cluster:
     def _start(self, pod_name: str, pod: dict[str, Any], spec: dict[str, Any]) -> Container:
         docker_name = f"credit-e2e-{self.run_id}-{pod_name}-{spec['name']}"
         args = self.docker_args(pod_name, pod, spec)
-        subprocess.run(["docker", "run", "-d", "--name", docker_name, *args],
-                       check=True, capture_output=True, text=True)  # fmt: skip
+        subprocess.run(
+            ["docker", "run", "-d", "--name", docker_name, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         container = Container(spec["name"], docker_name, spec, time.monotonic())
         self.containers.append(container)
         return container
 
     def logs(self, container: Container, lines: int = 60) -> str:
-        out = subprocess.run(["docker", "logs", "--tail", str(lines), container.docker_name],
-                             capture_output=True, text=True, check=False)  # fmt: skip
+        out = subprocess.run(
+            ["docker", "logs", "--tail", str(lines), container.docker_name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return out.stdout + out.stderr
 
     def _exit_code(self, container: Container) -> int | None:
         out = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}",
-             container.docker_name],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                "docker",
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.State.ExitCode}}",
+                container.docker_name,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         running, code = out.stdout.split()
         return None if running == "true" else int(code)
 
@@ -368,8 +410,12 @@ class Cluster:
         if "grpc" in probe:  # grpc.health.v1 Check, in a process inside the pod network
             port = container.port(probe["grpc"]["port"])
             check = self.network.command(sys.executable, str(GRPC_HEALTH), str(port))
-            return subprocess.run(check, capture_output=True, check=False,
-                                   timeout=timeout + 10).returncode == 0  # fmt: skip
+            return (
+                subprocess.run(
+                    check, capture_output=True, check=False, timeout=timeout + 10
+                ).returncode
+                == 0
+            )
         if "httpGet" in probe:
             get = probe["httpGet"]
             url = f"http://{HOST}:{container.port(get['port'])}{get.get('path', '/')}"
@@ -399,8 +445,9 @@ class Cluster:
             if liveness and not self.probe(container, liveness):
                 failing_since = failing_since or time.monotonic()
                 if time.monotonic() - failing_since > _budget(liveness):
-                    raise PodFailed(f"{container.name}: livenessProbe failed:\n"
-                                    f"{self.logs(container)}")  # fmt: skip
+                    raise PodFailed(
+                        f"{container.name}: livenessProbe failed:\n{self.logs(container)}"
+                    )
             else:
                 failing_since = None
             time.sleep(0.25)
@@ -417,8 +464,10 @@ class Cluster:
             self.network.close()
         ids = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=credit-e2e={self.run_id}"],
-            capture_output=True, text=True, check=False,
-        ).stdout.split()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
 
@@ -482,5 +531,9 @@ def helm_template(helm: str, chart: Path, values: list[Path], sets: dict[str, st
 def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
     """A Secret as a secret manager would create it (production values name an existing
     one)."""
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "stringData": dict(data)}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": dict(data),
+    }

@@ -58,8 +58,9 @@ def _require_environment() -> None:
         missing_service("no Docker engine (make e2e starts one)", module_level=True)
     for image in IMAGES:
         ref = f"credit-scoring/{image}:{TAG}"
-        if subprocess.run(["docker", "image", "inspect", ref], capture_output=True,
-                          check=False).returncode:  # fmt: skip
+        if subprocess.run(
+            ["docker", "image", "inspect", ref], capture_output=True, check=False
+        ).returncode:
             missing_service(f"image {ref} not built (run make images)", module_level=True)
     if not HELM.is_file():
         missing_service("helm not installed (make ops-tools)", module_level=True)
@@ -67,8 +68,9 @@ def _require_environment() -> None:
         if shutil.which(tool) is None:
             missing_service(f"{tool} not installed (make e2e installs it)", module_level=True)
     if not (PG_BIN / "initdb").is_file():
-        missing_service("PostgreSQL server binaries missing (make e2e installs them)",
-                        module_level=True)  # fmt: skip
+        missing_service(
+            "PostgreSQL server binaries missing (make e2e installs them)", module_level=True
+        )
 
 
 _require_environment()
@@ -78,10 +80,22 @@ def start_redis(network: PodNetwork, folder: Path) -> subprocess.Popen[bytes]:
     """The online store: a Redis server in the pod network (the chart's in-cluster Redis
     StatefulSet runs an image from a registry, which cannot be pulled here)."""
     return subprocess.Popen(
-        network.command("redis-server", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
-                        "--appendonly", "no", "--dir", str(folder)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        network.command(
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def start_postgres(network: PodNetwork, folder: Path) -> subprocess.Popen[bytes]:
@@ -90,16 +104,34 @@ def start_postgres(network: PodNetwork, folder: Path) -> subprocess.Popen[bytes]
     folder.mkdir(parents=True)
     shutil.chown(folder, "postgres", "postgres")
     subprocess.run(
-        network.command(str(PG_BIN / "initdb"), "-D", str(folder / "data"), "--auth=trust",
-                        "-U", "postgres", user="postgres"),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        network.command(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(folder / "data"),
+            "--auth=trust",
+            "-U",
+            "postgres",
+            user="postgres",
+        ),
+        check=True,
+        capture_output=True,
+    )
     return subprocess.Popen(
-        network.command(str(PG_BIN / "postgres"), "-D", str(folder / "data"), "-p", "5432",
-                        "-k", str(folder), "-c", "listen_addresses=127.0.0.1",
-                        user="postgres"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        network.command(
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(folder / "data"),
+            "-p",
+            "5432",
+            "-k",
+            str(folder),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            user="postgres",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def create_database(name: str) -> None:
@@ -148,25 +180,40 @@ def cluster(
     from services.ui.accounts import hash_password
 
     # Outside development mode the dashboard takes hashed passwords only.
-    secrets = {"apiKeysJson": keys["file"], "uiApiKey": keys["ui"],
-               "uiUsers": f"{ADVISOR}:{hash_password(ADVISOR_PASSWORD)}"}  # fmt: skip
+    secrets = {
+        "apiKeysJson": keys["file"],
+        "uiApiKey": keys["ui"],
+        "uiUsers": f"{ADVISOR}:{hash_password(ADVISOR_PASSWORD)}",
+    }
     values = tmp_path_factory.mktemp("values") / "secrets.yaml"
     values.write_text(yaml.safe_dump({"secrets": secrets}))
     objects = helm_template(
-        str(HELM), CHART, [*PROFILES[profile], values],
-        {"image.tag": TAG, "redis.externalUrl": "redis://redis:6379/0",
-         "mlflow.image": f"credit-scoring/jobs:{TAG}"},
-    )  # fmt: skip
+        str(HELM),
+        CHART,
+        [*PROFILES[profile], values],
+        {
+            "image.tag": TAG,
+            "redis.externalUrl": "redis://redis:6379/0",
+            "mlflow.image": f"credit-scoring/jobs:{TAG}",
+        },
+    )
     if not any(o["kind"] == "Secret" for o in objects):
         gateway_volumes = next(
             o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "gateway"
         )["spec"]["template"]["spec"]["volumes"]
         name = next(v["secret"]["secretName"] for v in gateway_volumes if "secret" in v)
         # The chart names a Secret its secret manager creates: created here.
-        objects.append(secret(name, {
-            "GATEWAY_DATABASE_URL": DATABASE_URL, "api-keys.json": keys["file"],
-            "ui-api-key": keys["ui"], "ui-users": secrets["uiUsers"],
-        }))  # fmt: skip
+        objects.append(
+            secret(
+                name,
+                {
+                    "GATEWAY_DATABASE_URL": DATABASE_URL,
+                    "api-keys.json": keys["file"],
+                    "ui-api-key": keys["ui"],
+                    "ui-users": secrets["uiUsers"],
+                },
+            )
+        )
     assert not Cluster(objects, Path()).unknown_kinds(), "a kind this runner does not know"
     # Redis is reached by its in-cluster Service name, standing in for the StatefulSet.
     objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "redis"}})
@@ -187,8 +234,10 @@ def cluster(
             "training": cluster.run_job("training"),
             "materialize": cluster.run_job("materialize"),
         }
-        services = {name: cluster.start_deployment(name)
-                    for name in ("scoring", "explainer", "gateway", "ui")}  # fmt: skip
+        services = {
+            name: cluster.start_deployment(name)
+            for name in ("scoring", "explainer", "gateway", "ui")
+        }
         # Probed side by side, as the kubelet does: each figure is that container's own.
         with ThreadPoolExecutor(len(services)) as pool:
             seconds = pool.map(cluster.wait_ready, services.values())
@@ -212,17 +261,23 @@ def gateway(cluster: Cluster, path: str, key: str, **kwargs: Any) -> httpx.Respo
     assert cluster.network is not None
     method = "POST" if "json" in kwargs else "GET"
     return cluster.network.run(
-        httpx.request, method, f"http://127.0.0.1:8000{path}", headers={"X-API-Key": key},
-        timeout=30, **kwargs,
-    )  # fmt: skip
+        httpx.request,
+        method,
+        f"http://127.0.0.1:8000{path}",
+        headers={"X-API-Key": key},
+        timeout=30,
+        **kwargs,
+    )
 
 
 def a_client_id(cluster: Cluster) -> int:
     """A client of the synthetic set the training Job generated (on the data volume)."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(cluster.root / "volumes" / "credit-data" / "data" / "tables" /
-                          "application_train.parquet", columns=["SK_ID_CURR"])  # fmt: skip
+    table = pq.read_table(
+        cluster.root / "volumes" / "credit-data" / "data" / "tables" / "application_train.parquet",
+        columns=["SK_ID_CURR"],
+    )
     return int(table.column(0)[0].as_py())
 
 
@@ -266,8 +321,11 @@ def test_a_decision_goes_through_the_gateway_container_into_the_decision_log(
 
     assert cluster.network is not None
     row = cluster.network.run(stored_row)
-    assert (row.client_id, row.decision, row.key_id) == (client_id, decision["decision"],
-                                                          "partner-e2e")  # fmt: skip
+    assert (row.client_id, row.decision, row.key_id) == (
+        client_id,
+        decision["decision"],
+        "partner-e2e",
+    )
     # No key, no answer: the Secret's key file is what the container checks.
     assert gateway(cluster, "/v1/scores", "wrong", json={"client_id": client_id}).status_code == 401
 
@@ -280,13 +338,21 @@ def test_the_image_healthcheck_passes_in_the_running_container(
     the ready container."""
     container = next(c for c in cluster.containers if c.name == service)
     image = container.spec["image"]
-    check = json.loads(subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{json .Config.Healthcheck.Test}}", image],
-        capture_output=True, text=True, check=True,
-    ).stdout)  # fmt: skip
+    check = json.loads(
+        subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{json .Config.Healthcheck.Test}}", image],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert check[0] == "CMD", check
-    result = subprocess.run(["docker", "exec", container.docker_name, *check[1:]],
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["docker", "exec", container.docker_name, *check[1:]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -315,8 +381,9 @@ def test_the_dashboard_container_serves_advisors_through_the_gateway(
     # Chromium in the pod network, as an advisor's browser behind the Ingress would reach it.
     assert cluster.network is not None
     chromium = tmp_path / "chromium"
-    chromium.write_text("#!/bin/sh\nexec " + " ".join(cluster.network.command(str(CHROMIUM)))
-                        + ' "$@"\n')  # fmt: skip
+    chromium.write_text(
+        "#!/bin/sh\nexec " + " ".join(cluster.network.command(str(CHROMIUM))) + ' "$@"\n'
+    )
     chromium.chmod(0o755)
     client_id = a_client_id(cluster)
     with sync_playwright() as p:
@@ -337,10 +404,15 @@ def test_the_dashboard_container_serves_advisors_through_the_gateway(
     # The look-up reached the gateway container under the dashboard's own key.
     logs = subprocess.run(
         ["docker", "logs", next(c.docker_name for c in cluster.containers if c.name == "gateway")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    lines = [json.loads(line) for line in (logs.stdout + logs.stderr).splitlines()
-             if line.startswith("{")]  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [
+        json.loads(line)
+        for line in (logs.stdout + logs.stderr).splitlines()
+        if line.startswith("{")
+    ]
     from_ui = {(r.get("route"), r.get("status")) for r in lines if r.get("key_id") == "ui"}
     assert ("/v1/clients/{client_id}", 200) in from_ui, from_ui
 
@@ -356,9 +428,10 @@ def test_prometheus_scrapes_every_service_with_the_repository_config(
     config["scrape_configs"] = [pods]
     config["global"]["scrape_interval"] = "2s"
     monitored = [
-        d["metadata"]["name"] for d in cluster.of_kind("Deployment")
+        d["metadata"]["name"]
+        for d in cluster.of_kind("Deployment")
         if d["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape")
-    ]  # fmt: skip
+    ]
     assert set(monitored) == {"scoring", "explainer", "gateway"}
     (tmp_path / "pods.json").write_text(json.dumps(cluster.scrape_targets(monitored)))
     shutil.copytree(REPO / "monitoring" / "rules", tmp_path / "rules")
@@ -366,11 +439,14 @@ def test_prometheus_scrapes_every_service_with_the_repository_config(
     assert cluster.network is not None
     prometheus = subprocess.Popen(
         cluster.network.command(
-            "prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}", "--web.listen-address=127.0.0.1:9090",
+            "prometheus",
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            "--web.listen-address=127.0.0.1:9090",
         ),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def up_by_job() -> dict[str, str]:
         try:

@@ -237,10 +237,11 @@ def _write_redis_pipelined(
             for row in range(start, min(start + CHUNK_ROWS, len(ids))):
                 key = _redis_key(
                     config.project,
-                    EntityKeyProto(join_keys=[JOIN_KEY],
-                                   entity_values=[ValueProto(int64_val=ids[row])]),
+                    EntityKeyProto(
+                        join_keys=[JOIN_KEY], entity_values=[ValueProto(int64_val=ids[row])]
+                    ),
                     entity_key_serialization_version=config.entity_key_serialization_version,
-                )  # fmt: skip
+                )
                 pipe.hset(key, mapping={f: values[row] for f, values in fields.items()})
                 if ttl:
                     pipe.expire(name=key, time=ttl)
@@ -301,9 +302,13 @@ def materialize(
     # Only once every client is in: a run that dies before this leaves the previous marker
     # (each client is written whole, from one run) or, on an empty store, none.
     marker = complete_run(
-        store, run_id=run_id, frame=frame, views=views,
-        event_time=frame["event_timestamp"][0], started=run_started,
-    )  # fmt: skip
+        store,
+        run_id=run_id,
+        frame=frame,
+        views=views,
+        event_time=frame["event_timestamp"][0],
+        started=run_started,
+    )
     done = time.perf_counter()
     write_seconds = done - applied
     result = {
