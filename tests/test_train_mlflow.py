@@ -43,7 +43,9 @@ def write_features(folder: Path, *, seed: int, informative: bool) -> Path:
     n = N_TRAIN + N_TEST
     x1, x2, x3 = rng.normal(size=(3, n))
     region = rng.choice(["north", "south", "east"], n)
-    logit = -2.6 + 1.4 * x1 - 1.0 * x2 + np.where(region == "south", 0.8, 0.0)
+    # A higher external score lowers the risk, as in the real data: the model's monotone
+    # constraint (credit logic) would otherwise forbid it from using that signal.
+    logit = -2.6 - 1.4 * x1 - 1.0 * x2 + np.where(region == "south", 0.8, 0.0)
     target = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(float)
     if not informative:
         target = rng.permutation(target)
