@@ -66,9 +66,9 @@ EMPTY = 300_000  # a client with no value at all (see tricky_features)
 SYNTHETIC = 200
 
 
-def _synthetic(features: pl.DataFrame, schema: dict, rows: int) -> pl.DataFrame:
+def random_clients(features: pl.DataFrame, schema: dict, rows: int, seed: int = 7) -> pl.DataFrame:
     """``rows`` extra clients with random values, ~20 % missing, in the pipeline's dtypes."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     columns: dict[str, pl.Series] = {
         "SK_ID_CURR": pl.Series(np.arange(200_000, 200_000 + rows), dtype=pl.Int64),
         "TARGET": pl.Series(rng.integers(0, 2, rows).astype(float)),
@@ -96,7 +96,7 @@ def features_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     convert(write_minimal_tables(root / "source"), tables, progress=False)
     out = build_features(tables, root / "features", progress=False)
     schema = load_feature_schema(root / "features")
-    _synthetic(pl.read_parquet(out), schema, SYNTHETIC).write_parquet(out)
+    random_clients(pl.read_parquet(out), schema, SYNTHETIC).write_parquet(out)
     (root / "tables_dir").write_text(str(tables))
     return root / "features"
 

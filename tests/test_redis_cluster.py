@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 import redis
@@ -26,6 +25,7 @@ from serving_core.feature_store.reader import OnlineFeatureReader, register_mode
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
 from tests.conftest import write_minimal_tables
 from tests.redis_servers import redis_cluster, redis_server, require_redis
+from tests.test_feature_store import random_clients
 from training.feature_store import materialize as materialize_module
 from training.feature_store.materialize import materialize
 from training.feature_store.redis_cluster import rows_by_master
@@ -40,34 +40,13 @@ CLIENTS = 3_000
 ALL = "all"
 
 
-def _random_clients(features: pl.DataFrame, schema: dict, rows: int) -> pl.DataFrame:
-    """``rows`` more clients with random values, ~20 % missing, in the pipeline's dtypes."""
-    rng = np.random.default_rng(11)
-    columns: dict[str, pl.Series] = {
-        "SK_ID_CURR": pl.Series(np.arange(200_000, 200_000 + rows), dtype=pl.Int64),
-        "TARGET": pl.Series(rng.integers(0, 2, rows).astype(float)),
-        "split": pl.Series(["train"] * rows),
-    }
-    for spec in schema["features"]:
-        missing = rng.random(rows) < 0.2
-        if spec["dtype"] == "category":
-            values = rng.choice(spec["categories"] or ["x"], rows).tolist()
-        else:
-            values = (rng.normal(size=rows) * 10.0 ** rng.integers(-3, 6, rows)).tolist()
-        columns[spec["name"]] = pl.Series(
-            [None if m else v for v, m in zip(values, missing, strict=True)],
-            dtype=features.schema[spec["name"]],
-        )
-    return pl.concat([features, pl.DataFrame(columns)])
-
-
 @pytest.fixture(scope="module")
 def features_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cluster_features")
     convert(write_minimal_tables(root / "source"), root / "tables", progress=False)
     out = build_features(root / "tables", root / "features", progress=False)
     schema = load_feature_schema(root / "features")
-    _random_clients(pl.read_parquet(out), schema, CLIENTS).write_parquet(out)
+    random_clients(pl.read_parquet(out), schema, CLIENTS, seed=11).write_parquet(out)
     return root / "features"
 
 
