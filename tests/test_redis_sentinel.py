@@ -23,7 +23,7 @@ from serving_core.feature_store.reader import OnlineFeatureReader, register_mode
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
 from tests.conftest import write_minimal_tables
 from tests.redis_servers import require_redis, sentinel_group
-from tests.test_redis_cluster import _random_clients
+from tests.test_feature_store import random_clients
 from training.feature_store.materialize import materialize
 from training.features.pipeline import FEATURES_FILE, build_features, load_feature_schema
 from training.loader import convert
@@ -42,7 +42,7 @@ def features_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     convert(write_minimal_tables(root / "source"), root / "tables", progress=False)
     out = build_features(root / "tables", root / "features", progress=False)
     schema = load_feature_schema(root / "features")
-    _random_clients(pl.read_parquet(out), schema, 300).write_parquet(out)
+    random_clients(pl.read_parquet(out), schema, 300, seed=11).write_parquet(out)
     return root / "features"
 
 
