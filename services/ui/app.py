@@ -32,6 +32,9 @@ WHATIF_FIELDS = [
     ("term", "TERM"),
     ("children", "CNT_CHILDREN"),
 ]
+# Sliders for the client's principal factors (views.PRINCIPAL_FACTORS considered): one slot
+# each, hidden until a client's factors fill them.
+FACTOR_SLOTS = views.PRINCIPAL_FACTORS
 REQUIRED = {"AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY"}  # the others keep the client's
 MONEY = {"AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY", "AMT_GOODS_PRICE"}
 
@@ -247,6 +250,21 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                                 elem_id=f"whatif-{key}",
                             )
                             field_errors[key] = gr.HTML(elem_id=f"whatif-{key}-error")
+                factors_md = gr.Markdown(elem_id="factors-intro")
+                factor_sliders: list[gr.Slider] = []
+                with gr.Row():
+                    for index in range(FACTOR_SLOTS):
+                        factor_sliders.append(
+                            gr.Slider(
+                                # No reset button: it would go back to the slot's first
+                                # value, not this client's ("Reset" below does that).
+                                visible=False,
+                                elem_id=f"factor-{index}",
+                                min_width=240,
+                                buttons=[],
+                            )
+                        )
+                factors_fixed = gr.Markdown(elem_id="factors-fixed")
                 with gr.Row():
                     simulate_btn = gr.Button(
                         t(default_lang, "simulate"), variant="primary", elem_id="simulate"
@@ -347,6 +365,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             )
             for key, _ in WHATIF_FIELDS:
                 out[inputs[key]] = gr.update(label=t(code, key, cur=cur(code)), value=None)
+            out.update({factors_md: "", factors_fixed: ""})
+            out.update({slider: gr.update(visible=False) for slider in factor_sliders})
             out.update(sim_cleared())
             return out
 
@@ -378,6 +398,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 version=score["model_version"],
                 decision_id=score["decision_id"],
             ).replace("`", "")
+            factors, factors_text = principal_factors(explanation, values, units, code)
             state = {
                 "client_id": client_id,
                 "score": score,
@@ -385,6 +406,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                 "labels": labels,
                 "units": units,
                 "shown_term": views.term(values),
+                "factors": factors,
             }
             updates = cleared(code)  # nothing of a previous client survives
             updates.update(
@@ -408,14 +430,71 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                     ),
                     fx_dd: gr.update(label=t(code, "feature_x"), choices=numeric, value=fx),
                     fy_dd: gr.update(label=t(code, "feature_y"), choices=numeric, value=fy),
+                    factors_md: f"## {t(code, 'factors_title')}\n\n"
+                    + (
+                        t(code, "factors_intro", share=percent(0.98, code, 0))
+                        if factors
+                        else t(code, "factors_intro_none")
+                    ),
+                    factors_fixed: factors_text,
                 }
             )
             updates.update(reset_fields(state, code))
+            for slot, factor in zip(factor_sliders, factors, strict=False):
+                updates[slot] = gr.update(
+                    visible=True,
+                    label=views.slider_label(code, factor),
+                    minimum=factor["minimum"],
+                    maximum=factor["maximum"],
+                    step=factor["step"],
+                    value=factor["value"],
+                )
             return updates
+
+        def principal_factors(
+            explanation: dict[str, Any], values: dict[str, Any], units: dict[str, str], code: str
+        ) -> tuple[list[dict[str, Any]], str]:
+            """Sliders for the client's principal factors that are application columns the
+            API accepts (bounded to the population's realistic range), and one line naming
+            the others: what the what-if cannot move (history aggregates, engineered
+            features, categories) and what the application fields above already do."""
+            limits = client.limits()
+            in_fields = {column for _, column in WHATIF_FIELDS}
+            sliders: list[dict[str, Any]] = []
+            fixed: list[str] = []
+            above: list[str] = []
+            for item in explanation["contributions"][: views.PRINCIPAL_FACTORS]:
+                name, label = item["feature"], views.tidy(item["label"])
+                if name in in_fields:
+                    above.append(label)
+                    continue
+                bounds = views.editable_bounds(name, values.get(name), limits)
+                slider = None
+                if bounds is not None:
+                    try:
+                        quantiles = client.population(name, code).get("quantiles", {})
+                    except GatewayError as error:  # the slider only: the rest still shows
+                        log.warning("no population range for %s: %s", name, error.kind)
+                        quantiles = {}
+                    slider = views.factor_slider(
+                        name, label, units.get(name, ""), float(values[name]), quantiles, bounds
+                    )
+                if slider is None:
+                    fixed.append(label)
+                else:
+                    sliders.append(slider)
+            lines = []
+            if above:
+                lines.append(t(code, "factors_above", names=", ".join(above)))
+            if fixed:
+                lines.append(t(code, "factors_fixed", names=", ".join(fixed)))
+            return sliders, "\n\n".join(lines)
 
         def reset_fields(state: dict[str, Any], code: str) -> dict[Any, Any]:
             values = state.get("values", {})
             out: dict[Any, Any] = {}
+            for slot, factor in zip(factor_sliders, state.get("factors", []), strict=False):
+                out[slot] = gr.update(value=factor["value"])
             for key, column in WHATIF_FIELDS:
                 value = views.term(values) if column == "TERM" else views.number(values.get(column))
                 if value is not None and column != "TERM":
@@ -570,7 +649,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         def on_simulate(state: dict[str, Any], code: str, *edited: float | None) -> dict:
             if not state.get("client_id"):
                 return sim_cleared(views.message(t(code, "sim_none"), error=True))
-            fields = dict(zip([column for _, column in WHATIF_FIELDS], edited, strict=True))
+            typed, moved = edited[: len(WHATIF_FIELDS)], edited[len(WHATIF_FIELDS) :]
+            fields = dict(zip([column for _, column in WHATIF_FIELDS], typed, strict=True))
             term = fields.pop("TERM")
             # The term is credit / annuity: when the advisor changed the term shown last, it
             # sets the annuity; otherwise it follows the credit and annuity entered.
@@ -589,7 +669,11 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                     out[field_errors[key]] = views.field_error(text)
                 return out
             new_term = views.term(fields)
-            application = views.whatif_application(state["values"], state["client_id"], fields)
+            factors = views.factor_edits(state.get("factors", []), list(moved))
+            log.info("what-if simulated: factors moved %s", sorted(factors))
+            application = views.whatif_application(
+                state["values"], state["client_id"], {**fields, **factors}
+            )
             try:
                 score = client.simulate(application)
                 explanation = client.explain_application(application, code)
@@ -780,6 +864,9 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             whatif_intro,
             *inputs.values(),
             *field_errors.values(),
+            factors_md,
+            *factor_sliders,
+            factors_fixed,
             simulate_btn,
             reset_btn,
             *sim_outputs,
@@ -799,7 +886,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         feature_dd.input(on_feature, [ctx, feature_dd, lang], compare_out)
         for dropdown in (fx_dd, fy_dd):
             dropdown.input(on_pair, [ctx, fx_dd, fy_dd, lang], compare_out)
-        simulate_btn.click(on_simulate, [ctx, lang, *inputs.values()], everything)
+        simulate_btn.click(on_simulate, [ctx, lang, *inputs.values(), *factor_sliders], everything)
         reset_btn.click(on_reset, [ctx, lang], everything)
         lang_radio.input(on_language, [lang_radio, ctx], everything, js=LANGUAGE_JS).then(
             on_compare, compare_in, compare_out

@@ -127,7 +127,10 @@ class GatewayClient:
             except (GatewayError, KeyError, TypeError):
                 return {}
             self._limits = {}
-            for name, spec in fields.items():
+            # The typed fields by wire name (lower case), then the other numeric application
+            # columns the ``numeric_fields`` map accepts, by Kaggle column (upper case).
+            extra = fields.get("numeric_fields", {}).get("properties", {})
+            for name, spec in [*fields.items(), *extra.items()]:
                 options = spec.get("anyOf", [spec])  # optional fields: [number, null]
                 low = next((o["minimum"] for o in options if "minimum" in o), None)
                 high = next((o["maximum"] for o in options if "maximum" in o), None)

@@ -132,6 +132,37 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "limits brings the probability of default under the threshold of {thr}.",
         "recent_item": "{cid} · {word} · {when}",
         "chart_name": "Chart: {title}",
+        "factors_title": "The client's principal factors",
+        "factors_intro": "Move a slider to try another value of one of the factors that weigh "
+        "most on this client's score, then simulate. Each slider spans the values of {share} of "
+        "the clients the model learnt from (1st to 99th percentile), and this client's own.",
+        "factors_intro_none": "None of the factors that weigh most on this client's score can "
+        "be moved here.",
+        "factors_above": "Change these in the application fields above: {names}.",
+        "factors_fixed": "Not editable here (credit history, computed from other information, "
+        "a category or not known): {names}.",
+        "scores_title": "Probability of default of all clients, by outcome",
+        "scores_x": "Probability of default",
+        "scores_y": "Number of clients",
+        "scores_threshold": "Threshold {thr}",
+        "scores_client": "This client {p}",
+        "scores_position": "{share} of clients in the reference population have a lower "
+        "probability of default than this client ({p}).",
+        "scores_alt": "Stacked bar chart of the probability of default of the {n} clients of "
+        "the reference population, repaid (blue) and defaulted (orange, hatched); a solid "
+        "black line marks the threshold of {thr}, a dashed line this client's {p}.",
+        "dir_raises": "higher value: more risk",
+        "dir_lowers": "higher value: less risk",
+        "dir_mixed": "mixed effect",
+        "dir_legend_raises": "A higher value raises the risk",
+        "dir_legend_lowers": "A higher value lowers the risk",
+        "dir_legend_mixed": "Mixed: depends on the value",
+        "importance_dir_alt": "{legend}: {names}.",
+        "suggest_label": "Matching client numbers",
+        "suggest_count_one": "{n} matching client number; use the up and down arrow keys, "
+        "then Enter.",
+        "suggest_count_other": "{n} matching client numbers; use the up and down arrow keys, "
+        "then Enter.",
     },
     "fr": {
         "title": "# Tableau de bord du conseiller crédit",
@@ -262,6 +293,38 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "{thr}.",
         "recent_item": "{cid} · {word} · {when}",
         "chart_name": "Graphique : {title}",
+        "factors_title": "Principaux facteurs du client",
+        "factors_intro": "Déplacez un curseur pour essayer une autre valeur d'un des facteurs "
+        "qui pèsent le plus sur le score de ce client, puis simulez. Chaque curseur couvre les "
+        "valeurs de {share} des clients d'apprentissage du modèle (du 1er au 99e centile) et "
+        "celle de ce client.",
+        "factors_intro_none": "Aucun des facteurs qui pèsent le plus sur le score de ce client "
+        "ne peut être modifié ici.",
+        "factors_above": "À modifier dans les champs de la demande ci-dessus : {names}.",
+        "factors_fixed": "Non modifiables ici (historique de crédit, calcul à partir d'autres "
+        "informations, catégorie ou valeur inconnue) : {names}.",
+        "scores_title": "Probabilité de défaut de tous les clients, selon l'issue",
+        "scores_x": "Probabilité de défaut",
+        "scores_y": "Nombre de clients",
+        "scores_threshold": "Seuil {thr}",
+        "scores_client": "Ce client {p}",
+        "scores_position": "{share} des clients de la population de référence ont une "
+        "probabilité de défaut plus faible que ce client ({p}).",
+        "scores_alt": "Histogramme empilé de la probabilité de défaut des {n} clients de la "
+        "population de référence, remboursés (bleu) et en défaut (orange, hachuré) ; un trait "
+        "noir plein marque le seuil de {thr}, un trait pointillé les {p} de ce client.",
+        "dir_raises": "valeur plus élevée : plus de risque",
+        "dir_lowers": "valeur plus élevée : moins de risque",
+        "dir_mixed": "effet variable",
+        "dir_legend_raises": "Une valeur plus élevée augmente le risque",
+        "dir_legend_lowers": "Une valeur plus élevée diminue le risque",
+        "dir_legend_mixed": "Effet variable selon la valeur",
+        "importance_dir_alt": "{legend} : {names}.",
+        "suggest_label": "Numéros de client correspondants",
+        "suggest_count_one": "{n} numéro de client correspondant ; flèches haut et bas, puis "
+        "Entrée.",
+        "suggest_count_other": "{n} numéros de client correspondants ; flèches haut et bas, "
+        "puis Entrée.",
     },
 }
 

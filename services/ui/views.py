@@ -344,7 +344,7 @@ def whatif_application(values: dict[str, Any], client_id: int, edits: dict[str, 
         if name in TYPED:
             field = TYPED[name]
             application[field] = round(value) if field in INTEGER_TYPED else value
-        elif name in OTHER_APPLICATION_COLUMNS:
+        elif name in OTHER_APPLICATION_COLUMNS or name in edits:  # edits: a factor moved
             if isinstance(value, str):
                 categorical[name] = value
             else:
@@ -385,3 +385,106 @@ def neighbours_summary(code: str, k: int, d: int) -> str:
         f'<div class="profile"><h2>{t(code, "neighbours_title")}</h2>'
         f"<p>{html.escape(summary)}</p></div>"
     )
+
+
+# ---- what-if on the client's principal factors --------------------------------------------
+PRINCIPAL_FACTORS = 6  # the strongest contributions considered (the waterfall shows 10)
+# The realistic range of a factor: the population's 1st to 99th percentile (as served by
+# /v1/population/features/{name}), the same span the comparison histograms cover.
+RANGE_QUANTILES = ("0.01", "0.99")
+
+
+def editable_bounds(
+    column: str, value: Any, limits: dict[str, tuple[float | None, float | None]]
+) -> tuple[float, float] | None:
+    """What the API accepts for ``column`` when the what-if may change it: a typed numeric
+    field, or another numeric application column of ``numeric_fields``; None for the rest
+    (history aggregates, engineered features, categories), and for a value that is not a
+    number (a category, or not known: there is nothing to move from)."""
+    if number(value) is None:
+        return None
+    low, high = limits.get(TYPED.get(column, column), (None, None))
+    if low is None or high is None:
+        return None
+    return float(low), float(high)
+
+
+def nice_step(span: float) -> float:
+    """About a hundredth of ``span``, rounded to 1, 2 or 5 times a power of ten."""
+    if span <= 0:
+        return 1.0
+    raw = span / 100
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def shown(value: float, unit: str) -> float:
+    """A factor's value as its slider shows it: days before the application as years."""
+    return -value / charts.DAYS_PER_YEAR if unit == "days" else value
+
+
+def sent(value: float, unit: str) -> float:
+    """A slider's value back in the column's own unit (the inverse of ``shown``)."""
+    return -value * charts.DAYS_PER_YEAR if unit == "days" else value
+
+
+def factor_slider(
+    column: str,
+    label: str,
+    unit: str,
+    value: float,
+    quantiles: dict[str, float],
+    bounds: tuple[float, float],
+) -> dict[str, Any] | None:
+    """A slider for one factor: from the population's 1st to its 99th percentile, widened
+    to the client's own value, within what the API accepts; in shown units (years for days
+    before the application), on a round step. None when the population has no range."""
+    if not all(q in quantiles for q in RANGE_QUANTILES):
+        return None
+    low = max(min(quantiles[RANGE_QUANTILES[0]], value), bounds[0])
+    high = min(max(quantiles[RANGE_QUANTILES[1]], value), bounds[1])
+    ends = sorted((shown(low, unit), shown(high, unit)))
+    step = 1.0 if unit in ("count", "day_count") else nice_step(ends[1] - ends[0])
+    if unit == "flag":
+        ends, step = [0.0, 1.0], 1.0
+    # Ends on the step's grid, but never beyond what the API accepts.
+    api = sorted((shown(bounds[0], unit), shown(bounds[1], unit)))
+    lo = max(math.floor(ends[0] / step) * step, api[0])
+    hi = min(math.ceil(ends[1] / step) * step, api[1])
+    if hi <= lo:
+        return None
+    return {
+        "column": column,
+        "label": label,
+        "unit": unit,
+        "minimum": round(lo, 10),
+        "maximum": round(hi, 10),
+        "step": step,
+        # As the slider's grid shows it (no raw floats such as 7.7590691 years).
+        "value": round(shown(value, unit), max(0, -math.floor(math.log10(step)))),
+        # Whole days, children, flags: what the column holds (and the API's integer fields).
+        "integer": TYPED.get(column) in INTEGER_TYPED
+        or unit in ("days", "count", "day_count", "flag"),
+    }
+
+
+def slider_label(lang: str, factor: dict[str, Any]) -> str:
+    unit = factor["unit"]
+    if unit == "days":
+        return f"{factor['label']} ({t(lang, 'years')})"
+    if unit == "money":
+        return f"{factor['label']} ({formats.currency_symbol(lang)})"
+    return str(factor["label"])
+
+
+def factor_edits(factors: list[dict[str, Any]], moved: list[float | None]) -> dict[str, float]:
+    """The factors the advisor moved, by column, in the column's unit. A slider left where
+    it started sends nothing: its grid may have rounded the client's value, and the what-if
+    must re-score the client's own application until something is changed."""
+    edits: dict[str, float] = {}
+    for factor, value in zip(factors, moved, strict=False):
+        if value is None or abs(float(value) - factor["value"]) < factor["step"] / 2:
+            continue
+        raw = sent(float(value), factor["unit"])
+        edits[factor["column"]] = float(round(raw)) if factor["integer"] else raw
+    return edits
