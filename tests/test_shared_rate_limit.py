@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -31,10 +31,13 @@ LIMIT = 6  # requests per minute: one token back every 10 s
 
 
 @contextmanager
-def gateway_process(root: Path, keys: Path, redis_url: str | None) -> Iterator[str]:
+def gateway_process(
+    root: Path, keys: Path, redis_url: str | None, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """A gateway process on a free port; ``env`` adds to (or replaces) its variables."""
     port = free_port()
     unused = free_port()  # nothing listens there: backends are unavailable at once
-    env = {
+    variables = {
         **os.environ,
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
@@ -46,14 +49,15 @@ def gateway_process(root: Path, keys: Path, redis_url: str | None) -> Iterator[s
         "GATEWAY_RETRIES": "0",
         "GATEWAY_LOG_FORMAT": "json",
     }
-    env.pop("GATEWAY_RATE_LIMIT_REDIS_URL", None)
+    variables.pop("GATEWAY_RATE_LIMIT_REDIS_URL", None)
     if redis_url:
-        env["GATEWAY_RATE_LIMIT_REDIS_URL"] = redis_url
+        variables["GATEWAY_RATE_LIMIT_REDIS_URL"] = redis_url
+    variables.update(env or {})
     log = (root / f"gateway-{port}.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "services.gateway"],
         cwd=REPO,
-        env=env,
+        env=variables,
         stdout=log,
         stderr=subprocess.STDOUT,
     )

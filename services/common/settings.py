@@ -53,6 +53,13 @@ class GrpcServiceSettings(BaseSettings):
         description="PEM CA a client's certificate must chain to: a caller without such a "
         "certificate is refused at the handshake.",
     )
+    max_connection_age_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A client connection is closed (GOAWAY, calls in flight finish) after "
+        "about this long, so that the gateway re-resolves the headless Service and spreads "
+        "its calls over replicas added since (gRPC resolves DNS only when a connection ends).",
+    )
     # How often the online store's completeness markers (and probe clients) are re-read; a
     # read that finds no client re-reads the markers at once in any case.
     feature_store_check_seconds: float = Field(3.0, gt=0)

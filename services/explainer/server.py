@@ -158,6 +158,7 @@ def create_server(
         max_workers=settings.max_workers,
         reflection_enabled=settings.reflection,
         credentials=settings.server_credentials(),
+        max_connection_age_seconds=settings.max_connection_age_seconds,
     )
     # It serves any registered version on demand: ready while the store holds a complete
     # run (each request still needs its version's marker, checked by FeatureSource).

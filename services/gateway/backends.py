@@ -74,11 +74,20 @@ class Backend:
 # grpc.min_reconnect_backoff_ms: it is also the connect timeout, which must stay long.)
 #
 # Calls go round robin over every address the target resolves to: a headless Service's
-# dns:///scoring:50051 (one address per pod) or ipv4:10.0.0.1:50051,10.0.0.2:50051. gRPC's
-# default (pick_first) sends every call of the gateway's one HTTP/2 connection to one pod.
+# dns:///scoring-headless.<namespace>.svc.cluster.local:50051 (one address per ready pod) or
+# ipv4:10.0.0.1:50051,10.0.0.2:50051. gRPC's default (pick_first) sends every call of the
+# gateway's one HTTP/2 connection to one pod, and so does a ClusterIP Service (one virtual
+# address, balanced per connection, not per call).
+#
+# gRPC resolves the name again only when a connection ends: a pod that goes away ends its
+# own; the servers end every connection after their max_connection_age_seconds (30 s) so
+# that pods added by the HPA are found too. A re-resolution waits at least this long after
+# the last one (gRPC's default: 30 s, which would add up to 30 s to each scale-out).
+DNS_MIN_SECONDS_BETWEEN_RESOLUTIONS = 5
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_SECONDS_BETWEEN_RESOLUTIONS * 1000),
     ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
 ]
 

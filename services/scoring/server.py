@@ -189,6 +189,7 @@ def create_server(
         max_workers=settings.max_workers,
         reflection_enabled=settings.reflection,
         credentials=settings.server_credentials(),
+        max_connection_age_seconds=settings.max_connection_age_seconds,
     )
 
     def update_health() -> None:
