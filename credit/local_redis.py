@@ -78,7 +78,8 @@ def _process(command: list[str], folder: Path, name: str) -> Iterator[subprocess
         log.close()
 
 
-def _server_command(port: int, *extra: str) -> list[str]:
+def server_command(port: int, *extra: str) -> list[str]:
+    """A redis-server on 127.0.0.1:``port`` without persistence, in the foreground."""
     return [
         require("redis-server"),
         "--port",
@@ -101,7 +102,7 @@ def redis_server(folder: Path, *extra: str) -> Iterator[tuple[int, subprocess.Po
     port = free_port()
     node = folder / f"node-{port}"
     node.mkdir(parents=True)
-    with _process(_server_command(port, *extra), node, "redis") as process:
+    with _process(server_command(port, *extra), node, "redis") as process:
         _wait(lambda: redis.Redis(port=port).ping(), f"redis-server :{port}")
         yield port, process
 
@@ -115,7 +116,7 @@ def redis_cluster(folder: Path, masters: int = 3) -> Iterator[list[int]]:
         for port in ports:
             node = folder / f"cluster-{port}"
             node.mkdir(parents=True)
-            command = _server_command(
+            command = server_command(
                 port,
                 "--cluster-enabled",
                 "yes",

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from serving_core.schema import TABLE_NAMES, kaggle_schema
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 REAL_SAMPLE = Path(
     os.environ.get("HOME_CREDIT_SAMPLE", REPO.parent / "shared" / "data" / "home-credit")
 )
@@ -24,6 +27,19 @@ def missing_service(reason: str, *, module_level: bool = False) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI must provide it)", pytrace=False)
     pytest.skip(reason, allow_module_level=module_level)
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, every: float = 0.05) -> T:
+    """Poll ``probe`` until it returns something truthy, and return that; fail the test after
+    ``timeout`` seconds (a bound for a slow machine, not a speed requirement)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(every)
 
 
 @pytest.fixture(scope="session")

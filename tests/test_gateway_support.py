@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 
 from services.gateway.app import create_app
 from services.gateway.keys import SCOPES, add_key
+from services.gateway.schemas import Application
 from services.gateway.settings import GatewaySettings
+from serving_core.fields import EXTRA_MAPS
 from tests.conftest import missing_service
 
 # scripts/ensure-services.sh gives a PostgreSQL it installs this password; where the server
@@ -21,18 +23,12 @@ PG_ADMIN = (
     "host=127.0.0.1 port=5432 user=postgres password=postgres dbname=postgres connect_timeout=3"
 )
 
+# The application the API documents as its example (without the two free-form maps): the
+# tests then also prove that the documented example is accepted.
 APPLICATION = {
-    "contract_type": "Cash loans",
-    "amt_income_total": 202500.0,
-    "amt_credit": 406597.5,
-    "amt_annuity": 24700.5,
-    "amt_goods_price": 351000.0,
-    "days_birth": -9461,
-    "days_employed": -637,
-    "cnt_children": 0,
-    "name_income_type": "Working",
-    "ext_source_2": 0.26,
-    "ext_source_3": 0.14,
+    name: value
+    for name, value in Application.model_config["json_schema_extra"]["examples"][0].items()
+    if name not in EXTRA_MAPS
 }
 
 

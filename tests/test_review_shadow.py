@@ -9,10 +9,9 @@ run as the command line runs it.
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import numpy as np
@@ -22,34 +21,24 @@ from mlflow import MlflowClient
 from prometheus_client import REGISTRY
 
 from credit.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
+from services.bench import sample_application
 from services.common.features import FeatureSource
 from services.scoring.server import create_server, start_following
 from services.scoring.settings import ScoringSettings
 from serving_core.bundle import GRANTED, REFUSED, REVIEW, Calibrator, ScoringModel
 from serving_core.feature_store.reader import OnlineFeatureReader, register_model_features
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
+from tests.conftest import wait_for
 from tests.stack import MODEL_NAME, Stack, free_port, train_model
 from training.feature_store.materialize import materialize
 
 pytestmark = pytest.mark.slow
 
-T = TypeVar("T")
 NAMES = {
     common_pb2.DECISION_GRANTED: GRANTED,
     common_pb2.DECISION_REFUSED: REFUSED,
     common_pb2.DECISION_REVIEW: REVIEW,
 }
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.05)
 
 
 def sample(name: str, labels: dict[str, str]) -> float:
@@ -196,19 +185,8 @@ def test_batch_and_applications_are_scored_in_shadow_too(served: Served) -> None
         assert item.score.shadow.probability == pytest.approx(
             challenger_p[item.client_id], abs=1e-9
         )
-    application = common_pb2.Application(
-        contract_type="Cash loans",
-        amt_income_total=157_500.0,
-        amt_credit=450_000.0,
-        amt_annuity=22_500.0,
-        amt_goods_price=405_000.0,
-        days_birth=-12_000,
-        days_employed=-2_000,
-        name_income_type="Working",
-        ext_source_2=0.55,
-        ext_source_3=0.45,
-        organization_type="Trade: type 5",  # a Kaggle value unseen in training: missing
-    )
+    application = sample_application()
+    application.organization_type = "Trade: type 5"  # a Kaggle value unseen in training: missing
     reply = scoring.Score(
         scoring_pb2.ScoreRequest(application=application, packed_inputs=True), timeout=10
     )

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import numpy as np
@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from prometheus_client import REGISTRY
 
+from credit.local_redis import server_command
 from credit.v1 import (
     common_pb2,
     explainer_pb2,
@@ -48,6 +49,7 @@ from serving_core.feature_store.reader import register_model_features
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
 from serving_core.fields import TYPED_FIELDS
 from serving_core.schema import CATEGORY_MISSING, kaggle_schema
+from tests.conftest import wait_for
 from tests.stack import MODEL_NAME, Stack, free_port, start_servers, train_model
 from training.feature_store.materialize import materialize
 
@@ -55,20 +57,9 @@ pytestmark = pytest.mark.slow
 
 UNKNOWN_CLIENT = 987_654_321
 GRANTED, REFUSED = common_pb2.DECISION_GRANTED, common_pb2.DECISION_REFUSED
-T = TypeVar("T")
 
 
 # -- helpers -------------------------------------------------------------------------------
-def wait_for(probe: Callable[[], T | None], timeout: float = 20.0, every: float = 0.05) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(every)
 
 
 def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:
@@ -159,21 +150,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            server_command(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_for(self._answers, timeout=10)
 

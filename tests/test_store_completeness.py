@@ -11,14 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +42,9 @@ from serving_core.feature_store.reader import (
     service_name,
 )
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
-from tests.conftest import missing_service
+from tests.conftest import missing_service, wait_for
+from tests.redis_servers import redis_cluster as local_redis_cluster
+from tests.redis_servers import require_redis
 from tests.stack import Stack, start_servers
 from tests.test_gateway_support import APPLICATION, running, settings_for, write_keys
 from training.feature_store.bench import redis_listening
@@ -62,15 +63,6 @@ UNKNOWN_CLIENT = 987_654_321
 
 
 # -- helpers -------------------------------------------------------------------------------
-def wait_for(probe: Callable[[], Any], timeout: float = 15.0, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(every)
 
 
 def health(address: str, service: str) -> int:
@@ -536,90 +528,9 @@ def test_client_answers(stack: Stack) -> None:
 @pytest.fixture(scope="module")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
     """A real three-node Redis Cluster (no replicas, no persistence) on free ports."""
-    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
-        missing_service("redis-server / redis-cli not installed")
-    root = tmp_path_factory.mktemp("cluster")
-    ports = _cluster_ports(3)
-    nodes = []
-    try:
-        for port in ports:
-            (root / str(port)).mkdir()
-            nodes.append(
-                subprocess.Popen(
-                    [
-                        "redis-server",
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ],
-                    cwd=root / str(port),
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        wait_for(lambda: all(_answers(p) for p in ports), timeout=10)
-        subprocess.run(
-            [
-                "redis-cli",
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{p}" for p in ports),
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        wait_for(lambda: all(b"cluster_state:ok" in _cluster_info(p) for p in ports), timeout=30)
+    require_redis()
+    with local_redis_cluster(tmp_path_factory.mktemp("cluster"), masters=3) as ports:
         yield ports
-    finally:
-        for node in nodes:
-            node.kill()
-            node.wait(timeout=10)
-
-
-def _cluster_ports(count: int) -> list[int]:
-    """Free ports whose cluster-bus port (port + 10000, which must exist) is free too: an
-    ephemeral port from the OS can be above 55535, where a cluster node cannot start."""
-    import random
-    import socket
-
-    ports: list[int] = []
-    while len(ports) < count:
-        port = random.randint(20_000, 45_000)
-        try:
-            for candidate in (port, port + 10_000):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
-def _answers(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
-    except redis.exceptions.ConnectionError:
-        return False
-
-
-def _cluster_info(port: int) -> bytes:
-    return subprocess.run(
-        ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, timeout=10
-    ).stdout
 
 
 def test_redis_cluster_marker_emptied_and_reloaded(
