@@ -287,11 +287,25 @@ def test_network_policies_allow_only_the_intended_flows():
             }
         }
     ]
-    # Redis: only scoring, explainer and the (materialisation) jobs.
+    # Redis: only scoring, explainer, the (materialisation) jobs and the gateway (its shared
+    # rate limit, gateway.rateLimit, in the chart's Redis by default).
     redis_from = [peer for rule in policies["redis"]["ingress"] for peer in rule["from"]]
     assert sorted(
         p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in redis_from
-    ) == ["explainer", "jobs", "scoring"]
+    ) == ["explainer", "gateway", "jobs", "scoring"]
+    gateway_egress = {
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: rule["ports"]
+        for rule in policies["gateway"]["egress"]
+        for p in rule["to"]
+        if "podSelector" in p and "namespaceSelector" not in p
+    }
+    assert gateway_egress["redis"] == [{"protocol": "TCP", "port": 6379}]
+    # Without the shared limit the gateway has no business with Redis.
+    alone = helm_template(sets=("gateway.rateLimit.shared=false",))
+    policies = {o["metadata"]["name"]: o["spec"] for o in alone if o["kind"] == "NetworkPolicy"}
+    redis_from = [peer for rule in policies["redis"]["ingress"] for peer in rule["from"]]
+    assert not [p for p in redis_from if _selects(p, "gateway")]
+    assert "redis" not in json.dumps(policies["gateway"]["egress"])
     # scoring/explainer: gRPC from the gateway only.
     for svc in ("scoring", "explainer"):
         grpc_rule = policies[svc]["ingress"][0]
@@ -430,3 +444,121 @@ def test_grpc_mtls_is_a_chart_option_with_the_network_policy_kept():
     assert "grpc-tls" not in json.dumps(deployment(tls, "ui"))
     policies = lambda objects: [o for o in objects if o["kind"] == "NetworkPolicy"]  # noqa: E731
     assert policies(tls) == policies(plain) and policies(tls)
+
+
+# --- issue 21: the gateway scales out with scoring/explainer and shares one rate limit -------
+
+
+def _by_name(objects: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+def _gateway_env(objects: list[dict]) -> dict[str, str]:
+    """The gateway container's variables: the ConfigMaps it reads, then its own env."""
+    found = _by_name(objects)
+    [container] = found["Deployment", "gateway"]["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(found["ConfigMap", source["configMapRef"]["name"]]["data"])
+    env.update({e["name"]: e["value"] for e in container["env"] if "value" in e})
+    return env
+
+
+def test_gateway_targets_the_headless_services_of_scoring_and_explainer(rendered):
+    """A ClusterIP Service is one address: the gateway's one HTTP/2 connection to it, hence
+    every call of a gateway pod, went to one backend pod. The gateway's targets are headless
+    Services instead (one DNS address per ready pod, spread by its round robin): each selects
+    exactly the backend's pods on their gRPC port, and the gateway's address names it in
+    the gRPC dns:/// form, fully qualified in the release's namespace. The ClusterIP Services
+    stay (their metrics port, ServiceMonitors)."""
+    name, objects = rendered
+    found = _by_name(objects)
+    env = _gateway_env(objects)
+    for backend, port, variable in (
+        ("scoring", 50051, "GATEWAY_SCORING_ADDRESS"),
+        ("explainer", 50052, "GATEWAY_EXPLAINER_ADDRESS"),
+    ):
+        headless = found["Service", f"{backend}-headless"]["spec"]
+        assert headless["clusterIP"] == "None", name
+        pod = found["Deployment", backend]["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        assert headless["selector"].items() <= labels.items(), name
+        assert headless["selector"]["app.kubernetes.io/component"] == backend
+        [service_port] = headless["ports"]
+        [container] = pod["spec"]["containers"]
+        named = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert service_port["port"] == port and named[service_port["targetPort"]] == port
+        assert env[variable] == (
+            f"dns:///{backend}-headless.credit-scoring.svc.cluster.local:{port}"
+        ), name
+        assert found["Service", backend]["spec"].get("clusterIP") != "None"
+
+
+def test_headless_targets_follow_namespace_and_cluster_domain():
+    objects = helm_template(sets=("clusterDomain=corp.internal",))
+    env = _gateway_env(objects)
+    assert env["GATEWAY_SCORING_ADDRESS"] == (
+        "dns:///scoring-headless.credit-scoring.svc.corp.internal:50051"
+    )
+    other = docs(run(tool("helm"), "template", "credit", str(CHART), "--namespace", "risk-prod"))
+    assert _gateway_env(other)["GATEWAY_EXPLAINER_ADDRESS"] == (
+        "dns:///explainer-headless.risk-prod.svc.cluster.local:50052"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        ((), "redis://redis:6379/1"),  # the chart's Redis, beside the online store's db 0
+        (("gateway.rateLimit.redisUrl=rediss://limits.example:6380/2",), None),
+        (("redis.enabled=false", "redis.externalUrl=redis://managed:6379/0"), None),
+        (("gateway.rateLimit.shared=false",), ""),
+    ],
+)
+def test_the_gateway_rate_limit_is_shared_through_redis_from_values(
+    sets: tuple[str, ...], expected: str | None
+) -> None:
+    """gateway.rateLimit sets GATEWAY_RATE_LIMIT_REDIS_URL on every gateway replica (the
+    gateway's own env: no other pod reads it; tests/test_env_wiring.py checks the gateway's
+    settings do); shared=false leaves it out."""
+    env = _gateway_env(helm_template(sets=sets))
+    if expected is None:  # the URL given: the rate limit's own, else the managed Redis
+        given = dict(s.split("=", 1) for s in sets)
+        expected = given.get("gateway.rateLimit.redisUrl", given.get("redis.externalUrl"))
+    assert env.get("GATEWAY_RATE_LIMIT_REDIS_URL", "") == expected
+
+
+def test_a_shared_rate_limit_next_to_a_redis_cluster_store_needs_its_own_redis():
+    """A Redis Cluster online store is no place for the limiter (one node, one key, MOVED
+    elsewhere): the render stops and says what to set, rather than share nothing quietly."""
+    args = [tool("helm"), "template", "x", str(CHART), "--set", "redis.enabled=false"]
+    args += [
+        "--set",
+        "redis.externalUrl=redis://cluster:6379",
+        "--set",
+        "config.onlineStore=redis-cluster",
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "gateway.rateLimit.redisUrl" in result.stderr
+    fixed = subprocess.run(
+        [*args, "--set", "gateway.rateLimit.redisUrl=redis://limits:6379/0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    # The schema takes a Redis URL only.
+    wrong = subprocess.run(
+        [
+            tool("helm"),
+            "template",
+            "x",
+            str(CHART),
+            "--set",
+            "gateway.rateLimit.redisUrl=limits:6379",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert wrong.returncode != 0 and "redisUrl" in wrong.stderr

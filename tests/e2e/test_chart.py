@@ -356,6 +356,36 @@ def test_the_image_healthcheck_passes_in_the_running_container(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_gateway_calls_scoring_by_its_headless_service_and_limits_in_redis(
+    cluster: Cluster, keys: dict[str, str]
+) -> None:
+    """Issue 21, as rendered: the gateway container's targets are the headless Services'
+    dns:/// names (resolved in the pod network like the other Service names, to the one
+    replica here), a score answered through them, and the request was counted in the shared
+    rate limit's Redis (gateway.rateLimit: the managed Redis of these values)."""
+    import redis
+
+    env = cluster.environment(
+        cluster.get("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert env["GATEWAY_SCORING_ADDRESS"] == (
+        "dns:///scoring-headless.credit-scoring.svc.cluster.local:50051"
+    )
+    assert env["GATEWAY_EXPLAINER_ADDRESS"] == (
+        "dns:///explainer-headless.credit-scoring.svc.cluster.local:50052"
+    )
+    assert env["GATEWAY_RATE_LIMIT_REDIS_URL"] == "redis://redis:6379/0"
+    assert cluster.get("Service", "scoring-headless")["spec"]["clusterIP"] == "None"
+    client_id = a_client_id(cluster)
+    scored = gateway(cluster, "/v1/scores", keys["partner"], json={"client_id": client_id})
+    assert scored.status_code == 200, scored.text
+    assert cluster.network is not None
+    buckets = cluster.network.run(
+        lambda: redis.Redis(host="127.0.0.1", port=6379, db=0).keys("credit:ratelimit:*")
+    )
+    assert buckets, "no rate-limit bucket in the shared Redis"
+
+
 def test_jobs_left_their_outputs_on_the_shared_volume(cluster: Cluster) -> None:
     volume = cluster.root / "volumes" / "credit-data"
     assert (volume / "artifacts" / "features" / "features.parquet").is_file()

@@ -74,6 +74,36 @@ redis://redis:6379/0
 {{- end -}}
 {{- end -}}
 
+{{/* The gateway's gRPC target of a backend: its headless Service, one DNS address per ready
+pod, which the gateway's round robin spreads calls over (a ClusterIP Service is one address:
+one HTTP/2 connection, so every call of a gateway pod went to one backend pod). */}}
+{{- define "credit.grpcTarget" -}}
+{{- printf "dns:///%s-headless.%s.svc.%s:%v" .name .root.Release.Namespace .root.Values.clusterDomain .port -}}
+{{- end -}}
+
+{{/* Redis of the gateway's shared rate limit ("" : none, each replica limits alone). */}}
+{{- define "credit.rateLimitRedisUrl" -}}
+{{- $limit := .Values.gateway.rateLimit -}}
+{{- if $limit.shared -}}
+{{- if $limit.redisUrl -}}
+{{- $limit.redisUrl -}}
+{{- else if .Values.redis.enabled -}}
+redis://redis:6379/1
+{{- else if ne .Values.config.onlineStore "redis-cluster" -}}
+{{- required "redis.externalUrl is required when redis.enabled=false" .Values.redis.externalUrl -}}
+{{- else -}}
+{{- fail "gateway.rateLimit.shared with a Redis Cluster online store (redis.enabled=false) needs gateway.rateLimit.redisUrl, a plain Redis (the limiter talks to one node); or gateway.rateLimit.shared=false (each gateway replica then enforces the limit alone)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the shared rate limit lives in the chart's Redis (NetworkPolicy: gateway -> redis). */}}
+{{- define "credit.rateLimitInChart" -}}
+{{- if and .Values.gateway.rateLimit.shared (not .Values.gateway.rateLimit.redisUrl) .Values.redis.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "credit.trackingUri" -}}
 {{- if .Values.mlflow.enabled -}}
 http://mlflow:5000
