@@ -12,11 +12,13 @@ Kubernetes networking is stood in for by one private network namespace (``PodNet
 pause container with only a loopback interface, which every container joins, so that
 nothing they do leaves the machine or meets a port of the host's own services (a developer's
 ``make up`` stack can keep running). Each Service name resolves to 127.0.0.1 inside it, so
-``scoring:50051`` reaches the scoring container; hence one replica per Deployment (two would
-want one port). The test reaches in the way the kubelet and an Ingress would: its probes and
-requests run in that namespace (``PodNetwork.run``, ``nsenter``). What this does not exercise
-(scheduling, Service load balancing, HPA, PDB, NetworkPolicy enforcement, Ingress) is listed
-in the README's deployment section with how each is covered instead.
+``scoring:50051`` reaches the scoring container, and so does the gateway's
+``dns:///scoring-headless.credit-scoring.svc.cluster.local:50051`` (gRPC's DNS resolver reads
+the hosts file too); hence one replica per Deployment (two would want one port). The test
+reaches in the way the kubelet and an Ingress would: its probes and requests run in that
+namespace (``PodNetwork.run``, ``nsenter``). What this does not exercise (scheduling,
+Service load balancing, HPA, PDB, NetworkPolicy enforcement, Ingress) is listed in the
+README's deployment section with how each is covered instead.
 """
 
 from __future__ import annotations
