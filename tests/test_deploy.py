@@ -562,3 +562,38 @@ def test_a_shared_rate_limit_next_to_a_redis_cluster_store_needs_its_own_redis()
         check=False,
     )
     assert wrong.returncode != 0 and "redisUrl" in wrong.stderr
+
+
+def test_the_documented_spark_application_fits_the_chart():
+    """docs/spark.md's SparkApplication (issue 21: the feature build on a Spark cluster)
+    reads and writes where the chart's jobs do: its volume is the chart's data claim mounted
+    where the jobs mount it, its arguments the jobs' TABLES_DIR and FEATURES_DIR, its program
+    the repository's spark-submit entry point; its NetworkPolicy (a real schema, strict)
+    selects the driver's and executors' labels, without which the chart's default-deny
+    would cut them off from each other."""
+    import re
+
+    text = (REPO / "docs" / "spark.md").read_text()
+    [block] = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    objects = {o["kind"]: o for o in docs(block)}
+    app, policy = objects["SparkApplication"], objects["NetworkPolicy"]
+    chart = helm_template()
+    namespace = "credit-scoring"
+    assert app["metadata"]["namespace"] == policy["metadata"]["namespace"] == namespace
+    [claim] = [o["metadata"]["name"] for o in chart if o["kind"] == "PersistentVolumeClaim"]
+    [volume] = app["spec"]["volumes"]
+    assert volume["persistentVolumeClaim"]["claimName"] == claim
+    [job] = [o for o in chart if o["kind"] == "Job" and o["metadata"]["name"] == "materialize"]
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    [data] = [m for m in container["volumeMounts"] if m["name"] == "data"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert app["spec"]["arguments"] == [env["TABLES_DIR"], env["FEATURES_DIR"]]
+    for role in ("driver", "executor"):
+        assert app["spec"][role]["volumeMounts"] == [
+            {"name": volume["name"], "mountPath": data["mountPath"]}
+        ]
+        labels = app["spec"][role]["labels"]
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    program = app["spec"]["mainApplicationFile"].removeprefix("local:///opt/credit/")
+    assert (REPO / program).read_text().rstrip().endswith('if __name__ == "__main__":\n    main()')
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
