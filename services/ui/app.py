@@ -83,6 +83,19 @@ a.sign-out { color: #0b4f8a; text-decoration: underline; }
   padding: 0 !important; min-width: 0 !important; width: 1px !important; }
 #views [role="tablist"] { flex-wrap: wrap !important; height: auto !important; }
 #views .overflow-menu { display: none !important; }
+/* Client number suggestions (a listbox under the field, app.HEAD's script). */
+/* Over what follows (as a select's list), not pushing the row's buttons taller. */
+#client-suggest { position: relative; overflow: visible !important; z-index: 60; }
+#client-suggestions { list-style: none; margin: 0; padding: 0; position: absolute; top: 0;
+  left: 0; right: 0; max-width: 20rem; border: 1px solid #555; border-radius: 4px;
+  background: #fff; box-shadow: 0 4px 10px rgba(0, 0, 0, .25); }
+#client-suggestions[hidden], #client-suggest [role="status"][hidden] { display: none !important; }
+#client-suggestions [role="option"] { padding: .3rem .6rem; cursor: pointer; color: #1a1a1a;
+  margin: 0; }
+#client-suggestions [role="option"][aria-selected="true"] { background: #0b4f8a;
+  color: #fff; outline: 2px solid #0b4f8a; }
+#client-suggestions [role="option"]:hover { text-decoration: underline; }
+#client-suggestions strong { color: inherit !important; }
 /* The selected tab: dark enough on white (4.5:1). */
 button[role="tab"][aria-selected="true"] { color: #0b4f8a !important;
                                            border-color: #0b4f8a !important; }
@@ -98,6 +111,7 @@ SIGN_OUT = "/logout?all_session=false"
 CHARTS = {
     "gauge": "gauge-alt",
     "waterfall": "waterfall-alt",
+    "scores": "scores-alt",
     "distribution": "distribution-alt",
     "scatter": "scatter-alt",
     "sim-gauge": "sim-gauge-alt",
@@ -140,10 +154,91 @@ document.addEventListener("keydown", (event) => {
   target.click();
   target.focus();
 });
+// Client number suggestions: the WAI-ARIA combobox pattern on the client number field. The
+// list (views.suggestions) is drawn by the server; this opens it while the field has the
+// focus and the list answers the text in it, moves in it with the arrow keys
+// (aria-activedescendant: the focus stays in the field) and looks a choice up.
+const field = () => document.querySelector("#client-id input, #client-id textarea");
+const suggestList = () => document.getElementById("client-suggestions");
+const suggestOptions = () => [...document.querySelectorAll("#client-suggestions [role=option]")];
+let chosen = false;  // a choice or a look-up closes the list until the advisor types again
+function setActive(option) {
+  const input = field();
+  for (const o of suggestOptions()) o.setAttribute("aria-selected", String(o === option));
+  if (option) input.setAttribute("aria-activedescendant", option.id);
+  else input.removeAttribute("aria-activedescendant");
+}
+function syncSuggest() {
+  const input = field(), list = suggestList();
+  if (!input) return;
+  if (input.getAttribute("role") !== "combobox") {
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-controls", "client-suggestions");
+  }
+  const open = Boolean(list) && !chosen && document.activeElement === input
+    && list.dataset.prefix === input.value.trim() && suggestOptions().length > 0;
+  if (list) list.hidden = !open;
+  const count = list && list.nextElementSibling;
+  if (count && count.getAttribute("role") === "status") count.hidden = !open;
+  if (input.getAttribute("aria-expanded") !== String(open)) {
+    input.setAttribute("aria-expanded", String(open));
+  }
+  if (!open && input.hasAttribute("aria-activedescendant")) setActive(null);
+}
+function choose(option) {
+  const input = field();
+  input.value = option.dataset.client;
+  input.dispatchEvent(new Event("input", {bubbles: true}));  // Gradio reads the new value
+  chosen = true;
+  syncSuggest();
+  setTimeout(() => document.getElementById("lookup").click(), 0);
+}
+document.addEventListener("keydown", (event) => {
+  const input = field();
+  if (!input || event.target !== input) return;
+  const list = suggestList(), options = suggestOptions();
+  const open = list && !list.hidden && options.length > 0;
+  const at = options.findIndex((o) => o.getAttribute("aria-selected") === "true");
+  if (open && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+    event.preventDefault();
+    const n = options.length;
+    setActive(options[event.key === "ArrowDown" ? (at + 1) % n : (at <= 0 ? n - 1 : at - 1)]);
+  } else if (event.key === "Enter") {
+    if (open && at >= 0) {  // the highlighted number, not the text typed
+      event.preventDefault();
+      event.stopPropagation();
+      choose(options[at]);
+    } else {
+      chosen = true;
+      syncSuggest();
+    }
+  } else if (event.key === "Escape" && open) {
+    event.preventDefault();
+    chosen = true;
+    syncSuggest();
+  }
+}, true);
+document.addEventListener("input", (event) => {
+  if (event.target === field()) { chosen = false; setTimeout(syncSuggest, 0); }
+}, true);
+for (const type of ["focusin", "focusout"]) {
+  document.addEventListener(type, () => setTimeout(syncSuggest, 0), true);
+}
+// A click on an option chooses it; pressing it must not take the focus from the field.
+document.addEventListener("mousedown", (event) => {
+  if (event.target.closest && event.target.closest("#client-suggestions [role=option]")) {
+    event.preventDefault();
+  }
+}, true);
+document.addEventListener("click", (event) => {
+  const option = event.target.closest && event.target.closest("#client-suggestions [role=option]");
+  if (option) choose(option);
+}, true);
 let timer = null;
 const watch = () => new MutationObserver(() => {
   clearTimeout(timer);
-  timer = setTimeout(labelCharts, 30);
+  timer = setTimeout(() => { labelCharts(); syncSuggest(); }, 30);
 }).observe(document.body, {childList: true, subtree: true});
 if (document.body) watch(); else document.addEventListener("DOMContentLoaded", watch);
 })();
@@ -189,13 +284,18 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                     f'<a class="sign-out" href="{SIGN_OUT}">{t(default_lang, "sign_out")}</a>'
                 )
         with gr.Row(equal_height=True):
-            client_box = gr.Textbox(
-                label=t(default_lang, "client_id"),
-                max_lines=1,
-                placeholder="100002",
-                scale=2,
-                elem_id="client-id",
-            )
+            with gr.Column(scale=2, min_width=200):
+                client_box = gr.Textbox(
+                    label=t(default_lang, "client_id"),
+                    max_lines=1,
+                    placeholder="100002",
+                    elem_id="client-id",
+                    # The browser's own history would open a second list over ours.
+                    html_attributes=gr.InputHTMLAttributes(autocomplete="off"),
+                )
+                suggest_html = gr.HTML(
+                    views.suggestions(default_lang), elem_id="client-suggest", padding=False
+                )
             lookup_btn = gr.Button(
                 t(default_lang, "lookup"), variant="primary", scale=1, elem_id="lookup"
             )
@@ -223,6 +323,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             with gr.Tab(t(default_lang, "tab_profile"), id="profile") as tab_profile:
                 profile_html = gr.HTML(elem_id="profile")
             with gr.Tab(t(default_lang, "tab_compare"), id="compare") as tab_compare:
+                scores_plot = gr.Plot(show_label=False, elem_id="scores", visible=False)
+                scores_alt = gr.Markdown(elem_classes="chart-alt", elem_id="scores-alt")
                 feature_dd = gr.Dropdown(
                     choices=[], label=t(default_lang, "feature"), elem_id="feature"
                 )
@@ -346,6 +448,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             out.update(
                 {
                     ctx: {},
+                    suggest_html: views.suggestions(code),
                     gauge_plot: plot(None),
                     gauge_alt: "",
                     decision_html: "",
@@ -356,6 +459,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                     feature_dd: gr.update(label=t(code, "feature"), choices=[], value=None),
                     fx_dd: gr.update(label=t(code, "feature_x"), choices=[], value=None),
                     fy_dd: gr.update(label=t(code, "feature_y"), choices=[], value=None),
+                    scores_plot: plot(None),
+                    scores_alt: "",
                     dist_plot: plot(None),
                     dist_alt: "",
                     scatter_plot: plot(None),
@@ -594,13 +699,27 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             return {chart: plot(None), alt: text}
 
         def on_compare(
-            state: dict[str, Any], feature: str | None, fx: str | None, fy: str | None, code: str
+            state: dict[str, Any],
+            feature: str | None,
+            fx: str | None,
+            fy: str | None,
+            code: str,
+            scores: bool = True,
         ) -> dict[Any, Any]:
             # An empty dict would be read as one value for five outputs (Gradio's "Error"
             # badges on every output): nothing to change is said with gr.skip().
             out: dict[Any, Any] = {dist_alt: gr.skip()}
             if not state.get("client_id"):
                 return out
+            if scores:  # the client's place among all scores: once per look-up or language
+                try:
+                    real = state["score"]
+                    fig, alt = views.score_distribution(
+                        code, client.score_distribution(), real["probability"], real["threshold"]
+                    )
+                    out.update({scores_plot: plot(fig), scores_alt: alt})
+                except Exception as error:
+                    out.update(part_failed(code, error, scores_plot, scores_alt))
             # Each half fails alone: a missing histogram should not hide the neighbours.
             if feature:
                 try:
@@ -615,10 +734,10 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             return out
 
         def on_feature(state: dict[str, Any], feature: str, code: str) -> dict[Any, Any]:
-            return on_compare(state, feature, None, None, code)
+            return on_compare(state, feature, None, None, code, scores=False)
 
         def on_pair(state: dict[str, Any], fx: str, fy: str, code: str) -> dict[Any, Any]:
-            return on_compare(state, None, fx, fy, code)
+            return on_compare(state, None, fx, fy, code, scores=False)
 
         def check_fields(
             code: str, fields: dict[str, float | None], term: float | None
@@ -788,24 +907,15 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
                     metrics,
                 ]
             )
-            rows = [
-                (views.tidy(i["label"]), i["mean_abs_shap"])
-                for i in card["global_importance"] or []
-            ]
+            rows = card["global_importance"] or []
             if not rows:
                 return {
                     model_md: text,
                     importance_plot: plot(None),
                     importance_alt: t(code, "importance_none"),
                 }
-            fig = charts.importance(
-                rows, t(code, "importance_title"), t(code, "importance_x"), code
-            )
-            return {
-                model_md: text,
-                importance_plot: plot(fig),
-                importance_alt: t(code, "importance_alt", n=len(rows), top=rows[0][0]),
-            }
+            fig, alt = views.importance(code, rows)
+            return {model_md: text, importance_plot: plot(fig), importance_alt: alt}
 
         def on_language(choice: str, state: dict[str, Any]) -> dict[Any, Any]:
             """Everything again in the new language: words, charts, texts (re-worded from
@@ -825,6 +935,20 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             out[status] = views.message(t(code, "empty"))
             return out
 
+        def on_suggest(raw: str | None, code: str) -> str:
+            """The client numbers starting with the digits typed so far (at most 10)."""
+            prefix = str(raw or "").strip()
+            # Only digits are searched (the gateway refuses the rest), and no longer than a
+            # client number can be.
+            if not prefix.isdigit() or len(prefix) > 19:
+                return views.suggestions(code, prefix)
+            try:
+                found = client.search_clients(prefix, views.MAX_SUGGESTIONS)["clients"]
+            except GatewayError as error:  # no list, the field still works
+                log.warning("client search failed: %s", error.kind)
+                found = []
+            return views.suggestions(code, prefix, [int(c) for c in found])
+
         def on_open(code: str, wanted: str | None) -> dict[Any, Any]:
             """``?client=100002`` in the address opens that client once signed in."""
             return on_lookup(wanted, code) if wanted else {status: gr.skip()}
@@ -838,6 +962,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             lang_radio,
             sign_out,
             client_box,
+            suggest_html,
             lookup_btn,
             recent,
             refresh_btn,
@@ -856,6 +981,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             feature_dd,
             fx_dd,
             fy_dd,
+            scores_plot,
+            scores_alt,
             dist_plot,
             dist_alt,
             scatter_plot,
@@ -872,7 +999,15 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             *sim_outputs,
         ]
         compare_in = [ctx, feature_dd, fx_dd, fy_dd, lang]
-        compare_out = [dist_plot, dist_alt, scatter_plot, scatter_alt, neighbours_html]
+        compare_out = [
+            scores_plot,
+            scores_alt,
+            dist_plot,
+            dist_alt,
+            scatter_plot,
+            scatter_alt,
+            neighbours_html,
+        ]
         model_out = [model_md, importance_plot, importance_alt]
 
         for trigger in (lookup_btn.click, client_box.submit):
@@ -883,6 +1018,13 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             on_lookup, [client_box, lang], everything
         ).then(on_compare, compare_in, compare_out).then(None, client_box, None, js=CLIENT_URL_JS)
         refresh_btn.click(on_recent, lang, [status, recent])
+        client_box.input(
+            on_suggest,
+            [client_box, lang],
+            suggest_html,
+            trigger_mode="always_last",  # fast typing: one search for the latest text
+            show_progress="hidden",
+        )
         feature_dd.input(on_feature, [ctx, feature_dd, lang], compare_out)
         for dropdown in (fx_dd, fy_dd):
             dropdown.input(on_pair, [ctx, fx_dd, fy_dd, lang], compare_out)

@@ -241,28 +241,138 @@ def scatter(
     return _layout(fig, title, height=400, lang=lang)
 
 
+# Global importance by direction (the gateway's "raises" / "lowers" / "mixed"): a colour
+# and a pattern each, and the direction in words under each factor's name.
+DIRECTION_STYLE: dict[str, dict[str, Any]] = {
+    "raises": {"color": VERMILLION, "pattern": {"shape": "/", "fgcolor": BLACK}},
+    "lowers": {"color": BLUE, "pattern": {"shape": ""}},
+    "mixed": {"color": "#999999", "pattern": {"shape": ".", "fgcolor": BLACK}},
+}
+
+
 def importance(
-    rows: Sequence[tuple[str, float]], title: str, axis: str, lang: str = "en"
+    rows: Sequence[tuple[str, float, str | None]],
+    title: str,
+    axis: str,
+    lang: str = "en",
+    directions: dict[str, tuple[str, str]] | None = None,
 ) -> go.Figure:
-    """``rows``: (label, mean |SHAP|); drawn as each factor's share of their total."""
-    total = sum(v for _, v in rows) or 1.0
-    shares = [v / total for _, v in rows]
-    fig = go.Figure(
-        go.Bar(
-            x=[100 * v for v in shares],
-            y=[wrap(label, 26) for label, _ in rows],
+    """``rows``: (label, mean |SHAP|, direction or None), strongest first; drawn as each
+    factor's share of their total. ``directions``: per direction, (legend entry, the short
+    words shown under the factor's name); without them (or a row's direction), plain bars."""
+    total = sum(v for _, v, _ in rows) or 1.0
+    shares = [v / total for _, v, _ in rows]
+    directions = directions or {}
+    names = []
+    for label, _, direction in rows:
+        name = wrap(label, 26)
+        if direction in directions:
+            name += f"<br><i>({directions[direction][1]})</i>"
+        names.append(name)
+    fig = go.Figure()
+    groups = [d for d in ("raises", "lowers", "mixed") if d in directions] + [None]
+    for group in groups:
+        picked = [
+            i for i, (_, _, d) in enumerate(rows) if (d if d in directions else None) == group
+        ]
+        if not picked:
+            continue
+        style = DIRECTION_STYLE.get(group or "", {"color": BLUE})
+        fig.add_bar(
+            x=[100 * shares[i] for i in picked],
+            y=[names[i] for i in picked],
             orientation="h",
-            marker_color=BLUE,
+            name=directions[group][0] if group else "",
+            showlegend=group is not None,
+            marker=style,
             hoverinfo="skip",
-            text=[formats.percent(v, lang, 0) for v in shares],
+            text=[formats.percent(shares[i], lang, 0) for i in picked],
             textposition="outside",
             cliponaxis=False,
         )
+    # One row per factor, strongest first, whichever trace (direction) it is in.
+    fig.update_yaxes(
+        autorange="reversed", automargin=True, categoryorder="array", categoryarray=names
     )
-    fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_xaxes(
         title=wrap(axis, 40),
         ticksuffix=percent_suffix(lang),
         range=[0, 125 * max(shares, default=1)],
     )
-    return _layout(fig, title, height=120 + 26 * len(rows), lang=lang)
+    # Rows are evenly spaced: each as tall as the longest (wrapped) name needs, so two
+    # names never run into each other; the legend below the axis title.
+    lines = max((name.count("<br>") + 1 for name in names), default=1)
+    area = len(names) * (14 + 15 * lines)
+    fig.update_layout(barmode="overlay", bargap=0.25)
+    fig = _layout(fig, title, height=area + 60 + 140, lang=lang)
+    fig.update_layout(
+        margin={"b": 140},
+        legend={"orientation": "h", "x": 0, "y": -90 / area, "yanchor": "top"},
+    )
+    return fig
+
+
+def score_distribution(
+    bins: Sequence[dict[str, Any]],
+    threshold: float,
+    probability: float,
+    names: dict[str, str],
+    title: str,
+    x_label: str,
+    y_label: str,
+    lang: str = "en",
+) -> go.Figure:
+    """The population's probabilities of default, stacked by outcome, per bin; a solid line
+    at the threshold and a dashed one at the client's probability, each labelled. The bins
+    may differ in width (the gateway merges sparse ones): each bar is the number of clients
+    per percentage point of probability, so a wide bin is not drawn as a tall one."""
+    x = [50 * (b["lower"] + b["upper"]) for b in bins]
+    points = [max(100 * (b["upper"] - b["lower"]), 1e-9) for b in bins]
+    width = [w * 0.95 for w in points]
+    fig = go.Figure()
+    fig.add_bar(
+        x=x,
+        y=[b["repaid"] / w for b, w in zip(bins, points, strict=True)],
+        width=width,
+        name=names["repaid"],
+        marker_color=BLUE,
+        hoverinfo="skip",
+    )
+    fig.add_bar(
+        x=x,
+        y=[b["defaulted"] / w for b, w in zip(bins, points, strict=True)],
+        width=width,
+        name=names["defaulted"],
+        marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}},
+        hoverinfo="skip",
+    )
+    fig.update_layout(barmode="stack", bargap=0)
+    # Up to where 95 % of the clients are (most probabilities sit far below 50 %: the few
+    # above would squash the rest), and always past the threshold and the client.
+    total = sum(b["repaid"] + b["defaulted"] for b in bins) or 1
+    seen, top = 0, 1.0
+    for b in bins:
+        seen += b["repaid"] + b["defaulted"]
+        if seen >= 0.95 * total:
+            top = b["upper"]
+            break
+    top = min(1.0, max(top, 1.3 * threshold, 1.15 * probability))
+    fig.update_xaxes(title=wrap(x_label, 40), range=[0, 100 * top], ticksuffix=percent_suffix(lang))
+    fig.update_yaxes(title=wrap(y_label, 30))
+    # Both labels right of their lines, at two heights: they never cover each other.
+    fig.add_vline(
+        x=100 * threshold,
+        line={"color": BLACK, "width": 3},
+        annotation_text=names["threshold"],
+        annotation_position="top right",
+        annotation_bgcolor="white",
+    )
+    fig.add_vline(
+        x=100 * probability,
+        line={"color": BLACK, "width": 3, "dash": "dash"},
+        annotation_text=names["client"],
+        annotation_position="top right",
+        annotation_yshift=-22,
+        annotation_bgcolor="white",
+    )
+    return _layout(fig, title, height=400, lang=lang)

@@ -143,7 +143,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "a category or not known): {names}.",
         "scores_title": "Probability of default of all clients, by outcome",
         "scores_x": "Probability of default",
-        "scores_y": "Number of clients",
+        "scores_y": "Clients per percentage point",
         "scores_threshold": "Threshold {thr}",
         "scores_client": "This client {p}",
         "scores_position": "{share} of clients in the reference population have a lower "
@@ -305,7 +305,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "informations, catégorie ou valeur inconnue) : {names}.",
         "scores_title": "Probabilité de défaut de tous les clients, selon l'issue",
         "scores_x": "Probabilité de défaut",
-        "scores_y": "Nombre de clients",
+        "scores_y": "Clients par point de pourcentage",
         "scores_threshold": "Seuil {thr}",
         "scores_client": "Ce client {p}",
         "scores_position": "{share} des clients de la population de référence ont une "

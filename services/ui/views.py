@@ -488,3 +488,99 @@ def factor_edits(factors: list[dict[str, Any]], moved: list[float | None]) -> di
         raw = sent(float(value), factor["unit"])
         edits[factor["column"]] = float(round(raw)) if factor["integer"] else raw
     return edits
+
+
+# ---- score distribution, client search ----------------------------------------------------
+def share_below(bins: list[dict[str, Any]], probability: float) -> float:
+    """The share of the population whose probability of default is lower than
+    ``probability``: the whole bins below it, and of the bin it falls in the part below it
+    (spread evenly over the bin: the counts are all the gateway publishes)."""
+    total = sum(b["repaid"] + b["defaulted"] for b in bins)
+    if not total:
+        return 0.0
+    below = 0.0
+    for b in bins:
+        count = b["repaid"] + b["defaulted"]
+        if b["upper"] <= probability:
+            below += count
+        elif b["lower"] < probability:
+            below += count * (probability - b["lower"]) / (b["upper"] - b["lower"])
+    return below / total
+
+
+def score_distribution(
+    lang: str, scores: dict[str, Any], probability: float, threshold: float
+) -> tuple[Any, str]:
+    """The score distribution chart and its text (where the client stands). The threshold
+    is the client's decision's: the chart and the decision never disagree."""
+    bins = scores["bins"]
+    p, thr = percent(probability, lang), percent(threshold, lang)
+    names = {
+        "repaid": t(lang, "repaid"),
+        "defaulted": t(lang, "defaulted"),
+        "threshold": t(lang, "scores_threshold", thr=thr),
+        "client": t(lang, "scores_client", p=p),
+    }
+    fig = charts.score_distribution(
+        bins,
+        threshold,
+        probability,
+        names,
+        t(lang, "scores_title"),
+        t(lang, "scores_x"),
+        t(lang, "scores_y"),
+        lang,
+    )
+    n = sum(b["repaid"] + b["defaulted"] for b in bins)
+    share = percent(share_below(bins, probability), lang, 0)
+    alt = " ".join(
+        [
+            t(lang, "scores_alt", n=formats.number(n, lang), thr=thr, p=p),
+            t(lang, "scores_position", share=share, p=p),
+        ]
+    )
+    return fig, alt
+
+
+def importance(lang: str, rows: list[dict[str, Any]]) -> tuple[Any, str]:
+    """Global importance with each factor's direction (when the gateway gives it) in
+    colour, pattern and words; the text names the factors of each direction."""
+    data = [(tidy(i["label"]), float(i["mean_abs_shap"]), i.get("direction")) for i in rows]
+    directions = {
+        d: (t(lang, f"dir_legend_{d}"), t(lang, f"dir_{d}")) for d in ("raises", "lowers", "mixed")
+    }
+    fig = charts.importance(
+        data, t(lang, "importance_title"), t(lang, "importance_x"), lang, directions
+    )
+    parts = [t(lang, "importance_alt", n=len(data), top=data[0][0])]
+    for direction, (legend, _) in directions.items():
+        names = [label for label, _, d in data if d == direction]
+        if names:
+            parts.append(t(lang, "importance_dir_alt", legend=legend, names=", ".join(names)))
+    return fig, " ".join(parts)
+
+
+MAX_SUGGESTIONS = 10
+
+
+def suggestions(lang: str, prefix: str = "", ids: list[int] | None = None) -> str:
+    """The client numbers matching what the advisor typed, as the listbox of the client
+    number field (a WAI-ARIA combobox; app.HEAD's script opens it and moves in it).
+    Always present, hidden until the script shows it: the field's aria-controls names it.
+    ``data-prefix`` says what it answers, so a late answer is never shown for new text."""
+    ids = (ids or [])[:MAX_SUGGESTIONS]
+    if not ids:
+        return f'<ul id="client-suggestions" data-prefix="{html.escape(prefix)}" hidden></ul>'
+    items = "".join(
+        f'<li id="client-option-{i}" role="option" aria-selected="false" '
+        f'data-client="{cid}"><strong>{html.escape(str(cid)[: len(prefix)])}</strong>'
+        f"{html.escape(str(cid)[len(prefix) :])}</li>"
+        for i, cid in enumerate(ids)
+    )
+    label = html.escape(t(lang, "suggest_label"))
+    count = html.escape(tn(lang, "suggest_count", len(ids), n=len(ids)))
+    return (
+        f'<ul id="client-suggestions" role="listbox" aria-label="{label}" '
+        f'data-prefix="{html.escape(prefix)}" hidden>{items}</ul>'
+        f'<p class="sr-only" role="status">{count}</p>'
+    )
