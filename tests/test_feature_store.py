@@ -25,7 +25,8 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from serving_core.application import application_features
-from serving_core.feature_store import completeness
+from serving_core.feature_store import client_index, completeness
+from serving_core.feature_store.client_index import ClientIndex
 from serving_core.feature_store.completeness import MarkerStore
 from serving_core.feature_store.definitions import (
     APPLICATION_VIEW,
@@ -315,9 +316,13 @@ def test_redis_snapshot_is_byte_identical_to_feasts_own_writes(
                 patch.setattr(module, name, replacement)
                 materialize(written[path], tricky_features, progress=False, event_time=now)
         suffix = {p: s.project.encode() for p, s in written.items()}
-        marker = MarkerStore(open_store(written["restore"])).redis_key()  # not a client
+        restored = open_store(written["restore"])
+        # Not clients: the completeness markers and the client index.
+        others = {MarkerStore(restored).redis_key(), ClientIndex(restored).redis_key()}
         keys = [
-            k for k in client.scan_iter(count=1000) if k.endswith(suffix["restore"]) and k != marker
+            k
+            for k in client.scan_iter(count=1000)
+            if k.endswith(suffix["restore"]) and k not in others
         ]
         assert len(keys) == frame.height
         for key in keys:
@@ -362,12 +367,14 @@ SQLITE_COLUMNS = (
 
 def _sqlite_contents(settings: FeatureStoreSettings) -> tuple[list[tuple], dict[str, list]]:
     """The file's schema, and every row of every table (each column with its storage
-    class), in primary-key order; Feast's tables only (not the completeness markers)."""
+    class), in primary-key order; Feast's tables only (not the completeness markers nor the
+    client index)."""
     typed = ", ".join(f"{c}, typeof({c})" for c in SQLITE_COLUMNS)
     with closing(sqlite3.connect(settings.sqlite_path)) as connection:
         schema = connection.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name != ? ORDER BY name",
-            (completeness.SQLITE_TABLE,),
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name NOT IN (?, ?) "
+            "ORDER BY name",
+            (completeness.SQLITE_TABLE, client_index.SQLITE_TABLE),
         ).fetchall()
         rows = {
             name: connection.execute(

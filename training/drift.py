@@ -39,7 +39,7 @@ KEY_FEATURES = (
     "DAYS_EMPLOYED",
 )
 SCORE = "prediction"
-NOT_INPUTS = {"SK_ID_CURR", "TARGET", "split", SCORE}
+NOT_INPUTS = {"SK_ID_CURR", "TARGET", "split", SCORE, "oof_prediction"}
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 

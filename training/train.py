@@ -700,6 +700,9 @@ def run_training(
         reference_out["prediction"] = bundle.calibrator.predict(
             np.asarray(booster.predict(reference, num_threads=1), dtype=np.float64)
         )
+        # Out of fold as well (each client's probability from the fold model not fitted on
+        # it, through the served calibrator): the explainer's score distribution is honest.
+        reference_out["oof_prediction"] = p_cal[reference.index.to_numpy()]
         reference_out.to_parquet(artifacts_dir / "reference.parquet", index=False)
         step("drift report: train vs application_test clients")
         # The production-like population (application_test) against the training one; in

@@ -27,7 +27,8 @@ from services.common.metrics import (
 from services.common.store_guard import STORE_DOWN, StoreGuard
 from serving_core.application import application_features
 from serving_core.bundle import ScoringModel
-from serving_core.feature_store.completeness import MarkerStore
+from serving_core.feature_store.client_index import ClientIndex
+from serving_core.feature_store.completeness import VIEWS, MarkerStore
 from serving_core.feature_store.reader import (
     FeatureServiceMismatch,
     IncompleteClient,
@@ -70,6 +71,8 @@ class FeatureSource:
         fail_fast(reader)
         # Shares the reader's store, hence its Redis client and fail-fast settings.
         self.guard = StoreGuard(MarkerStore(reader.store), check_seconds)
+        self.index = ClientIndex(reader.store)
+        self._no_index_logged = False
 
     @classmethod
     def open(cls, check_seconds: float) -> FeatureSource:
@@ -136,6 +139,37 @@ class FeatureSource:
             raise Unavailable("feature store unreachable") from error
         finally:
             FEATURE_READ_LATENCY.observe(time.perf_counter() - started)
+
+    def search(self, prefix: str, limit: int) -> list[int]:
+        """Up to ``limit`` ids of stored clients starting with ``prefix``, ascending, from
+        the index the materialisation writes (one indexed read, never a key scan). A store
+        that is not a complete materialisation is UNAVAILABLE, as a client read is; a
+        complete one without an index (materialised before it existed) finds nothing."""
+        state = self.guard.state(VIEWS)  # in memory once known
+        if state is None:
+            FEATURE_READ_ERRORS.labels("unreachable").inc()
+            raise Unavailable("feature store unreachable")
+        if not state.complete:
+            FEATURE_READ_ERRORS.labels("incomplete").inc()
+            raise FeatureStoreIncomplete(f"feature store incomplete: {state.why}")
+        try:
+            found = self.index.search(prefix, limit)
+        except STORE_DOWN as error:
+            FEATURE_READ_ERRORS.labels("unreachable").inc()
+            log.warning("feature_store_unreachable", error=type(error).__name__)
+            raise Unavailable("feature store unreachable") from error
+        if found is None:
+            if not self._no_index_logged:  # once per process: every search would say it
+                self._no_index_logged = True
+                log.warning(
+                    "client_index_missing",
+                    why="the online store was materialised before the client index existed",
+                    effect="client searches find nothing",
+                    hint="run `credit materialize` to write it",
+                )
+            return []
+        self._no_index_logged = False  # written since: say it again if it goes
+        return found
 
     def application(self, raw: dict[str, Any], model: ScoringModel) -> dict[str, Any]:
         """Features of a new application: computed by the training pipeline's own functions;

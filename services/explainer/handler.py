@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +22,9 @@ from services.common.application import RANGES, unseen_categories
 from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import VersionCache
-from services.explainer import reasons
+from services.explainer import reasons, reference
 from services.explainer.population import Neighbourhood, Population
+from services.explainer.reference import Direction, ScoreDistribution
 from serving_core import wording
 from serving_core.application import DERIVED, application_features, raw_columns
 from serving_core.bundle import ScoringModel
@@ -103,6 +105,7 @@ class Importance:
     label: str
     mean_abs_shap: float
     gain: float
+    direction: Direction = "mixed"  # what higher values do to the risk (reference sample)
 
 
 class ExplainerHandler:
@@ -110,6 +113,11 @@ class ExplainerHandler:
         self.models = models
         self.features = features
         self._populations: dict[str, Population] = {}
+        # Per version, computed once from its reference sample (a predict, a pred_contrib):
+        # versions are immutable, so is what they give.
+        self._distributions: dict[str, ScoreDistribution] = {}
+        self._directions: dict[str, dict[str, Direction]] = {}
+        self._reference_lock = threading.Lock()  # one computation per version, not one per call
 
     def population(self, version: str) -> Population:
         model = self.model(version)
@@ -173,20 +181,42 @@ class ExplainerHandler:
         )
 
     def importance(self, version: str, lang: str, top_k: int) -> tuple[str, list[Importance]]:
-        """The version's global importance (training's mean |SHAP| and gain), top first."""
+        """The version's global importance (training's mean |SHAP| and gain), top first,
+        with each feature's direction over the reference sample."""
         lang = _check_lang(lang)
         model = self.model(version)
         specs = {f["name"]: f for f in model.schema["features"]}
         rows = load_importance(self.models.registry.reports(model.model_version) / "importance.csv")
+        directions = self.directions(model)
         return model.model_version, [
             Importance(
                 feature=row["feature"],
                 label=wording.label(specs[row["feature"]], lang),
                 mean_abs_shap=row["mean_abs_shap"],
                 gain=row["gain"],
+                direction=directions.get(row["feature"], "mixed"),
             )
             for row in rows[: top_k or 20]
         ]
+
+    def directions(self, model: ScoringModel) -> dict[str, Direction]:
+        """Per feature, what higher values do to the risk (``reference.directions``)."""
+        version = model.model_version
+        with self._reference_lock:
+            if version not in self._directions:
+                sample = reference.load_reference(self.models.registry.reports(version))
+                self._directions[version] = reference.directions(model, sample)
+            return self._directions[version]
+
+    def score_distribution(self, version: str) -> ScoreDistribution:
+        """The reference sample's probabilities of default, binned by outcome, with the
+        threshold (``reference.score_distribution``)."""
+        model = self.model(version)
+        with self._reference_lock:
+            if version not in self._distributions:
+                sample = reference.load_reference(self.models.registry.reports(version))
+                self._distributions[version] = reference.score_distribution(model, sample)
+            return self._distributions[version]
 
     def model(self, version: str) -> ScoringModel:
         if not version:

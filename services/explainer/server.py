@@ -16,12 +16,18 @@ from services.common.registry import ModelRegistry, VersionCache
 from services.common.server import build_server, run_until_signal, set_serving
 from services.explainer.handler import Explained, ExplainerHandler
 from services.explainer.population import MIN_CELL
+from services.explainer.reference import Direction
 from services.explainer.settings import ExplainerSettings
 from serving_core.feature_store.completeness import VIEWS
 
 log = structlog.get_logger(__name__)
 SERVICE = explainer_pb2.DESCRIPTOR.services_by_name["ExplainerService"].full_name
 DECISIONS = {"granted": common_pb2.DECISION_GRANTED, "refused": common_pb2.DECISION_REFUSED}
+DIRECTIONS: dict[Direction, int] = {
+    "raises": explainer_pb2.DIRECTION_RAISES,
+    "lowers": explainer_pb2.DIRECTION_LOWERS,
+    "mixed": explainer_pb2.DIRECTION_MIXED,
+}
 
 
 def explanation(result: Explained) -> explainer_pb2.Explanation:
@@ -140,7 +146,26 @@ class ExplainerServicer(explainer_pb2_grpc.ExplainerServiceServicer):
         version, rows = self.handler.importance(request.model_version, request.lang, request.top_k)
         return explainer_pb2.GlobalImportanceResponse(
             model_version=version,
-            features=[explainer_pb2.FeatureImportance(**vars(row)) for row in rows],
+            features=[
+                explainer_pb2.FeatureImportance(
+                    **{**vars(row), "direction": DIRECTIONS[row.direction]}
+                )
+                for row in rows
+            ],
+        )
+
+    def GetScoreDistribution(
+        self, request: explainer_pb2.ScoreDistributionRequest, context: grpc.ServicerContext
+    ) -> Any:
+        found = self.handler.score_distribution(request.model_version)
+        return explainer_pb2.ScoreDistributionResponse(
+            model_version=found.model_version,
+            threshold=found.threshold,
+            n=found.n,
+            source=found.source,
+            out_of_fold=found.out_of_fold,
+            min_cell=found.min_cell,
+            bins=[explainer_pb2.ScoreBin(**vars(b)) for b in found.bins],
         )
 
 

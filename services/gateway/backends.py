@@ -172,6 +172,11 @@ class Backends:
         request = scoring_pb2.GetClientRequest(client_id=client_id)
         return await self.scoring.call("GetClient", self._scoring.GetClient, request)
 
+    async def search_clients(
+        self, request: scoring_pb2.SearchClientsRequest
+    ) -> scoring_pb2.SearchClientsResponse:
+        return await self.scoring.call("SearchClients", self._scoring.SearchClients, request)
+
     async def model(self) -> scoring_pb2.ModelInfo:
         """The champion's model info, reused for ``model_cache_seconds`` (the champion can
         move, so it is not cached forever; a version's info never changes and is kept)."""
@@ -213,3 +218,10 @@ class Backends:
         self, request: explainer_pb2.NeighboursRequest
     ) -> explainer_pb2.NeighboursResponse:
         return await self.explainer.call("GetNeighbours", self._explainer.GetNeighbours, request)
+
+    async def score_distribution(
+        self, request: explainer_pb2.ScoreDistributionRequest
+    ) -> explainer_pb2.ScoreDistributionResponse:
+        return await self.explainer.call(
+            "GetScoreDistribution", self._explainer.GetScoreDistribution, request
+        )

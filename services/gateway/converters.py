@@ -134,10 +134,23 @@ def explanation(reply: explainer_pb2.Explanation) -> schemas.Explanation:
     )
 
 
+DirectionName = Literal["raises", "lowers", "mixed"]
+# DIRECTION_UNSPECIFIED (an explainer older than the field) tells no direction: "mixed".
+DIRECTION_NAMES: dict[int, DirectionName] = {
+    explainer_pb2.DIRECTION_RAISES: "raises",
+    explainer_pb2.DIRECTION_LOWERS: "lowers",
+    explainer_pb2.DIRECTION_MIXED: "mixed",
+}
+
+
 def importance(reply: explainer_pb2.GlobalImportanceResponse) -> list[schemas.Importance]:
     return [
         schemas.Importance(
-            feature=f.feature, label=f.label, mean_abs_shap=f.mean_abs_shap, gain=f.gain
+            feature=f.feature,
+            label=f.label,
+            mean_abs_shap=f.mean_abs_shap,
+            gain=f.gain,
+            direction=DIRECTION_NAMES.get(f.direction, "mixed"),
         )
         for f in reply.features
     ]
@@ -174,6 +187,27 @@ def population(reply: explainer_pb2.PopulationResponse) -> schemas.Population:
         repaid=list(reply.repaid),
         defaulted=list(reply.defaulted),
         quantiles=dict(reply.quantiles),
+    )
+
+
+def client_search(prefix: str, reply: scoring_pb2.SearchClientsResponse) -> schemas.ClientSearch:
+    return schemas.ClientSearch(prefix=prefix, clients=list(reply.client_ids))
+
+
+def score_distribution(
+    reply: explainer_pb2.ScoreDistributionResponse,
+) -> schemas.ScoreDistribution:
+    return schemas.ScoreDistribution(
+        model_version=reply.model_version,
+        threshold=reply.threshold,
+        n=reply.n,
+        source=reply.source,
+        out_of_fold=reply.out_of_fold,
+        min_cell=reply.min_cell,
+        bins=[
+            schemas.ScoreBin(lower=b.lower, upper=b.upper, repaid=b.repaid, defaulted=b.defaulted)
+            for b in reply.bins
+        ],
     )
 
 

@@ -121,6 +121,31 @@ async def score_batch(
     return await service.score_batch(body.client_ids, Caller(key, advisor))
 
 
+# A literal path of its own, so never taken for /clients/{client_id} (which only matches one
+# more path segment); the prefix is checked here, as the scoring service checks it again.
+@v1.get(
+    "/clients",
+    response_model=schemas.ClientSearch,
+    tags=["clients"],
+    summary="Stored clients whose number starts with a prefix (suggestions as one types)",
+    responses=problem_responses(*AUTH_ERRORS, 422, *BACKEND_ERRORS),
+)
+async def search_clients(
+    prefix: Annotated[
+        str,
+        Query(
+            pattern=r"^[0-9]{1,12}$",
+            description="The first digits of a client number (1 to 12 ASCII digits)",
+            examples=["10000"],
+        ),
+    ],
+    _: Annotated[ApiKey, Depends(require("read:clients"))],
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=20, description="At most this many ids")] = 10,
+) -> schemas.ClientSearch:
+    return await service.search_clients(prefix, limit)
+
+
 @v1.get(
     "/clients/{client_id}",
     response_model=schemas.ClientProfile,
@@ -200,6 +225,22 @@ async def population(
     model_version: VersionQuery = None,
 ) -> schemas.Population:
     return await service.population(name, lang, model_version)
+
+
+@v1.get(
+    "/population/scores",
+    response_model=schemas.ScoreDistribution,
+    tags=["population"],
+    summary="The model's probabilities of default over its reference population, by outcome, "
+    "with the threshold",
+    responses=problem_responses(*AUTH_ERRORS, 404, 422, *BACKEND_ERRORS),
+)
+async def score_distribution(
+    _: Annotated[ApiKey, Depends(require("read:clients"))],
+    service: ServiceDep,
+    model_version: VersionQuery = None,
+) -> schemas.ScoreDistribution:
+    return await service.score_distribution(model_version)
 
 
 @v1.get(

@@ -433,6 +433,13 @@ class Importance(BaseModel):
     label: str
     mean_abs_shap: float
     gain: float
+    direction: Literal["raises", "lowers", "mixed"] = Field(
+        description="What higher values of the feature do to the risk, over the model's "
+        "reference sample (the sign of the Spearman correlation between the feature's value "
+        "and its SHAP value): mixed when |rho| < 0.3, for a categorical feature, or when the "
+        "explainer does not say.",
+        examples=["lowers"],
+    )
 
 
 class ModelCard(BaseModel):
@@ -463,6 +470,72 @@ class Population(BaseModel):
     repaid: list[int]
     defaulted: list[int]
     quantiles: dict[str, float]
+
+
+class ClientSearch(BaseModel):
+    """Stored clients whose number starts with the prefix: suggestions as an advisor types."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"prefix": "10000", "clients": [100002, 100003]}]}
+    )
+
+    prefix: str = Field(description="The prefix searched, as sent")
+    clients: list[int] = Field(
+        description="Ids of the clients the online store holds (its last materialisation) "
+        "whose decimal form starts with the prefix, ascending, at most `limit`; empty when "
+        "none does."
+    )
+
+
+class ScoreBin(BaseModel):
+    lower: float = Field(description="Probabilities from this value (included)")
+    upper: float = Field(description="up to this one (excluded; included in the last bin)")
+    repaid: int = Field(description="Clients of the bin who repaid")
+    defaulted: int = Field(description="Clients of the bin who defaulted")
+
+
+class ScoreDistribution(BaseModel):
+    """The model's probabilities of default over its reference population, by outcome,
+    and the threshold: how many repaid and defaulted clients each decision side holds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "3",
+                    "threshold": 0.1,
+                    "n": 5000,
+                    "source": "the explainer's reference sample: 5,000 training clients "
+                    "drawn at random, each with the probability of default an out-of-fold "
+                    "model gave them (...)",
+                    "out_of_fold": True,
+                    "min_cell": 20,
+                    "bins": [
+                        {"lower": 0.0, "upper": 0.02, "repaid": 1234, "defaulted": 12},
+                        {"lower": 0.02, "upper": 0.04, "repaid": 987, "defaulted": 25},
+                    ],
+                }
+            ]
+        }
+    )
+
+    model_version: str
+    threshold: float = Field(description="Refused when probability >= threshold")
+    n: int = Field(description="Clients counted: the sum of every bin's counts")
+    source: str = Field(description="Which clients and which probabilities, in plain words")
+    out_of_fold: bool = Field(
+        description="true: each probability comes from a cross-validation model not fitted "
+        "on that client (what a new applicant would get); false: from the served model, "
+        "fitted on these clients (in sample, optimistic)."
+    )
+    min_cell: int = Field(
+        description="Adjacent bins on one side of the threshold are merged until each "
+        "non-empty bin holds at least this many clients."
+    )
+    bins: list[ScoreBin] = Field(
+        description="Contiguous from 0, covering every probability observed; the threshold "
+        "is an edge, so each bin is wholly granted or wholly refused."
+    )
 
 
 class Neighbour(BaseModel):

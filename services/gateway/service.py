@@ -254,6 +254,14 @@ class CreditService:
         model = await self.backends.model_version_info(client.model_version)
         return build_profile(client, model, lang)
 
+    async def search_clients(self, prefix: str, limit: int) -> schemas.ClientSearch:
+        """Stored clients whose number starts with ``prefix`` (the scoring service's index
+        of the online store)."""
+        reply = await self.backends.search_clients(
+            scoring_pb2.SearchClientsRequest(prefix=prefix, limit=limit)
+        )
+        return converters.client_search(prefix, reply)
+
     async def model_card(self, lang: str) -> schemas.ModelCard:
         """The champion's card; without global importance while the explainer is away."""
         info = await self.backends.model()
@@ -282,6 +290,15 @@ class CreditService:
             explainer_pb2.PopulationRequest(model_version=version, feature=name, lang=lang)
         )
         return converters.population(reply)
+
+    async def score_distribution(self, model_version: str | None) -> schemas.ScoreDistribution:
+        """The version's (default: the champion's) probabilities over its reference
+        population, by outcome, with its threshold."""
+        version = await self.version(model_version)
+        reply = await self.backends.score_distribution(
+            explainer_pb2.ScoreDistributionRequest(model_version=version)
+        )
+        return converters.score_distribution(reply)
 
     async def neighbours(
         self, client_id: int, k: int, features: Sequence[str], model_version: str | None

@@ -11,6 +11,7 @@ the champion's for the decision log, and a failure of it never fails the request
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,10 @@ from services.common.registry import ChampionFollower
 from serving_core.bundle import ScoringModel
 
 log = structlog.get_logger(__name__)
+# A client-number prefix as an advisor types it: ASCII digits only (str.isdigit also takes
+# "²" and Arabic-Indic digits), at most 12 (ids have 6 in the Kaggle data, 19 at most).
+SEARCH_PREFIX = re.compile(r"[0-9]{1,12}")
+SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX = 10, 20
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,16 @@ class ScoringHandler:
             raise InvalidArgument("client_id", "must be a positive SK_ID_CURR")
         model = self.model()
         return model.model_version, self.features.client(client_id, model)
+
+    def search_clients(self, prefix: str, limit: int) -> list[int]:
+        """Ids of stored clients whose decimal form starts with ``prefix``, ascending, at
+        most ``limit`` (0: the default, 10); an index read, no model needed."""
+        if not SEARCH_PREFIX.fullmatch(prefix):
+            raise InvalidArgument("prefix", "1 to 12 ASCII digits")
+        limit = limit or SEARCH_LIMIT_DEFAULT
+        if not 1 <= limit <= SEARCH_LIMIT_MAX:
+            raise InvalidArgument("limit", f"between 1 and {SEARCH_LIMIT_MAX}")
+        return self.features.search(prefix, limit)
 
     def score_batch(self, client_ids: list[int]) -> tuple[str, list[tuple[int, Scored | str]]]:
         if not client_ids:

@@ -160,6 +160,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         fill_feature_vector(profile.features, features)
         return profile
 
+    def SearchClients(
+        self, request: scoring_pb2.SearchClientsRequest, context: grpc.ServicerContext
+    ) -> Any:
+        found = self.handler.search_clients(request.prefix, request.limit)
+        return scoring_pb2.SearchClientsResponse(client_ids=found)
+
 
 def create_server(
     settings: ScoringSettings, features: FeatureSource

@@ -113,6 +113,16 @@ class GatewayClient:
             "GET", f"/v1/clients/{client_id}/neighbours", params={"features": features}
         )
 
+    def search_clients(self, prefix: str, limit: int = 10) -> dict[str, Any]:
+        """Stored clients whose number starts with ``prefix`` (1 to 12 digits):
+        ``{"prefix": ..., "clients": [ids ascending]}``."""
+        return self._call("GET", "/v1/clients", params={"prefix": prefix, "limit": limit})
+
+    def score_distribution(self) -> dict[str, Any]:
+        """The champion's probabilities over its reference population, by outcome, with
+        the threshold: ``{"model_version", "threshold", "n", "source", "bins": [...]}``."""
+        return self._call("GET", "/v1/population/scores")
+
     def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/decisions", params={"limit": limit})
 

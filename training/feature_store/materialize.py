@@ -32,7 +32,8 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.progress import Progress
 
-from serving_core.feature_store.completeness import complete_run
+from serving_core.feature_store.client_index import ClientIndex
+from serving_core.feature_store.completeness import TTL_MARGIN_S, complete_run
 from serving_core.feature_store.definitions import (
     JOIN_KEY,
     OFFLINE_FILE,
@@ -299,6 +300,12 @@ def materialize(
     with Progress(disable=not progress) as bar:
         task = bar.add_task(f"materialise ({settings.online_store})", total=total)
         write_frame(store, frame, views, progress=lambda n: bar.update(task, advance=n))
+    # The index of the run's client ids (prefix search), once every client is in and before
+    # the marker; under a key TTL it expires with the marker, before the first client.
+    ttl = getattr(store.config.online_store, "key_ttl_seconds", None)
+    indexed = ClientIndex(store).write(
+        frame[JOIN_KEY].to_list(), expires_at=run_started + ttl - TTL_MARGIN_S if ttl else None
+    )
     # Only once every client is in: a run that dies before this leaves the previous marker
     # (each client is written whole, from one run) or, on an empty store, none.
     marker = complete_run(
@@ -315,6 +322,7 @@ def materialize(
         "online_store": settings.online_store,
         "run_id": run_id,
         "clients": marker.clients,
+        "indexed_clients": indexed,
         "values": total,
         "apply_seconds": round(applied - started, 3),
         "write_seconds": round(write_seconds, 3),
