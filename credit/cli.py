@@ -265,12 +265,22 @@ def _register_feature_services(settings: PlatformSettings) -> list[str]:
 
 
 def _store_marked(store_settings: FeatureStoreSettings) -> bool:
-    """Whether the online store holds a complete materialisation's marker."""
+    """Whether the online store holds a complete materialisation's marker and the client
+    index (a store materialised before the index existed is loaded again, once)."""
+    from serving_core.feature_store.client_index import ClientIndex
     from serving_core.feature_store.completeness import VIEWS, MarkerStore
     from serving_core.feature_store.settings import open_store
 
     try:
-        return VIEWS in MarkerStore(open_store(store_settings)).read()
+        store = open_store(store_settings)
+        if VIEWS not in MarkerStore(store).read():
+            return False
+        if ClientIndex(store).search("1", 1) is None:
+            typer.echo(
+                "online store has no client index (materialised before it existed): reloading"
+            )
+            return False
+        return True
     except Exception as error:  # unreachable or unreadable: load again (it says why)
         typer.echo(f"online store not checked ({type(error).__name__}: {error}): reloading")
         return False

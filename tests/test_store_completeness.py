@@ -33,6 +33,7 @@ from credit.v1 import explainer_pb2, explainer_pb2_grpc, scoring_pb2, scoring_pb
 from services.common.errors import REASON_KEY
 from services.explainer.server import SERVICE as EXPLAINER_SERVICE
 from services.scoring.server import SERVICE as SCORING_SERVICE
+from serving_core.feature_store.client_index import ClientIndex
 from serving_core.feature_store.completeness import VIEWS, MarkerStore
 from serving_core.feature_store.definitions import APPLICATION_VIEW, offline_frame
 from serving_core.feature_store.reader import (
@@ -606,3 +607,8 @@ def test_materialize_if_stale_trusts_the_store_marker_not_the_local_stamp(
     markers.clear()  # the data's marker gone, MATERIALIZED.json still there
     assert "clients" in run()  # loaded again
     assert service_name(stack.model.model_version) in markers.read()
+    # A store materialised before the client index existed: loaded again, once.
+    index = ClientIndex(open_store(settings))
+    index.clear()
+    assert "no client index" in run() and index.search("1", 1)
+    assert "online store is current" in run()
