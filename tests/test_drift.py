@@ -21,7 +21,7 @@ from sqlalchemy import (
     create_engine,
 )
 
-from training.drift import KEY_FEATURES, run_drift
+from training.drift import KEY_FEATURES, model_inputs, run_drift
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [
@@ -212,3 +212,11 @@ def test_training_drift_report_on_the_project_features(tmp_path: Path):
     assert (tmp_path / "train_vs_test.html").stat().st_size > 10_000
     assert set(result["features"]) == {"EXT_SOURCE_2", "AMT_CREDIT"}
     assert result["current"] == "application_test"
+
+
+def test_the_reference_samples_probabilities_are_not_inputs() -> None:
+    """reference.parquet's in-sample and out-of-fold probabilities are scores, not features."""
+    frame = pd.DataFrame(
+        columns=["SK_ID_CURR", "AMT_CREDIT", "TARGET", "prediction", "oof_prediction"]
+    )
+    assert model_inputs(frame) == ["AMT_CREDIT"]

@@ -156,6 +156,9 @@ def test_metrics_json_has_required_keys(trained: dict[str, Any]) -> None:
     assert len(stats["features"]["EXT_SOURCE_2"]["histogram"]["1"]) == 20
     reference = pd.read_parquet(artifacts / "reference.parquet")
     assert "prediction" in reference and "CODE_GENDER" not in reference
+    # Out of fold too (the explainer's honest score distribution): each from a fold model.
+    assert reference["oof_prediction"].between(0, 1).all()
+    assert not np.allclose(reference["oof_prediction"], reference["prediction"])
     assert "v1" in (artifacts / "model_card.md").read_text()
     drift = metrics["train_vs_test_drift"]
     assert drift["n_reference"] == N_TRAIN and drift["n_current"] == N_TEST
