@@ -650,6 +650,13 @@ def test_every_tab_passes_axe_in_both_languages_at_320_720_1280(
         page.locator("#sim-decision").get_by_text("SIMULATION").wait_for()
         page.get_by_role("tab", name="Compared with others").click()
         page.locator("#scatter .js-plotly-plot").wait_for()
+        page.locator("#scores .js-plotly-plot").wait_for()
+        # The new views in French too: the client's place, directions, the factors.
+        french = {
+            "Comparaison": ("#scores-alt", "des clients de la population de référence ont"),
+            "À propos du modèle": ("#importance-alt", "Une valeur plus élevée"),
+            "Simulation": ("#factors-intro", "Principaux facteurs du client"),
+        }
         problems: list[str] = []
         for name, lang in (("English", "en"), ("Français", "fr")):
             if lang == "fr":
@@ -659,6 +666,9 @@ def test_every_tab_passes_axe_in_both_languages_at_320_720_1280(
                 for index, tab in enumerate(TABS[lang]):
                     page.get_by_role("tab", name=tab).click()
                     page.wait_for_timeout(250)
+                    if lang == "fr" and width == 1280 and tab in french:
+                        where, words = french[tab]
+                        assert words in page.locator(where).inner_text(), tab
                     visible_tabs = page.locator("[role=tab]").evaluate_all(
                         "els => els.filter(e => e.offsetParent !== null).length"
                     )
@@ -785,3 +795,242 @@ def test_a_link_opens_a_client_after_sign_in(
         playwright_sync.expect(page).to_have_url(address)
     finally:
         context.close()
+
+
+# ---- issue 19: the missing views (score distribution, importance by direction, client
+# search, what-if on the client's principal factors) --------------------------------------
+def gateway_get(gateway: dict[str, str], path: str, **params: Any) -> Any:
+    response = httpx.get(
+        f"{gateway['url']}{path}", params=params, headers={"X-API-Key": gateway["key"]}
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def plot_json(page: Any, chart: str, what: str) -> Any:
+    """``what`` of the Plotly figure drawn in ``#chart`` (its data or layout)."""
+    return page.locator(f"#{chart} .js-plotly-plot").evaluate(f"(gd) => gd.{what}")
+
+
+def test_score_distribution_shows_the_client_and_the_threshold(
+    browser_page: tuple[Any, list[str]], stack: Any, gateway: dict[str, str]
+) -> None:
+    page, _ = browser_page
+    client_id = stack.train_ids[12]
+    loaded(page, client_id)
+    page.get_by_role("tab", name="Compared with others").click()
+    page.locator("#scores .js-plotly-plot").wait_for()
+    served = gateway_get(gateway, "/v1/population/scores")
+    score = gateway_get(gateway, f"/v1/clients/{client_id}/explanation")
+    p, threshold = score["probability"], score["threshold"]
+    assert served["threshold"] == pytest.approx(threshold)
+    # Stacked by outcome, one bar per bin, as served.
+    traces = plot_json(page, "scores", "data")
+    assert [t["name"] for t in traces] == ["Repaid", "Defaulted"]
+    assert len(traces[0]["x"]) == len(served["bins"])
+    assert plot_json(page, "scores", "layout.barmode") == "stack"
+    # A line at the threshold and one at the client's probability (axis in %).
+    lines = sorted(s["x0"] for s in plot_json(page, "scores", "layout.shapes"))
+    assert lines == pytest.approx(sorted([100 * threshold, 100 * p]))
+    # Where the client stands, in words, computed here from the bins.
+    total = sum(b["repaid"] + b["defaulted"] for b in served["bins"])
+    below = 0.0
+    for b in served["bins"]:
+        count = b["repaid"] + b["defaulted"]
+        part = (min(p, b["upper"]) - b["lower"]) / (b["upper"] - b["lower"])
+        below += count * min(max(part, 0.0), 1.0)
+    alt = page.locator("#scores-alt").inner_text()
+    expected = f"{round(100 * below / total)}% of clients in the reference population have a "
+    assert expected + "lower probability of default than this client" in alt, alt
+    assert f"threshold of {100 * threshold:.1f}%" in alt and f"{total:,}" in alt, alt
+    plot = page.locator("#scores .js-plotly-plot")
+    assert plot.get_attribute("aria-describedby") == "scores-alt"
+    assert "Probability of default of all clients" in (plot.get_attribute("aria-label") or "")
+
+
+def test_global_importance_shows_each_factors_direction_in_words(
+    browser_page: tuple[Any, list[str]], gateway: dict[str, str]
+) -> None:
+    from services.ui import views
+
+    page, _ = browser_page
+    page.get_by_role("tab", name="About the model").click()
+    page.locator("#importance .js-plotly-plot").wait_for()
+    served = gateway_get(gateway, "/v1/model", lang="en")["global_importance"]
+    assert {i["direction"] for i in served} <= {"raises", "lowers", "mixed"}
+    words = {
+        "raises": "higher value: more risk",
+        "lowers": "higher value: less risk",
+        "mixed": "mixed effect",
+    }
+    # Each bar's name says its direction (not only its colour), and the bars of one
+    # direction share a colour no other direction has.
+    colours: dict[str, str] = {}
+    shown = 0
+    for trace in plot_json(page, "importance", "data"):
+        for name in trace["y"]:
+            label = name.split("<br><i>")[0].replace("<br>", " ")
+            item = next(i for i in served if views.tidy(i["label"]) == label)
+            assert f"({words[item['direction']]})" in name, name
+            assert (
+                colours.setdefault(item["direction"], trace["marker"]["color"])
+                == (trace["marker"]["color"])
+            )
+            shown += 1
+    assert shown == len(served) and len(set(colours.values())) == len(colours)
+    alt = page.locator("#importance-alt").inner_text()
+    raising = [i["label"] for i in served if i["direction"] == "raises"]
+    if raising:
+        assert "A higher value raises the risk: " + views.tidy(raising[0]) in alt, alt
+
+
+def test_client_search_suggests_numbers_and_looks_the_chosen_one_up(
+    browser_page: tuple[Any, list[str]], stack: Any, gateway: dict[str, str]
+) -> None:
+    page, _ = browser_page
+    prefix = str(stack.train_ids[20])[:4]
+    expected = gateway_get(gateway, "/v1/clients", prefix=prefix, limit=10)["clients"]
+    assert 2 <= len(expected) <= 10
+    box = page.locator("#client-id input")
+    box.fill("")
+    box.focus()
+    page.keyboard.type(prefix)  # keyboard only, as an advisor types
+    listbox = page.get_by_role("listbox", name="Matching client numbers")
+    listbox.wait_for()
+    options = listbox.get_by_role("option")
+    playwright_sync.expect(options).to_have_count(len(expected))
+    assert [int(o) for o in options.all_inner_texts()] == expected
+    assert box.get_attribute("role") == "combobox"
+    assert box.get_attribute("aria-expanded") == "true"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert box.get_attribute("aria-activedescendant") == "client-option-1"
+    assert options.nth(1).get_attribute("aria-selected") == "true"
+    assert page.evaluate("document.activeElement.closest('#client-id') !== null")  # focus
+    assert_accessible(page)  # the field and its open list
+    page.keyboard.press("Enter")
+    status_text(page, f"Client {expected[1]} loaded")
+    playwright_sync.expect(listbox).to_be_hidden()
+    assert box.get_attribute("aria-expanded") == "false"
+    # Escape closes the list; the typed text stays.
+    box.fill("")
+    box.focus()
+    page.keyboard.type(prefix)
+    listbox.wait_for()
+    page.keyboard.press("Escape")
+    playwright_sync.expect(listbox).to_be_hidden()
+    assert box.input_value() == prefix
+
+
+def _client_with_factor_sliders(stack: Any, gateway: dict[str, str]) -> tuple[int, list]:
+    """A client with at least two principal factors the what-if can move, and them."""
+    from services.ui import views
+    from services.ui.client import GatewayClient
+
+    api = GatewayClient(gateway["url"], gateway["key"])
+    try:
+        limits = api.limits()
+        for client_id in stack.train_ids[10:60]:
+            top = api.explanation(client_id, "en")["contributions"][: views.PRINCIPAL_FACTORS]
+            profile = api.profile(client_id, "en")
+            values = {f["name"]: f["value"] for g in profile["groups"] for f in g["fields"]}
+            editable = [
+                c
+                for c in top
+                if c["feature"] not in {"AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY"}
+                and c["feature"] not in {"AMT_GOODS_PRICE", "CNT_CHILDREN"}
+                and views.editable_bounds(c["feature"], values.get(c["feature"]), limits)
+            ]
+            if len(editable) >= 2:
+                return client_id, top
+    finally:
+        api.close()
+    pytest.fail("no client with two movable principal factors among 50")
+
+
+def test_what_if_sliders_on_the_clients_principal_factors(
+    browser_page: tuple[Any, list[str]], stack: Any, gateway: dict[str, str]
+) -> None:
+    """Sliders for the principal factors the API accepts, from the population's 1st to
+    99th percentile (and the client's value) within the API's bounds; the others named as
+    not editable; a moved slider is simulated as the gateway scores that application."""
+    from services.ui import views
+
+    page, _ = browser_page
+    client_id, top = _client_with_factor_sliders(stack, gateway)
+    loaded(page, client_id)
+    page.get_by_role("tab", name="What-if simulation").click()
+    page.locator("#factors-intro").get_by_role("heading").wait_for()
+    sliders = page.locator("[id^=factor-]:visible")
+    playwright_sync.expect(sliders.nth(1)).to_be_visible()
+    schema = gateway_get(gateway, "/openapi.json")["components"]["schemas"]["Application"]
+    accepted = schema["properties"]["numeric_fields"]["properties"]
+    by_label = {views.tidy(c["label"]): c["feature"] for c in top}
+    profile = gateway_get(gateway, f"/v1/clients/{client_id}")
+    fields = {f["name"]: f for g in profile["groups"] for f in g["fields"]}
+    values = {name: field["value"] for name, field in fields.items()}
+    for column in ("AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY", "AMT_GOODS_PRICE"):
+        if isinstance(values.get(column), float):  # the fields show whole units
+            values[column] = float(round(values[column]))
+    headers = {"X-API-Key": gateway["key"]}
+
+    def simulated(edits: dict[str, float]) -> str:
+        application = views.whatif_application(values, client_id, edits)
+        body = {"application": application, "simulation": True}
+        answer = httpx.post(f"{gateway['url']}/v1/scores", json=body, headers=headers).json()
+        return f"{100 * answer['probability']:.1f}%"
+
+    unmoved = simulated({})
+    moved: tuple[Any, dict[str, float], str, float] | None = None
+    shown_labels = []
+    for index in range(sliders.count()):
+        slider = sliders.nth(index)
+        label = slider.locator("label").first.inner_text().strip()
+        shown_labels.append(label)
+        column = by_label[label.removesuffix(" (years)")]  # a principal factor
+        unit = fields[column]["unit"]
+        quantiles = gateway_get(gateway, f"/v1/population/features/{column}")["quantiles"]
+        ends = sorted(views.shown(quantiles[q], unit) for q in ("0.01", "0.99"))
+        own = views.shown(values[column], unit)
+        bar = slider.locator("input[type=range]")
+        low, high, step = (float(bar.get_attribute(a) or "nan") for a in ("min", "max", "step"))
+        # The 1st to 99th percentile and the client's value, on the slider's grid...
+        assert low <= min(ends[0], own) + 1e-9 and high >= max(ends[1], own) - 1e-9, label
+        assert low > min(ends[0], own) - step - 1e-9, (label, low, ends)
+        # ...and within what the API accepts (typed field or numeric_fields).
+        spec = accepted.get(column) or next(
+            o for o in schema["properties"][views.TYPED[column]]["anyOf"] if "minimum" in o
+        )
+        api = sorted(views.shown(spec[k], unit) for k in ("minimum", "maximum"))
+        assert api[0] - 1e-9 <= low and high <= api[1] + 1e-9, (label, low, high, api)
+        assert bar.get_attribute("aria-label") == label  # named by its own label
+        if moved is None:  # the first slider whose far end changes the score
+            start = float(slider.locator("input[type=number]").input_value())
+            target = high if high - start > start - low else low
+            raw = views.sent(target, unit)
+            edit = {column: float(round(raw)) if unit in ("days", "count") else raw}
+            if simulated(edit) != unmoved:
+                moved = (slider, edit, simulated(edit), start)
+                number_box = slider.locator("input[type=number]")
+                number_box.fill(f"{target:g}")
+                number_box.press("Tab")
+    assert moved is not None, "no slider's far end changes the score"
+    # Every other principal factor is named: in the fields above, or as not editable.
+    rest = page.locator("#factors-fixed").inner_text()
+    for c in top:
+        label = views.tidy(c["label"])
+        assert label in rest or any(s.startswith(label) for s in shown_labels), (label, rest)
+    history = ("BUREAU_", "INST_", "PREV_", "POS_", "CC_", "BB_")
+    aggregates = [views.tidy(c["label"]) for c in top if c["feature"].startswith(history)]
+    if aggregates:
+        assert "Not editable here" in rest and aggregates[0] in rest, rest
+    page.locator("#simulate").click()
+    slider, edit, expected, start = moved
+    sentence = page.locator("#sim-reasons").get_by_text(re.compile("simulated probability"))
+    sentence.wait_for()
+    shown = re.findall(r"(\d+\.\d%)", sentence.inner_text())[0]
+    assert shown == expected != unmoved, (sentence.inner_text(), edit, unmoved)
+    shot(page, "what-if-factors.png")
+    page.locator("#reset").click()
+    page.locator("#sim-status").get_by_text("reset").wait_for()
+    playwright_sync.expect(slider.locator("input[type=number]")).to_have_value(f"{start:g}")

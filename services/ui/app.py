@@ -136,7 +136,11 @@ function labelCharts() {
     const plot = document.querySelector(`#${id} .js-plotly-plot`);
     if (!plot) continue;
     const title = plot.querySelector(".gtitle");
-    const name = title ? title.textContent : "";
+    // A wrapped title is one tspan per line: joined with spaces ("all clients", not
+    // "allclients").
+    const lines = title ? [...title.querySelectorAll("tspan.line")] : [];
+    const name = lines.length ? lines.map((l) => l.textContent).join(" ")
+      : (title ? title.textContent : "");
     if (plot.getAttribute("aria-label") !== name) plot.setAttribute("aria-label", name);
     if (plot.getAttribute("role") !== "img") plot.setAttribute("role", "img");
     if (document.getElementById(alt)) plot.setAttribute("aria-describedby", alt);
@@ -235,10 +239,23 @@ document.addEventListener("click", (event) => {
   const option = event.target.closest && event.target.closest("#client-suggestions [role=option]");
   if (option) choose(option);
 }, true);
+// Gradio names a slider's two inputs "range slider for ..." and "number input for ...",
+// in English whatever the page's language: both are named by the slider's own label.
+function nameSliders() {
+  for (const block of document.querySelectorAll("[id^=factor-]")) {
+    const label = block.querySelector("label [data-testid=block-info]");
+    if (!label) continue;
+    for (const input of block.querySelectorAll("input")) {
+      if (input.getAttribute("aria-label") !== label.textContent) {
+        input.setAttribute("aria-label", label.textContent);
+      }
+    }
+  }
+}
 let timer = null;
 const watch = () => new MutationObserver(() => {
   clearTimeout(timer);
-  timer = setTimeout(() => { labelCharts(); syncSuggest(); }, 30);
+  timer = setTimeout(() => { labelCharts(); syncSuggest(); nameSliders(); }, 30);
 }).observe(document.body, {childList: true, subtree: true});
 if (document.body) watch(); else document.addEventListener("DOMContentLoaded", watch);
 })();
