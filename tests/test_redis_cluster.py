@@ -21,6 +21,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from redis.cluster import RedisCluster
 
+from serving_core.feature_store.client_index import ClientIndex
 from serving_core.feature_store.reader import OnlineFeatureReader, register_model_features
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
 from tests.conftest import write_minimal_tables
@@ -122,3 +123,10 @@ def test_cluster_reads_equal_single_node(
         assert readers["cluster"].get_client_features(client_id, ALL, names) == readers[
             "single"
         ].get_client_features(client_id, ALL, names), client_id
+
+    # The client index: one sorted set (one slot of the cluster), searched the same way.
+    ids = sorted(frame["SK_ID_CURR"].to_list())
+    for prefix in ("1", "100", str(ids[len(ids) // 2])[:4], str(ids[-1])):
+        wanted = [i for i in ids if str(i).startswith(prefix)][:20]
+        for kind, settings in stores.items():
+            assert ClientIndex(open_store(settings)).search(prefix, 20) == wanted, (kind, prefix)
