@@ -130,3 +130,62 @@ def test_the_page_gets_its_language_and_title() -> None:
     assert 'lang="en"' in app_page and "<title>Credit advisor dashboard</title>" in app_page
     assert page.preferred("fr-FR,fr;q=0.9,en;q=0.8", "en") == "fr"
     assert page.preferred("de-DE,de;q=0.9", "en") == "en"
+
+
+def test_share_below_counts_whole_bins_and_part_of_the_clients() -> None:
+    bins = [
+        {"lower": 0.0, "upper": 0.1, "repaid": 50, "defaulted": 10},
+        {"lower": 0.1, "upper": 0.3, "repaid": 30, "defaulted": 10},
+    ]
+    assert views.share_below(bins, 0.1) == pytest.approx(0.6)
+    assert views.share_below(bins, 0.2) == pytest.approx((60 + 20) / 100)  # half the bin
+    assert views.share_below(bins, 0.0) == 0.0 and views.share_below(bins, 1.0) == 1.0
+    assert views.share_below([], 0.5) == 0.0
+
+
+def test_factor_slider_spans_the_population_and_the_client_within_the_api() -> None:
+    quantiles = {"0.01": -11_000.0, "0.99": -120.0}
+    # Days before the application, shown in years; the client's 40 years widen the range,
+    # the API's -21,824 days (59.75 years) cap it.
+    slider = views.factor_slider(
+        "DAYS_EMPLOYED", "Time in job", "days", -14_610.0, quantiles, (-21_824.0, 0.0)
+    )
+    assert slider is not None
+    assert slider["minimum"] == 0.0 and slider["maximum"] == pytest.approx(40.0, abs=0.5)
+    assert slider["value"] == 40.0 and slider["integer"]
+    capped = views.factor_slider(
+        "DAYS_EMPLOYED", "Time in job", "days", -30_000.0, quantiles, (-21_824.0, 0.0)
+    )
+    assert capped is not None and capped["maximum"] <= 21_824 / 365.25
+    score = views.factor_slider(
+        "EXT_SOURCE_2", "External score 2", "score", 0.512345, {"0.01": 0.07, "0.99": 0.8}, (0, 1)
+    )
+    assert score is not None and (score["minimum"], score["maximum"]) == (0.07, 0.8)
+    assert score["value"] == 0.51 and score["step"] == 0.01  # on the grid, no raw float
+    assert views.factor_slider("X", "x", "", 1.0, {}, (0.0, 2.0)) is None  # no range known
+    limits = {"days_employed": (-21_824.0, 0.0), "OWN_CAR_AGE": (0.0, 100.0)}
+    assert views.editable_bounds("DAYS_EMPLOYED", -100.0, limits) == (-21_824.0, 0.0)
+    assert views.editable_bounds("OWN_CAR_AGE", 3.0, limits) == (0.0, 100.0)
+    assert views.editable_bounds("BUREAU_COUNT", 3.0, limits) is None  # history aggregate
+    assert views.editable_bounds("OWN_CAR_AGE", None, limits) is None  # not known
+
+
+def test_only_moved_factors_are_sent_in_the_columns_unit() -> None:
+    factors = [
+        {"column": "DAYS_EMPLOYED", "unit": "days", "value": 7.8, "step": 0.5, "integer": True},
+        {"column": "EXT_SOURCE_2", "unit": "score", "value": 0.51, "step": 0.01, "integer": False},
+    ]
+    assert views.factor_edits(factors, [7.8, 0.51]) == {}
+    assert views.factor_edits(factors, [10.0, 0.512]) == {"DAYS_EMPLOYED": -3652.0}
+    assert views.factor_edits(factors, [None, 0.7]) == {"EXT_SOURCE_2": 0.7}
+    sent = views.whatif_application({}, 100_002, {"DAYS_REGISTRATION": -100.0})
+    assert sent["numeric_fields"] == {"DAYS_REGISTRATION": -100.0}  # a moved factor is sent
+
+
+def test_suggestions_are_a_listbox_of_at_most_ten_escaped_numbers() -> None:
+    empty = views.suggestions("en", "12<")
+    assert 'id="client-suggestions"' in empty and "listbox" not in empty and "12&lt;" in empty
+    shown = views.suggestions("fr", "1000", list(range(100_000, 100_015)))
+    assert shown.count('role="option"') == 10 and 'role="listbox"' in shown
+    assert 'aria-label="Numéros de client correspondants"' in shown
+    assert "<strong>1000</strong>00" in shown and "10 numéros de client" in shown

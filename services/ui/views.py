@@ -457,8 +457,9 @@ def factor_slider(
         "column": column,
         "label": label,
         "unit": unit,
-        "minimum": round(lo, 10),
-        "maximum": round(hi, 10),
+        # Rounding away the grid's float noise, never past what the API accepts.
+        "minimum": max(round(lo, 10), api[0]),
+        "maximum": min(round(hi, 10), api[1]),
         "step": step,
         # As the slider's grid shows it (no raw floats such as 7.7590691 years).
         "value": round(shown(value, unit), max(0, -math.floor(math.log10(step)))),
