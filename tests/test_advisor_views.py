@@ -10,6 +10,7 @@ uvicorn for the dashboard's HTTP client).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -221,6 +222,42 @@ def test_a_store_materialised_before_the_index_finds_nothing_and_says_so_once(
     finally:
         restore(served_stack.store_settings, ids)
     assert search(stub, "1", 3) == ids[:3]
+
+
+def search_outcome(stub: Any, prefix: str) -> str:
+    """The search's answer as a code: OK, or the status and its reason."""
+    try:
+        search(stub, prefix, 5)
+    except grpc.RpcError as error:
+        reasons = dict(error.trailing_metadata() or ())
+        return f"{error.code().name}:{reasons.get('credit-error-reason', '')}"
+    return "OK"
+
+
+def eventually(probe: Any, timeout: float = 30.0) -> None:
+    """Poll ``probe`` until true; fail after ``timeout`` s (a bound, not a speed test)."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_search_in_an_incomplete_store_is_unavailable_never_an_empty_answer(
+    own: tuple[Stack, Any],
+) -> None:
+    """A store that lost its markers (emptied, a load cut short) says so, as a client read
+    does: an empty list would tell the advisor that no such client exists."""
+    served_stack, _ = own
+    stub = scoring_pb2_grpc.ScoringServiceStub(grpc.insecure_channel(served_stack.scoring_address))
+    markers = MarkerStore(open_store(served_stack.store_settings))
+    kept = markers.read()
+    markers.clear()
+    try:
+        eventually(lambda: search_outcome(stub, "1") == "UNAVAILABLE:feature-store-incomplete")
+    finally:
+        markers.write(list(kept.values()))
+    eventually(lambda: search_outcome(stub, "1") == "OK")
 
 
 def test_redis_index_expires_with_the_marker_and_teardown_removes_it(
