@@ -10,9 +10,10 @@ uvicorn for the dashboard's HTTP client).
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from credit.v1 import explainer_pb2, explainer_pb2_grpc, scoring_pb2, scoring_pb
 from services.common import features as feature_source
 from services.explainer import reference
 from services.ui.client import GatewayClient
-from serving_core.feature_store.client_index import ClientIndex
+from serving_core.feature_store.client_index import SQLITE_TABLE, ClientIndex
 from serving_core.feature_store.completeness import VIEWS, MarkerStore
 from serving_core.feature_store.reader import register_model_features
 from serving_core.feature_store.settings import FeatureStoreSettings, open_store
@@ -260,22 +261,30 @@ def test_search_in_an_incomplete_store_is_unavailable_never_an_empty_answer(
     eventually(lambda: search_outcome(stub, "1") == "OK")
 
 
-def test_redis_index_expires_with_the_marker_and_teardown_removes_it(
-    own: tuple[Stack, Any],
+def test_the_index_lives_in_the_store_and_teardown_removes_it(
+    own: tuple[Stack, Any], ids: list[int]
 ) -> None:
     """Redis: one sorted set (score 0, ZRANGEBYLEX), under the marker's expiry, in Feast's
-    key-prefix/project convention so Feast's teardown deletes it with the clients."""
+    key-prefix/project convention so Feast's teardown deletes it with the clients. SQLite: a
+    table of its own in the online store's file. (Last of the module's tests on ``own``.)"""
     served_stack, client = own
-    if client is None:
-        pytest.skip("Redis only (SQLite: a table in the online store's file)")
     store = open_store(served_stack.store_settings)
-    key = ClientIndex(store).redis_key()
-    assert client.type(key) == b"zset"
-    assert {score for _, score in client.zrange(key, 0, 50, withscores=True)} == {0.0}
-    marker_ttl, index_ttl = client.ttl(MarkerStore(store).redis_key()), client.ttl(key)
-    assert 0 < index_ttl <= 3600 and abs(index_ttl - marker_ttl) <= 1
+    index = ClientIndex(store)
+    if client is not None:
+        key = index.redis_key()
+        assert client.type(key) == b"zset" and client.zcard(key) == len(ids)
+        assert {score for _, score in client.zrange(key, 0, 50, withscores=True)} == {0.0}
+        marker_ttl, index_ttl = client.ttl(MarkerStore(store).redis_key()), client.ttl(key)
+        assert 0 < index_ttl <= 3600 and abs(index_ttl - marker_ttl) <= 1
+    else:
+        path = served_stack.store_settings.sqlite_path
+        with closing(sqlite3.connect(path)) as db:
+            rows = db.execute(f"SELECT client_id FROM {SQLITE_TABLE} ORDER BY client_id")
+            assert [row[0] for row in rows] == ids
     store.teardown()
-    assert not client.exists(key) and not client.exists(MarkerStore(store).redis_key())
+    assert index.search("1", 1) is None
+    if client is not None:
+        assert not client.exists(key) and not client.exists(MarkerStore(store).redis_key())
 
 
 # -- GetScoreDistribution (gRPC) -------------------------------------------------------------
