@@ -105,7 +105,8 @@ def _bins(
     (``population.merge_bins``), so no bin straddles it and none tells one client's outcome."""
     top = max(float(p.max()), threshold)
     steps = max(1, math.ceil(top / width - 1e-9))  # the last bin is closed: p == upper fits
-    upper = min(1.0, round(steps * width, 10))
+    # Never under the largest probability (a rounding of steps * width could be).
+    upper = max(min(1.0, round(steps * width, 10)), top)
     grid = [round(i * width, 10) for i in range(steps)] + [upper]
     sides = [grid]
     if 0.0 < threshold < upper:
