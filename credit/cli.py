@@ -186,6 +186,21 @@ def train(
         int | None,
         typer.Option(min=1, help="Seed bagging: LightGBM models per fold, averaged (default 1)."),
     ] = None,
+    tune: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Nested Optuna search: N_TRIALS settings per outer fold, judged on inner folds "
+            "of its training part only (0: off).",
+            metavar="N_TRIALS",
+        ),
+    ] = 0,
+    select: Annotated[
+        bool,
+        typer.Option(
+            help="Drop near-zero-gain inputs, chosen inside each outer fold's training part."
+        ),
+    ] = False,
 ) -> None:
     """Train, calibrate, evaluate and register a model (artifacts/metrics.json, MLflow)."""
     import json
@@ -207,6 +222,8 @@ def train(
     }
     if bags is not None:
         fingerprint["bags"] = bags
+    if tune or select:
+        fingerprint.update(tune=tune, select=select)
     if if_stale and stamp.is_file() and json.loads(stamp.read_text()) == fingerprint:
         typer.echo("model is current for these features: not retraining (make train forces it)")
         return
@@ -223,6 +240,8 @@ def train(
         seed=settings.seed,
         data_source=json.dumps(source_spec(settings), sort_keys=True),
         n_bags=bags,
+        tune_trials=tune,
+        select_features=select,
     )
     stamp.write_text(json.dumps(fingerprint) + "\n")
     _register_feature_services(settings)

@@ -32,6 +32,9 @@ from serving_core.bundle import Calibrator, _logit
 Fold = tuple[np.ndarray, np.ndarray]
 Weighting = Literal["none", "scale_pos_weight"]
 ProgressFn = Callable[[str], None]
+# Per outer fold, from the fold's index and its training rows only: the LightGBM settings and
+# the inputs its model uses (nested tuning and feature selection, training/tuning.py).
+FoldSetup = Callable[[int, np.ndarray], tuple[dict[str, Any], list[str]]]
 
 PROTECTED_FEATURES: tuple[str, ...] = ("CODE_GENDER",)
 # Not model inputs: on a few thousand applications they are noise (the building's
@@ -144,6 +147,9 @@ class CVResult:
     booster: lgb.Booster | None = None
     optimistic_fold_auc: list[float] = field(default_factory=list)
     bag_iterations: list[list[int]] = field(default_factory=list)
+    # With a ``fold_setup``: each fold's own settings and inputs, chosen on its training part.
+    fold_params: list[dict[str, Any]] = field(default_factory=list)
+    fold_features: list[list[str]] = field(default_factory=list)
 
     @property
     def auc_mean(self) -> float:
@@ -244,6 +250,7 @@ def cross_validate_lgbm(
     refit_folds: bool = True,
     refit: bool = True,
     n_bags: int = 1,
+    fold_setup: FoldSetup | None = None,
     progress: ProgressFn | None = None,
 ) -> CVResult:
     """Stratified-CV LightGBM: honest out-of-fold predictions, fold AUCs, best iterations.
@@ -255,8 +262,11 @@ def cross_validate_lgbm(
     else the inner model is kept. That model scores the outer fold, which takes part in no
     choice. With ``n_bags`` > 1 this is repeated with other seeds and inner splits and the
     fold's models are averaged (log-odds). With ``refit`` a final booster is trained on all
-    rows (``fit_final``).
+    rows (``fit_final``). With ``fold_setup`` each fold's settings and inputs are what it
+    returns for the fold's training rows (never the scored ones), recorded per fold.
     """
+    if fold_setup and refit:
+        raise ValueError("with a fold_setup the final model's settings are chosen by the caller")
     y = np.asarray(y)
     oof = np.full(len(y), np.nan)
     fold_auc: list[float] = []
@@ -264,19 +274,29 @@ def cross_validate_lgbm(
     best: list[int] = []
     bag_iterations: list[list[int]] = []
     seed = int(params.get("seed", 0))
+    fold_params: list[dict[str, Any]] = []
+    fold_features: list[list[str]] = []
+    all_columns = list(X.columns)
     for k, (train_idx, valid_idx) in enumerate(folds):
+        fold_base, columns = (
+            fold_setup(k, np.asarray(train_idx)) if fold_setup else (params, all_columns)
+        )
+        Xk = X if columns == all_columns else X[columns]
+        if fold_setup:
+            fold_params.append(dict(fold_base))
+            fold_features.append(list(columns))
         raw = np.zeros(len(valid_idx))
         boosters: list[lgb.Booster] = []
         iterations: list[int] = []
         for bag in range(n_bags):
-            member = bag_params(params, bag)
+            member = bag_params(fold_base, bag)
             inner = StratifiedShuffleSplit(
                 n_splits=1, test_size=inner_valid_share, random_state=seed + k + 1000 * bag
             )
             fit_pos, stop_pos = next(inner.split(np.zeros(len(train_idx)), y[train_idx]))
             fit_idx, stop_idx = train_idx[fit_pos], train_idx[stop_pos]
-            train_set = lgb.Dataset(X.iloc[fit_idx], y[fit_idx], free_raw_data=False)
-            stop_set = lgb.Dataset(X.iloc[stop_idx], y[stop_idx], reference=train_set)
+            train_set = lgb.Dataset(Xk.iloc[fit_idx], y[fit_idx], free_raw_data=False)
+            stop_set = lgb.Dataset(Xk.iloc[stop_idx], y[stop_idx], reference=train_set)
             stopper = _StopOnInner(early_stopping_rounds)
             booster = lgb.train(
                 {**member, "metric": "auc"},
@@ -294,11 +314,11 @@ def cross_validate_lgbm(
                 # search covers the same range.
                 booster = lgb.train(
                     member,
-                    lgb.Dataset(X.iloc[train_idx], y[train_idx]),
+                    lgb.Dataset(Xk.iloc[train_idx], y[train_idx]),
                     num_boost_round=booster.current_iteration(),
                 )
             raw += booster.predict(
-                X.iloc[valid_idx], num_iteration=iteration, raw_score=True, num_threads=1
+                Xk.iloc[valid_idx], num_iteration=iteration, raw_score=True, num_threads=1
             )
             boosters.append(booster)
             iterations.append(int(iteration))
@@ -307,7 +327,7 @@ def cross_validate_lgbm(
         oof[valid_idx] = 1.0 / (1.0 + np.exp(-raw / n_bags))
         fold_auc.append(float(roc_auc_score(y[valid_idx], oof[valid_idx])))
         # Optimistic only: one tree count for all the fold's models, picked on the scored fold.
-        optimistic.append(_optimistic_auc(y[valid_idx], boosters, X.iloc[valid_idx], fold_auc[-1]))
+        optimistic.append(_optimistic_auc(y[valid_idx], boosters, Xk.iloc[valid_idx], fold_auc[-1]))
         best.append(max(1, round(float(np.mean(iterations)))))
         bag_iterations.append(iterations)
         if progress:
@@ -323,6 +343,8 @@ def cross_validate_lgbm(
         params=dict(params),
         optimistic_fold_auc=optimistic,
         bag_iterations=bag_iterations,
+        fold_params=fold_params,
+        fold_features=fold_features,
     )
     if refit:
         result.booster = fit_final(X, y, result)

@@ -43,7 +43,7 @@ from sklearn.calibration import calibration_curve
 from credit.settings import DEFAULT_TRACKING_URI
 from serving_core.bundle import ScoringModel, ScoringPyfunc
 from serving_core.frame import model_columns, model_matrix
-from training import modeling
+from training import modeling, tuning
 from training.drift import training_drift_report
 from training.performance import granted_band_auc
 
@@ -456,11 +456,15 @@ def run_training(
     progress: bool = True,
     data_source: str = "",
     n_bags: int | None = None,
+    tune_trials: int = 0,
+    select_features: bool = False,
 ) -> dict[str, Any]:
     """Train and register a model; returns the metrics written to ``metrics.json``.
 
     ``n_bags``: LightGBM models per fold and in the served model, each with its own seed,
-    averaged (default ``modeling.FULL_BAGS``, 1 in quick mode)."""
+    averaged (default ``modeling.FULL_BAGS``, 1 in quick mode). ``tune_trials`` (> 1) and
+    ``select_features``: nested search and feature selection (training/tuning.py), chosen
+    inside each outer fold's training part and, for the served model, on all rows."""
     started = time.perf_counter()
     features_dir, artifacts_dir = Path(features_dir), Path(artifacts_dir)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -494,6 +498,7 @@ def run_training(
     ]
     log.info("train.data", n_train=len(y), n_features=X.shape[1], default_rate=float(y.mean()))
 
+    X_inputs, inputs_schema = X, model_schema
     folds = modeling.make_folds(y, n_folds, seed)
     with _steps(progress, total=8) as step:
         step("class weighting comparison")
@@ -509,8 +514,74 @@ def run_training(
             **rounds,
         )
         cv = choice.results[choice.chosen]
+        served_params = cv.params
+        tuning_record: dict[str, Any] | None = None
         step(f"seed bagging: {n_bags} models per fold", advance=True)
-        if n_bags > 1:
+        if tune_trials > 1 or select_features:
+            # Nested: every outer fold's inputs and settings are chosen on its training part
+            # alone (inner folds), the fold only scores; the served model is what the same
+            # procedure chooses on all rows. The weighting stays the one chosen above.
+            base = cv.params
+            fold_choices: list[tuning.Choice] = []
+
+            def pick(rows: np.ndarray, seed: int, label: str) -> tuning.Choice:
+                return tuning.choose(
+                    X,
+                    y,
+                    rows,
+                    base,
+                    trials=tune_trials,
+                    select=select_features,
+                    seed=seed,
+                    label=label,
+                    progress=step,
+                    num_boost_round=rounds["num_boost_round"],
+                    early_stopping_rounds=rounds["early_stopping_rounds"],
+                )
+
+            def fold_setup(k: int, rows: np.ndarray) -> tuple[dict[str, Any], list[str]]:
+                chosen = pick(rows, seed + k, f"fold {k + 1}/{n_folds}: ")
+                fold_choices.append(chosen)
+                return chosen.params, chosen.features
+
+            step(f"nested search: {tune_trials} trials, selection {select_features}")
+            cv = modeling.cross_validate_lgbm(
+                X,
+                y,
+                folds,
+                base,
+                n_bags=n_bags,
+                refit=False,
+                fold_setup=fold_setup,
+                progress=step,
+                num_boost_round=rounds["num_boost_round"],
+                early_stopping_rounds=rounds["early_stopping_rounds"],
+            )
+            final = pick(np.arange(len(y)), seed, "all rows: ")
+            served_params = final.params
+            tuning_record = {
+                "trials": tune_trials,
+                "select": select_features,
+                "min_gain_share": tuning.MIN_GAIN_SHARE if select_features else None,
+                "inner_folds": tuning.INNER_FOLDS,
+                "space": {k: list(v) for k, v in tuning.SPACE.items()},
+                "folds": [c.summary() for c in fold_choices],
+                "final": final.summary(),
+            }
+            X = X[final.features]
+            model_schema = {
+                **model_schema,
+                "features": [f for f in model_schema["features"] if f["name"] in final.features],
+            }
+            step(f"refit on all {len(y)} rows ({n_bags} x {final.rounds} trees)", advance=True)
+            booster = modeling.average_boosters(
+                [
+                    modeling.fit_booster(X, y, modeling.bag_params(final.params, bag), final.rounds)
+                    for bag in range(n_bags)
+                ]
+            )
+            n_trees = n_bags * final.rounds
+        elif n_bags > 1:
             # The weighting is chosen on single models; the chosen settings are then
             # measured again, honestly, as the averaged models that will be served.
             cv = modeling.cross_validate_lgbm(
@@ -524,10 +595,12 @@ def run_training(
                 num_boost_round=rounds["num_boost_round"],
                 early_stopping_rounds=rounds["early_stopping_rounds"],
             )
-        step(f"refit on all {len(y)} rows ({n_bags} x {cv.bag_rounds} trees)", advance=True)
-        booster = modeling.fit_final(X, y, cv)
+        if tuning_record is None:
+            step(f"refit on all {len(y)} rows ({n_bags} x {cv.bag_rounds} trees)", advance=True)
+            booster = modeling.fit_final(X, y, cv)
+            n_trees = int(sum(cv.bag_rounds))
 
-        constraints = cv.params.get("monotone_constraints", [0] * X.shape[1])
+        constraints = served_params.get("monotone_constraints", [0] * X.shape[1])
         step("calibration", advance=True)
         calibration = modeling.fit_calibration(y, cv.oof, folds)
         p_cal = calibration.calibrator.predict(cv.oof)
@@ -552,9 +625,12 @@ def run_training(
         )
 
         step("baselines", advance=True)
-        app_features = [f["name"] for f in model_schema["features"] if f["source"] == "application"]
+        # On every input the selection started from: the baselines choose nothing.
+        app_features = [
+            f["name"] for f in inputs_schema["features"] if f["source"] == "application"
+        ]
         baselines = modeling.baseline_scores(
-            X,
+            X_inputs,
             y,
             folds,
             application_features=app_features,
@@ -624,7 +700,8 @@ def run_training(
             "best_iterations": cv.best_iterations,
             "bag_iterations": cv.bag_iterations,
             "n_bags": n_bags,
-            "n_trees": int(sum(cv.bag_rounds)),
+            "n_trees": n_trees,
+            "tuning": tuning_record,
             "monotone": {
                 "decreasing": [c for c, m in zip(X.columns, constraints, strict=True) if m < 0],
                 "increasing": [c for c, m in zip(X.columns, constraints, strict=True) if m > 0],
@@ -727,9 +804,11 @@ def run_training(
                 {
                     **{
                         k: v
-                        for k, v in cv.params.items()
+                        for k, v in served_params.items()
                         if k not in ("metric", "monotone_constraints")
                     },
+                    "tune_trials": tune_trials,
+                    "select_features": select_features,
                     "n_bags": n_bags,
                     "monotone_decreasing": ",".join(metrics["monotone"]["decreasing"]) or "none",
                     "monotone_increasing": ",".join(metrics["monotone"]["increasing"]) or "none",
@@ -817,6 +896,9 @@ def run_training(
             )
             for name in REPORT_FILES:
                 mlflow.log_artifact(str(artifacts_dir / name), artifact_path="reports")
+            if tuning_record is not None:
+                # Each outer fold's chosen settings and inputs, and the served model's.
+                mlflow.log_dict(tuning_record, "reports/tuning.json")
         step("done", advance=True)
 
     log.info(
