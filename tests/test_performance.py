@@ -165,6 +165,16 @@ def test_report_by_version_and_decision_month(scenario: dict[str, Any], tmp_path
     assert series[("credit_performance_auc", "1", "2026-01")] == pytest.approx(
         v1["cohorts"]["2026-01"]["auc"]
     )
+    bounds = {
+        s.labels["bound"]: s.value
+        for family in text_string_to_metric_families((out / "performance.prom").read_text())
+        for s in family.samples
+        if s.name == "credit_performance_auc_ci95"
+        and s.labels["model_version"] == "1"
+        and s.labels["cohort"] == "2026-01"
+    }
+    assert bounds["low"] <= v1["cohorts"]["2026-01"]["auc"] <= bounds["high"]
+    assert bounds == dict(zip(("low", "high"), v1["cohorts"]["2026-01"]["auc_ci95"], strict=True))
     assert series[("credit_performance_decisions", "1", "all")] == 500
     assert series[("credit_performance_training_auc", "1", None)] == 0.77
     assert ("credit_performance_psi", "2", "all") not in series  # unknown, not made up

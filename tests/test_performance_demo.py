@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from credit.cli import app as cli
+from tests.test_gateway_decisions import metric
 from tests.test_gateway_support import running, settings_for, write_keys
 
 MARGIN = 0.05  # the done-when
@@ -107,6 +108,7 @@ def test_exploration_share_grants_a_flagged_slice_of_refusals(
     ids = stack.train_ids[:300]
     scores = []
     with running(settings) as client:
+        grants_before = metric(client, "credit_exploration_grants_total")
         for start in range(0, len(ids), 100):
             answer = client.post(
                 "/v1/scores/batch",
@@ -129,10 +131,12 @@ def test_exploration_share_grants_a_flagged_slice_of_refusals(
             )
             if explored(what_ifs[-1]["decision_id"], share):
                 break
+        grants = metric(client, "credit_exploration_grants_total") - grants_before
     above = [s for s in scores if s["probability"] >= s["threshold"]]
     granted_above = {s["decision_id"] for s in above if s["decision"] == "granted"}
     assert granted_above == {s["decision_id"] for s in above if explored(s["decision_id"], share)}
     assert 0 < len(granted_above) < len(above)  # about a fifth of the would-be refusals
+    assert grants == len(granted_above)  # counted for the SREs, what-ifs never
     assert all(s["decision"] == "granted" for s in scores if s["probability"] < s["threshold"])
     assert explored(what_ifs[-1]["decision_id"], share)
     assert all(w["decision"] == "refused" for w in what_ifs)  # a what-if grants no loan

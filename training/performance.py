@@ -448,6 +448,14 @@ def prometheus_metrics(report: dict[str, Any]) -> Any:
         ["model_version"],
         registry=registry,
     )
+    # The realised AUC's bootstrap interval: an alert can wait until even its upper end is
+    # below the reference, rather than fire on the noise of a few dozen defaults.
+    interval = Gauge(
+        "credit_performance_auc_ci95",
+        "Bounds of the realised ROC AUC's bootstrap 95% interval.",
+        ["model_version", "cohort", "bound"],
+        registry=registry,
+    )
     Gauge(
         "credit_performance_last_run_timestamp_seconds",
         "When the report last ran.",
@@ -462,6 +470,10 @@ def prometheus_metrics(report: dict[str, Any]) -> Any:
             for name, gauge in gauges.items():
                 if values[name] is not None:  # no sample rather than a made-up value
                     gauge.labels(version, cohort).set(values[name])
+            if values["auc_ci95"] is not None:
+                low, high = values["auc_ci95"]
+                interval.labels(version, cohort, "low").set(low)
+                interval.labels(version, cohort, "high").set(high)
     return registry
 
 

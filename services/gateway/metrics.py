@@ -29,6 +29,11 @@ HTTP_DURATION = Histogram(
 DECISIONS = Counter(
     "credit_decisions_total", "Real credit decisions (simulations excluded).", ["decision"]
 )
+EXPLORATION_GRANTS = Counter(
+    "credit_exploration_grants_total",
+    "Would-be refusals granted by the exploration share (GATEWAY_EXPLORATION_SHARE); they are "
+    "also counted as granted in credit_decisions_total.",
+)
 PROBABILITIES = Histogram(
     "credit_score_probability",
     "Probability of default of real decisions (score distribution).",

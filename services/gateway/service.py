@@ -30,7 +30,7 @@ from services.gateway.backends import Backends
 from services.gateway.decisions import Decision, DecisionLog, Outcome
 from services.gateway.errors import ApiError
 from services.gateway.keys import ApiKey
-from services.gateway.metrics import DECISIONS, PROBABILITIES
+from services.gateway.metrics import DECISIONS, EXPLORATION_GRANTS, PROBABILITIES
 from services.gateway.profile import build_profile
 
 CANONICAL_VERSION = re.compile(r"[1-9][0-9]{0,9}")  # MLflow registry versions
@@ -70,6 +70,8 @@ def _count(decisions: Sequence[Decision]) -> None:
         if not decision.simulation:
             DECISIONS.labels(decision.decision).inc()
             PROBABILITIES.observe(decision.probability)
+            if decision.exploration:
+                EXPLORATION_GRANTS.inc()
 
 
 class CreditService:
