@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from pydantic import AliasChoices, Field, model_validator
@@ -82,6 +82,18 @@ class GrpcServiceSettings(BaseSettings):
             root_certificates=self.tls_client_ca_file.read_bytes(),
             require_client_auth=True,
         )
+
+    def server_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``services.common.server.build_server`` that these
+        settings decide (address, workers, reflection, mTLS, connection age): every gRPC
+        service builds its server from them the same way."""
+        return {
+            "address": f"{self.host}:{self.port}",
+            "max_workers": self.max_workers,
+            "reflection_enabled": self.reflection,
+            "credentials": self.server_credentials(),
+            "max_connection_age_seconds": self.max_connection_age_seconds,
+        }
 
     def registry_settings(self, alias: str = "champion") -> RegistrySettings:
         """Where this service finds its models in the MLflow registry."""

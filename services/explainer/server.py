@@ -175,15 +175,11 @@ def create_server(
     registry = ModelRegistry(settings.registry_settings())
     handler = ExplainerHandler(VersionCache(registry, settings.cached_versions), features)
     server, health = build_server(
-        address=f"{settings.host}:{settings.port}",
         service_names=[SERVICE],
         register=lambda s: explainer_pb2_grpc.add_ExplainerServiceServicer_to_server(
             ExplainerServicer(handler), s
         ),
-        max_workers=settings.max_workers,
-        reflection_enabled=settings.reflection,
-        credentials=settings.server_credentials(),
-        max_connection_age_seconds=settings.max_connection_age_seconds,
+        **settings.server_options(),
     )
     # It serves any registered version on demand: ready while the store holds a complete
     # run (each request still needs its version's marker, checked by FeatureSource).

@@ -187,15 +187,11 @@ def create_server(
         follower, features, settings.max_batch, settings.review_band, challengers=challenger
     )
     server, health = build_server(
-        address=f"{settings.host}:{settings.port}",
         service_names=[SERVICE],
         register=lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(
             ScoringServicer(handler), s
         ),
-        max_workers=settings.max_workers,
-        reflection_enabled=settings.reflection,
-        credentials=settings.server_credentials(),
-        max_connection_age_seconds=settings.max_connection_age_seconds,
+        **settings.server_options(),
     )
 
     def update_health() -> None:
