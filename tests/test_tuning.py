@@ -41,10 +41,10 @@ def _nested_cv(
 ) -> modeling.CVResult:
     params = modeling.lgb_params(seed=0, quick=True)
 
-    def setup(k: int, rows: np.ndarray) -> tuple[dict[str, Any], list[str]]:
+    def setup(k: int, rows: np.ndarray) -> tuple[dict[str, Any], list[str], int | None]:
         seen.append((k, set()))
         chosen = tuning.choose(X, y, rows, params, trials=3, select=True, seed=k, **FAST)
-        return chosen.params, chosen.features
+        return chosen.params, chosen.features, chosen.rounds
 
     return modeling.cross_validate_lgbm(X, y, folds, params, refit=False, fold_setup=setup, **FAST)
 
@@ -117,6 +117,8 @@ def test_tuned_training_records_each_folds_choice_and_serves_the_final_one(
     # The served booster's settings are the final search's.
     text = bundle.booster.model_to_string()
     assert f"[num_leaves: {int(final['tuned']['num_leaves'])}]" in text
+    card = (tmp_path / "artifacts" / "model_card.md").read_text()
+    assert "Nested choice of a search of 3 settings" in card
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(metrics["run_id"])
     assert run.data.params["tune_trials"] == "3"

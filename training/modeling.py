@@ -32,9 +32,10 @@ from serving_core.bundle import Calibrator, _logit
 Fold = tuple[np.ndarray, np.ndarray]
 Weighting = Literal["none", "scale_pos_weight"]
 ProgressFn = Callable[[str], None]
-# Per outer fold, from the fold's index and its training rows only: the LightGBM settings and
-# the inputs its model uses (nested tuning and feature selection, training/tuning.py).
-FoldSetup = Callable[[int, np.ndarray], tuple[dict[str, Any], list[str]]]
+# Per outer fold, from the fold's index and its training rows only: the LightGBM settings,
+# the inputs its model uses and, when not None, its tree count (nested tuning and feature
+# selection, training/tuning.py).
+FoldSetup = Callable[[int, np.ndarray], tuple[dict[str, Any], list[str], int | None]]
 
 PROTECTED_FEATURES: tuple[str, ...] = ("CODE_GENDER",)
 # Not model inputs: on a few thousand applications they are noise (the building's
@@ -278,8 +279,8 @@ def cross_validate_lgbm(
     fold_features: list[list[str]] = []
     all_columns = list(X.columns)
     for k, (train_idx, valid_idx) in enumerate(folds):
-        fold_base, columns = (
-            fold_setup(k, np.asarray(train_idx)) if fold_setup else (params, all_columns)
+        fold_base, columns, rounds = (
+            fold_setup(k, np.asarray(train_idx)) if fold_setup else (params, all_columns, None)
         )
         Xk = X if columns == all_columns else X[columns]
         if fold_setup:
@@ -290,6 +291,21 @@ def cross_validate_lgbm(
         iterations: list[int] = []
         for bag in range(n_bags):
             member = bag_params(fold_base, bag)
+            if rounds is not None:
+                # The tree count came with the settings (inner folds of the training part):
+                # fitted on the whole training part, with the patience's extra trees grown
+                # only for the optimistic figure's search, as below.
+                booster = lgb.train(
+                    member,
+                    lgb.Dataset(Xk.iloc[train_idx], y[train_idx]),
+                    num_boost_round=rounds + early_stopping_rounds,
+                )
+                raw += booster.predict(
+                    Xk.iloc[valid_idx], num_iteration=rounds, raw_score=True, num_threads=1
+                )
+                boosters.append(booster)
+                iterations.append(int(rounds))
+                continue
             inner = StratifiedShuffleSplit(
                 n_splits=1, test_size=inner_valid_share, random_state=seed + k + 1000 * bag
             )
