@@ -191,7 +191,8 @@ def train(
         typer.Option(
             min=0,
             help="Nested Optuna search: N_TRIALS settings per outer fold, judged on inner folds "
-            "of its training part only (0: off).",
+            "of its training part only (0: off; 1: the current settings, tree count from the "
+            "inner folds).",
             metavar="N_TRIALS",
         ),
     ] = 0,

@@ -118,7 +118,7 @@ def test_tuned_training_records_each_folds_choice_and_serves_the_final_one(
     text = bundle.booster.model_to_string()
     assert f"[num_leaves: {int(final['tuned']['num_leaves'])}]" in text
     card = (tmp_path / "artifacts" / "model_card.md").read_text()
-    assert "Nested choice of a search of 3 settings" in card
+    assert "Nested choice of the tree count, a search of 3 settings" in card
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(metrics["run_id"])
     assert run.data.params["tune_trials"] == "3"

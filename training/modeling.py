@@ -349,8 +349,12 @@ def cross_validate_lgbm(
         if progress:
             trees = "/".join(str(i) for i in iterations)
             progress(
-                f"fold {k + 1}/{len(folds)}: AUC {fold_auc[-1]:.4f} at {trees} trees "
-                f"(chosen on the inner split{'s' if n_bags > 1 else ''})"
+                f"fold {k + 1}/{len(folds)}: AUC {fold_auc[-1]:.4f} at {trees} trees"
+                + (
+                    " (chosen on the search's inner folds)"
+                    if rounds is not None
+                    else f" (chosen on the inner split{'s' if n_bags > 1 else ''})"
+                )
             )
     result = CVResult(
         oof=oof,

@@ -283,7 +283,7 @@ def _tuning_lines(record: dict[str, Any] | None) -> list[str]:
     """The model card's account of a nested search / selection (``--tune``, ``--select``)."""
     if not record:
         return []
-    done = []
+    done = ["the tree count"]
     if record["trials"] > 1:
         done.append(f"a search of {record['trials']} settings (Optuna TPE, current ones first)")
     if record["select"]:
@@ -291,7 +291,7 @@ def _tuning_lines(record: dict[str, Any] | None) -> list[str]:
     final = record["final"]
     tuned = ", ".join(f"{k} {v:.3g}" for k, v in final["tuned"].items())
     return [
-        "- Nested choice of " + " and ".join(done) + f", each on {record['inner_folds']} inner "
+        "- Nested choice of " + ", ".join(done) + f", each on {record['inner_folds']} inner "
         "folds of the outer fold's training part (the outer fold only scores; per-fold "
         "choices in metrics.json -> tuning). Served model, chosen the same way on all rows: "
         f"{final['n_features']} inputs" + (f", {tuned}" if tuned else "") + f", "
@@ -483,7 +483,8 @@ def run_training(
     """Train and register a model; returns the metrics written to ``metrics.json``.
 
     ``n_bags``: LightGBM models per fold and in the served model, each with its own seed,
-    averaged (default ``modeling.FULL_BAGS``, 1 in quick mode). ``tune_trials`` (> 1) and
+    averaged (default ``modeling.FULL_BAGS``, 1 in quick mode). ``tune_trials`` (> 0; 1: the current
+    settings, only the tree count chosen on inner folds) and
     ``select_features``: nested search and feature selection (training/tuning.py), chosen
     inside each outer fold's training part and, for the served model, on all rows."""
     started = time.perf_counter()
@@ -538,7 +539,7 @@ def run_training(
         served_params = cv.params
         tuning_record: dict[str, Any] | None = None
         step(f"seed bagging: {n_bags} models per fold", advance=True)
-        if tune_trials > 1 or select_features:
+        if tune_trials > 0 or select_features:
             # Nested: every outer fold's inputs and settings are chosen on its training part
             # alone (inner folds), the fold only scores; the served model is what the same
             # procedure chooses on all rows. The weighting stays the one chosen above.
