@@ -37,14 +37,11 @@ import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import closing
-from typing import Any, cast
 
 from feast import FeatureStore
-from feast.infra.online_stores.helpers import _redis_key_prefix
 from feast.infra.online_stores.redis import RedisOnlineStore
-from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
-from serving_core.feature_store.definitions import JOIN_KEY
+from serving_core.feature_store.own_records import OwnRecords
 
 SQLITE_TABLE = "credit_client_index"
 REDIS_NAME = b"credit_client_index:"
@@ -77,32 +74,14 @@ def _ranges(prefix: str) -> list[tuple[str, str]]:
     return [(f"{n:02d}:{prefix}", f"{n:02d}:{prefix};") for n in range(len(prefix), MAX_DIGITS + 1)]
 
 
-class ClientIndex:
+class ClientIndex(OwnRecords):
     """Writes and searches the index of a Feast online store (SQLite, Redis, Redis Cluster)."""
+
+    REDIS_NAME = REDIS_NAME
+    WHAT = "the client index"
 
     def __init__(self, store: FeatureStore) -> None:
         self.store = store
-
-    @property
-    def _online(self) -> Any:
-        return self.store._get_provider().online_store
-
-    def _redis(self) -> Any:
-        online = cast(RedisOnlineStore, self._online)
-        return online._get_client(self.store.config.online_store)
-
-    def redis_key(self) -> bytes:
-        return _redis_key_prefix([JOIN_KEY]) + REDIS_NAME + self.store.config.project.encode()
-
-    def _sqlite_path(self) -> str:
-        return str(cast(SqliteOnlineStore, self._online)._get_db_path(self.store.config))
-
-    def _check_kind(self) -> None:
-        if not isinstance(self._online, RedisOnlineStore | SqliteOnlineStore):
-            raise TypeError(
-                f"the client index needs a SQLite or Redis online store, not "
-                f"{type(self._online).__name__}"
-            )
 
     # -- searching -------------------------------------------------------------------
     def search(self, prefix: str, limit: int) -> list[int] | None:

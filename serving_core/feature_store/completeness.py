@@ -42,18 +42,19 @@ from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, ClassVar
 
 import polars as pl
 from feast import FeatureStore, FeatureView
 from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.helpers import _redis_key, _redis_key_prefix
+from feast.infra.online_stores.helpers import _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
-from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
+from feast.infra.online_stores.sqlite import _quote_id, _table_id
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from serving_core.feature_store.definitions import JOIN_KEY
+from serving_core.feature_store.own_records import OwnRecords
 
 VIEWS = "views"  # the run's own record
 SQLITE_TABLE = "credit_feature_store_complete"
@@ -123,33 +124,13 @@ def pick_probes(ids: Sequence[int], count: int = PROBES) -> tuple[int, ...]:
 
 
 @dataclass
-class MarkerStore:
+class MarkerStore(OwnRecords):
     """Reads and writes the markers in a Feast online store (SQLite, Redis, Redis Cluster)."""
 
+    REDIS_NAME: ClassVar[bytes] = REDIS_NAME
+    WHAT: ClassVar[str] = "completeness markers"
     store: FeatureStore
     _sqlite_ready: bool = field(default=False, repr=False)
-
-    @property
-    def _online(self) -> Any:
-        return self.store._get_provider().online_store
-
-    def _redis(self) -> Any:
-        online = cast(RedisOnlineStore, self._online)
-        return online._get_client(self.store.config.online_store)
-
-    def redis_key(self) -> bytes:
-        prefix = _redis_key_prefix([JOIN_KEY])
-        return prefix + REDIS_NAME + self.store.config.project.encode()
-
-    def _sqlite_path(self) -> str:
-        return str(cast(SqliteOnlineStore, self._online)._get_db_path(self.store.config))
-
-    def _check_kind(self) -> None:
-        if not isinstance(self._online, RedisOnlineStore | SqliteOnlineStore):
-            raise TypeError(
-                f"completeness markers need a SQLite or Redis online store, not "
-                f"{type(self._online).__name__}"
-            )
 
     # -- reading ---------------------------------------------------------------------
     def read(self) -> dict[str, Marker]:
