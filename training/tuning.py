@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
 import optuna
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from training import modeling
@@ -51,8 +50,8 @@ SPACE: dict[str, tuple[str, float, float]] = {
 
 @dataclass
 class InnerScore:
-    auc: float  # mean AUC over the inner folds
-    iterations: int  # mean tree count chosen by the inner early stopping
+    auc: float  # mean AUC of the inner folds at ``iterations`` trees
+    iterations: int  # the tree count where that mean peaks
     gain: pd.Series  # total gain per input over the inner models
 
 
@@ -103,29 +102,25 @@ def inner_cv(
     """Stratified k-fold CV of ``rows`` alone (positions in ``X``/``y``); nothing else is read."""
     rows = np.asarray(rows)
     X_rows, y_rows = X.iloc[rows], np.asarray(y)[rows]
-    params = for_columns(params, X.columns)
-    aucs: list[float] = []
-    iterations: list[int] = []
-    gain = np.zeros(X.shape[1])
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fit_pos, valid_pos in splitter.split(np.zeros(len(rows)), y_rows):
-        train_set = lgb.Dataset(X_rows.iloc[fit_pos], y_rows[fit_pos])
-        valid_set = lgb.Dataset(X_rows.iloc[valid_pos], y_rows[valid_pos], reference=train_set)
-        booster = lgb.train(
-            {**params, "metric": "auc"},
-            train_set,
-            num_boost_round=num_boost_round,
-            valid_sets=[valid_set],
-            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
-        )
-        best = max(1, booster.best_iteration)
-        pred = booster.predict(X_rows.iloc[valid_pos], num_iteration=best, num_threads=1)
-        aucs.append(float(roc_auc_score(y_rows[valid_pos], pred)))
-        iterations.append(best)
+    # One tree count for the inner models, where their mean AUC peaks (LightGBM's cv): one
+    # early stop per inner fold would flatter each fold and give a noisier tree count.
+    result = lgb.cv(
+        {**for_columns(params, X.columns), "metric": "auc"},
+        lgb.Dataset(X_rows, y_rows),
+        num_boost_round=num_boost_round,
+        folds=list(splitter.split(np.zeros(len(rows)), y_rows)),
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+        return_cvbooster=True,
+    )
+    curve = np.asarray(cast(list[float], result["valid auc-mean"]))
+    best = int(np.argmax(curve)) + 1
+    gain = np.zeros(X.shape[1])
+    for booster in cast(lgb.CVBooster, result["cvbooster"]).boosters:
         gain += booster.feature_importance(importance_type="gain", iteration=best)
     return InnerScore(
-        auc=float(np.mean(aucs)),
-        iterations=max(1, round(float(np.mean(iterations)))),
+        auc=float(curve[best - 1]),
+        iterations=best,
         gain=pd.Series(gain, index=X.columns),
     )
 
