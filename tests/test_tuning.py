@@ -37,13 +37,19 @@ def _frame() -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _nested_cv(
-    X: pd.DataFrame, y: np.ndarray, folds: list[modeling.Fold], seen: list[tuple[int, set[int]]]
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: list[modeling.Fold],
+    seen: list[tuple[int, set[int]]],
+    rounds: list[int] | None = None,
 ) -> modeling.CVResult:
     params = modeling.lgb_params(seed=0, quick=True)
 
     def setup(k: int, rows: np.ndarray) -> tuple[dict[str, Any], list[str], int | None]:
         seen.append((k, set()))
         chosen = tuning.choose(X, y, rows, params, trials=3, select=True, seed=k, **FAST)
+        if rounds is not None:
+            rounds.append(chosen.rounds)
         return chosen.params, chosen.features, chosen.rounds
 
     return modeling.cross_validate_lgbm(X, y, folds, params, refit=False, fold_setup=setup, **FAST)
@@ -64,7 +70,8 @@ def test_nested_search_never_sees_the_rows_it_scores(monkeypatch: pytest.MonkeyP
 
     calls: list[int] = []
     monkeypatch.setattr(tuning, "inner_cv", spy)
-    cv = _nested_cv(X, y, folds, seen)
+    rounds: list[int] = []
+    cv = _nested_cv(X, y, folds, seen, rounds)
 
     assert [k for k, _ in seen] == [0, 1, 2]
     for k, rows in seen:
@@ -75,6 +82,8 @@ def test_nested_search_never_sees_the_rows_it_scores(monkeypatch: pytest.MonkeyP
     # and the 2 other trials.
     assert len(calls) >= 3 * 3
     assert len(cv.fold_params) == len(cv.fold_features) == 3
+    # Each fold's model has the tree count its own search chose.
+    assert cv.best_iterations == rounds
     # The informative inputs (the first three) survive every fold's selection.
     assert all({"f0", "f1", "f2"} <= set(features) for features in cv.fold_features)
 
