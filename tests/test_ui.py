@@ -58,11 +58,17 @@ def gateway(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     """A real gateway under uvicorn on a free port, in a thread of this process."""
     root = tmp_path_factory.mktemp("ui-gateway")
     keys = write_keys(root / "keys.json")
+    # Deadlines for a busy CI machine, not the production ones: these tests check what the
+    # advisor sees; a what-if that misses the 2 s scoring deadline (a browser and five
+    # services on two cores) shows an error instead of its decision: the likely cause of
+    # the keyboard test's failures in 1 to 2 runs of 5 on a loaded machine.
     settings = settings_for(
         root / "keys.json",
         f"sqlite:///{root / 'decisions.db'}",
         stack.scoring_address,
         stack.explainer_address,
+        scoring_deadline_seconds=20,
+        explainer_deadline_seconds=20,
     )
     with served(settings) as (url, _):
         deadline = time.monotonic() + 20
