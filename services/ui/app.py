@@ -970,6 +970,16 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             """``?client=100002`` in the address opens that client once signed in."""
             return on_lookup(wanted, code) if wanted else {status: gr.skip()}
 
+        compare_in = [ctx, feature_dd, fx_dd, fy_dd, lang]
+        compare_out = [
+            scores_plot,
+            scores_alt,
+            dist_plot,
+            dist_alt,
+            scatter_plot,
+            scatter_alt,
+            neighbours_html,
+        ]
         everything = [
             ctx,
             lang,
@@ -998,13 +1008,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             feature_dd,
             fx_dd,
             fy_dd,
-            scores_plot,
-            scores_alt,
-            dist_plot,
-            dist_alt,
-            scatter_plot,
-            scatter_alt,
-            neighbours_html,
+            *compare_out,
             whatif_intro,
             *inputs.values(),
             *field_errors.values(),
@@ -1014,16 +1018,6 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             simulate_btn,
             reset_btn,
             *sim_outputs,
-        ]
-        compare_in = [ctx, feature_dd, fx_dd, fy_dd, lang]
-        compare_out = [
-            scores_plot,
-            scores_alt,
-            dist_plot,
-            dist_alt,
-            scatter_plot,
-            scatter_alt,
-            neighbours_html,
         ]
         model_out = [model_md, importance_plot, importance_alt]
 
