@@ -35,9 +35,6 @@ class OwnRecords:
     def _online(self) -> Any:
         return self.store._get_provider().online_store
 
-    def _on_redis(self) -> bool:
-        return isinstance(self._online, RedisOnlineStore)
-
     def _redis(self) -> Any:
         online = cast(RedisOnlineStore, self._online)
         return online._get_client(self.store.config.online_store)
