@@ -59,9 +59,8 @@ def gateway(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     root = tmp_path_factory.mktemp("ui-gateway")
     keys = write_keys(root / "keys.json")
     # Deadlines for a busy CI machine, not the production ones: these tests check what the
-    # advisor sees; a what-if that misses the 2 s scoring deadline (a browser and five
-    # services on two cores) shows an error instead of its decision: the likely cause of
-    # the keyboard test's failures in 1 to 2 runs of 5 on a loaded machine.
+    # advisor sees, and a what-if that missed the 2 s scoring deadline (a browser and five
+    # services on two cores) would show an error instead of its decision.
     settings = settings_for(
         root / "keys.json",
         f"sqlite:///{root / 'decisions.db'}",
@@ -774,7 +773,16 @@ def test_keyboard_only_from_sign_in_to_a_what_if_that_flips_a_refusal(
             page.keyboard.type(str(value))
         focus_on(page, "#simulate")
         page.keyboard.press("Enter")
-        page.locator("#sim-decision").get_by_text("GRANTED").wait_for()
+        try:
+            page.locator("#sim-decision").get_by_text("GRANTED").wait_for()
+        except playwright_sync.Error:  # say what the advisor saw instead
+            shot(page, "keyboard-what-if-failed.png")
+            typed = {k: page.locator(f"#whatif-{k} input").input_value() for k in what_if}
+            pytest.fail(
+                f"no GRANTED for client {client_id}, what-if {what_if}; fields {typed}; "
+                f"status {page.locator('#sim-status').inner_text()!r}; "
+                f"decision {page.locator('#sim-decision').inner_text()!r}"
+            )
         assert "SIMULATION" in page.locator("#sim-decision").inner_text()
         shot(page, "keyboard-what-if-granted.png")
     finally:

@@ -127,6 +127,10 @@ HEAD = (
     "<script>\n(() => {\n"
     f"const CHARTS = {json.dumps(CHARTS)}, TITLES = {json.dumps(TITLES)};\n"
     + r"""
+// The client named in the address when the page loaded (?client=100002), kept now: by the
+// time the load events reach the look-up, a quick advisor's own look-up may already have
+// put its client in the address, and opening that again would reset the what-if typed.
+window.creditOpenClient = new URLSearchParams(location.search).get("client") || "";
 window.uiLanguage = (code) => {
   document.documentElement.lang = code;
   if (TITLES[code]) document.title = TITLES[code];
@@ -265,8 +269,12 @@ LANGUAGE_JS = (
     "(choice) => { window.uiLanguage && window.uiLanguage("
     f"{json.dumps(LANGS)}[choice] || 'en'); return [choice]; }}"
 )
-# The client named in the address (?client=100002), read by the browser.
-OPEN_JS = "(code, box) => [code, new URLSearchParams(location.search).get('client') || '']"
+# The client named in the address when the page loaded (?client=100002), opened once.
+OPEN_JS = """(code, box) => {
+  const id = window.creditOpenClient || "";
+  window.creditOpenClient = "";
+  return [code, id];
+}"""
 # A look-up's client in the address bar: the page can be bookmarked or shared.
 CLIENT_URL_JS = """(raw) => {
   const id = String(raw || "").trim();
