@@ -78,6 +78,7 @@ class ClientIndex(OwnRecords):
     """Writes and searches the index of a Feast online store (SQLite, Redis, Redis Cluster)."""
 
     REDIS_NAME = REDIS_NAME
+    SQLITE_TABLE = SQLITE_TABLE
     WHAT = "the client index"
 
     def __init__(self, store: FeatureStore) -> None:
@@ -170,12 +171,3 @@ class ClientIndex(OwnRecords):
                 f"INSERT INTO {SQLITE_TABLE} (id_text, client_id) VALUES (?, ?)",
                 zip(members, ids, strict=True),
             )
-
-    def clear(self) -> None:
-        """Remove the index (tests, operators): searches then find none."""
-        self._check_kind()
-        if isinstance(self._online, RedisOnlineStore):
-            self._redis().delete(self.redis_key())
-            return
-        with closing(sqlite3.connect(self._sqlite_path(), timeout=60.0)) as db, db:
-            db.execute(f"DROP TABLE IF EXISTS {SQLITE_TABLE}")

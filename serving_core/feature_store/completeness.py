@@ -128,6 +128,7 @@ class MarkerStore(OwnRecords):
     """Reads and writes the markers in a Feast online store (SQLite, Redis, Redis Cluster)."""
 
     REDIS_NAME: ClassVar[bytes] = REDIS_NAME
+    SQLITE_TABLE: ClassVar[str] = SQLITE_TABLE
     WHAT: ClassVar[str] = "completeness markers"
     store: FeatureStore
     _sqlite_ready: bool = field(default=False, repr=False)
@@ -240,15 +241,6 @@ class MarkerStore(OwnRecords):
                 [(m.name, m.to_json()) for m in markers],
             )
             db.executemany(f"DELETE FROM {SQLITE_TABLE} WHERE name = ?", [(n,) for n in remove])
-
-    def clear(self) -> None:
-        """Remove every marker: the store is declared incomplete (tests, operators)."""
-        self._check_kind()
-        if isinstance(self._online, RedisOnlineStore):
-            self._redis().delete(self.redis_key())
-            return
-        with closing(sqlite3.connect(self._sqlite_path(), timeout=60.0)) as db, db:
-            db.execute(f"DROP TABLE IF EXISTS {SQLITE_TABLE}")
 
 
 def complete_run(

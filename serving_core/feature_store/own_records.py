@@ -9,6 +9,8 @@ Feast upgrade that moves them breaks one class.
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from typing import Any, ClassVar, cast
 
 from feast import FeatureStore
@@ -28,6 +30,7 @@ class OwnRecords:
     and project). SQLite: a table of its own in the online store's file."""
 
     REDIS_NAME: ClassVar[bytes]
+    SQLITE_TABLE: ClassVar[str]
     WHAT: ClassVar[str]  # for the error on an unsupported store, e.g. "the client index"
     store: FeatureStore
 
@@ -51,3 +54,13 @@ class OwnRecords:
                 f"{self.WHAT}: a SQLite or Redis online store is needed, not "
                 f"{type(self._online).__name__}"
             )
+
+    def clear(self) -> None:
+        """Remove every record of this kind (tests, operators): the Redis key or the SQLite
+        table, the clients untouched."""
+        self._check_kind()
+        if isinstance(self._online, RedisOnlineStore):
+            self._redis().delete(self.redis_key())
+            return
+        with closing(sqlite3.connect(self._sqlite_path(), timeout=60.0)) as db, db:
+            db.execute(f"DROP TABLE IF EXISTS {self.SQLITE_TABLE}")
