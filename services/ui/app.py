@@ -275,6 +275,17 @@ OPEN_JS = """(code, box) => {
   window.creditOpenClient = "";
   return [code, id];
 }"""
+# A client chosen in the recent list is looked up as if typed, and the list emptied, ready
+# for the next choice (even of the same client).
+PICK_JS = """(choice) => {
+  if (choice) {
+    const input = document.querySelector("#client-id input, #client-id textarea");
+    input.value = choice;
+    input.dispatchEvent(new Event("input", {bubbles: true}));  // Gradio reads the new value
+    setTimeout(() => document.getElementById("lookup").click(), 0);
+  }
+  return [null];
+}"""
 # A look-up's client in the address bar: the page can be bookmarked or shared.
 CLIENT_URL_JS = """(raw) => {
   const id = String(raw || "").trim();
@@ -1029,13 +1040,20 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
         ]
         model_out = [model_md, importance_plot, importance_alt]
 
+        # Every look-up, typed or chosen (suggestions, the recent list), is a click of the
+        # look-up button or Enter in the field. Its comparison follows as a second step,
+        # so the decision shows without waiting for the charts.
+        comparisons = []
         for trigger in (lookup_btn.click, client_box.submit):
-            trigger(on_lookup, [client_box, lang], everything).then(
+            step = trigger(on_lookup, [client_box, lang], everything).then(
                 on_compare, compare_in, compare_out
-            ).then(None, client_box, None, js=CLIENT_URL_JS)
-        recent.input(lambda value: value or gr.skip(), recent, client_box).then(
-            on_lookup, [client_box, lang], everything
-        ).then(on_compare, compare_in, compare_out).then(None, client_box, None, js=CLIENT_URL_JS)
+            )
+            step.then(None, client_box, None, js=CLIENT_URL_JS)
+            comparisons.append(step)
+        # .change, not .input: Gradio's dropdown sends "input" again each time the focus
+        # leaves it (which looked the client on screen up again, putting back the what-if
+        # fields being typed) and twice for one choice; "change" comes once per new value.
+        recent.change(None, recent, recent, js=PICK_JS)
         refresh_btn.click(on_recent, lang, [status, recent])
         client_box.input(
             on_suggest,
@@ -1049,9 +1067,11 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             dropdown.input(on_pair, [ctx, fx_dd, fy_dd, lang], compare_out)
         simulate_btn.click(on_simulate, [ctx, lang, *inputs.values(), *factor_sliders], everything)
         reset_btn.click(on_reset, [ctx, lang], everything)
-        lang_radio.input(on_language, [lang_radio, ctx], everything, js=LANGUAGE_JS).then(
+        step = lang_radio.input(on_language, [lang_radio, ctx], everything, js=LANGUAGE_JS).then(
             on_compare, compare_in, compare_out
-        ).then(on_model, lang, model_out).then(on_recent, lang, [status, recent])
+        )
+        step.then(on_model, lang, model_out).then(on_recent, lang, [status, recent])
+        comparisons.append(step)
         for tab in (tab_decision, tab_profile, tab_compare, tab_whatif, tab_model):
             # Plotly sizes a figure drawn in a hidden tab to nothing; a resize on showing the
             # tab makes it fill its box again.
@@ -1062,9 +1082,17 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             None,
             js=f"() => window.uiLanguage && window.uiLanguage({json.dumps(default_lang)})",
         )
-        demo.load(on_model, lang, model_out).then(on_recent, lang, [status, recent]).then(
-            on_open, [lang, client_box], everything, js=OPEN_JS
-        ).then(on_compare, compare_in, compare_out)
+        comparisons.append(
+            demo.load(on_model, lang, model_out)
+            .then(on_recent, lang, [status, recent])
+            .then(on_open, [lang, client_box], everything, js=OPEN_JS)
+            .then(on_compare, compare_in, compare_out)
+        )
+        # A comparison still being drawn when the advisor looks another client up (or
+        # switches language) is dropped: drawn late, it would show the previous client's
+        # charts beside the new client, or after a failed look-up had emptied the page.
+        for trigger in (lookup_btn.click, client_box.submit, lang_radio.input):
+            trigger(None, None, None, cancels=comparisons)
     return demo
 
 
