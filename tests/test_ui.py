@@ -212,6 +212,31 @@ def axe_violations(page: Any) -> list[str]:
     ]
 
 
+# Every text of every chart on screen (titles, axis titles, tick labels, legend, notes)
+# inside the chart's own box: Plotly never wraps a text, it lets it run off the edge.
+CUT_TEXTS_JS = """() => {
+  const cut = [];
+  for (const plot of document.querySelectorAll(".js-plotly-plot")) {
+    if (!plot.offsetParent) continue;
+    const box = plot.getBoundingClientRect();
+    for (const text of plot.querySelectorAll("svg text")) {
+      const r = text.getBoundingClientRect();
+      if (!r.width || !text.textContent.trim()) continue;
+      if (r.left < box.left - 1 || r.right > box.right + 1) {
+        const name = plot.closest("[id]") ? plot.closest("[id]").id : "?";
+        cut.push(`#${name}: "${text.textContent}" runs from ${Math.round(r.left - box.left)}`
+          + ` to ${Math.round(r.right - box.left)} px of ${Math.round(box.width)}`);
+      }
+    }
+  }
+  return cut;
+}"""
+
+
+def cut_texts(page: Any) -> list[str]:
+    return list(page.evaluate(CUT_TEXTS_JS))
+
+
 def assert_accessible(page: Any) -> None:
     found = axe_violations(page)
     assert not found, "\n".join(found)
@@ -646,8 +671,9 @@ def test_sign_in_page_in_both_languages_and_accessible(ui: str, browser_page: An
 def test_every_tab_passes_axe_in_both_languages_at_320_720_1280(
     browser_page: tuple[Any, list[str]], stack: Any, ui: str
 ) -> None:
-    """0 violations of any impact; every tab stays a tab (no "More tabs" menu); one
-    screenshot per tab and language (1280 px) for review."""
+    """0 violations of any impact; every tab stays a tab (no "More tabs" menu); no chart
+    text cut at the chart's edge; one screenshot per tab and language (1280 px) for
+    review."""
     page = new_page(browser_page, ui)
     try:
         loaded(page, stack.train_ids[0])
@@ -680,6 +706,7 @@ def test_every_tab_passes_axe_in_both_languages_at_320_720_1280(
                     )
                     assert visible_tabs == 5, f"{width}px: {visible_tabs} tabs"
                     problems += [f"{lang} {width}px {tab}: {v}" for v in axe_violations(page)]
+                    problems += [f"{lang} {width}px {tab}: {c}" for c in cut_texts(page)]
                     if width == 1280:
                         shot(page, f"{lang}-{index + 1}-{TABS['en'][index].split()[0].lower()}.png")
             # Reflow: nothing wider than the screen at 320 px but the charts' own boxes.

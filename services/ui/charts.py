@@ -20,9 +20,28 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 DAYS_PER_YEAR = 365.25
 
 
-def wrap(text: str, width: int) -> str:
-    """Long labels on several lines: Plotly never wraps, and a 320 px screen cuts them."""
+# Plotly never wraps a text: it runs off the chart's edge. Each text is wrapped for the
+# narrowest chart, ~250 px wide on a 320 px screen (WCAG reflow), at ~8.5 px per character
+# of a 16 px title and ~7.5 px of a 13 px label; an x-axis title is centred on the plot
+# area, which the y-axis's ticks and title push right.
+TITLE_CHARS, LABEL_CHARS, AXIS_CHARS = 26, 30, 18
+# Horizontal bars: the name above each bar (line height), the bar, the gap to the next name.
+LINE_PX, BAR_PX, GAP_PX = 17, 18, 14
+
+
+def beside(x: float, low: float, high: float) -> str:
+    """The side of a vertical line at ``x`` its label goes: towards the wider part of the
+    axis, so the label never runs off the chart's edge."""
+    return "right" if x - low <= (high - low) / 2 else "left"
+
+
+def wrap(text: str, width: int = LABEL_CHARS) -> str:
+    """Long labels on several lines (see TITLE_CHARS)."""
     return "<br>".join(textwrap.wrap(text, width, break_long_words=False)) or text
+
+
+def lines(text: str) -> int:
+    return text.count("<br>") + 1
 
 
 def percent_suffix(lang: str) -> str:
@@ -38,14 +57,30 @@ def separators(lang: str) -> str:
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, lang: str = "en") -> go.Figure:
+    """The common look; ``height`` is that of a one-line title, each more line adds to it."""
+    title = wrap(title, TITLE_CHARS)
+    # The legend, when there is one, between the title and the plot: below, it ran into a
+    # wrapped x-axis title.
+    legend = sum(1 for trace in fig.data if getattr(trace, "showlegend", False) is not False) > 1
+    top = 30 + 21 * lines(title) + (28 if legend else 0)
     fig.update_layout(
         separators=separators(lang),
-        title={"text": wrap(title, 34), "x": 0, "xanchor": "left", "font": {"size": 16}},
+        # From the top down: a title of several lines never runs into the plot below it.
+        title={
+            "text": title,
+            "x": 0,
+            "xanchor": "left",
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 14},
+            "font": {"size": 16},
+        },
         template="plotly_white",
-        height=height,
+        height=height + top - 60,
         font={"family": FONT, "size": 13, "color": "#1a1a1a"},
-        margin={"l": 10, "r": 20, "t": 60, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 10, "r": 20, "t": top, "b": 40},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
     )
     return fig
 
@@ -76,7 +111,42 @@ def gauge(
             },
         )
     )
-    return _layout(fig, title, height=300, lang=lang)
+    fig = _layout(fig, title, height=300, lang=lang)
+    # The scale's end labels ("0%", "30%") sit beyond the arc's ends.
+    fig.update_layout(margin={"l": 45, "r": 45})
+    return fig
+
+
+def _names_above_bars(fig: go.Figure, names: Sequence[str]) -> tuple[int, float]:
+    """Horizontal bars (one category each, first on top) with each name on the line(s)
+    above its bar, across the chart's width, instead of beside it as an axis label: beside,
+    long names left a 320 px chart no room for the bars, and Plotly cut what did not fit.
+    Returns the height the bars and their names take, and the bars' share of a row (the
+    trace's width: 1 - gap)."""
+    label_px = LINE_PX * max((lines(name) for name in names), default=1)
+    pitch = label_px + BAR_PX + GAP_PX  # one row: name, bar, gap
+    above = (LINE_PX * lines(names[0]) + 4) / pitch if names else 0  # over the first bar
+    fig.update_yaxes(
+        showticklabels=False,
+        categoryorder="array",
+        categoryarray=list(names),
+        range=[len(names) - 0.5, -0.5 - above],
+        autorange=False,
+        showgrid=False,
+    )
+    for name in names:
+        fig.add_annotation(
+            x=0,
+            xref="paper",
+            xanchor="left",
+            y=name,
+            yanchor="bottom",
+            yshift=BAR_PX / 2 + 1,
+            text=name,
+            align="left",
+            showarrow=False,
+        )
+    return round((len(names) + above) * pitch), BAR_PX / pitch
 
 
 def waterfall(
@@ -92,7 +162,7 @@ def waterfall(
     """``rows``: (plain label with the client's value, change in percentage points),
     strongest first; ``start`` and ``end``: probabilities in % (views.probability_path)."""
     names = [labels["start"], *[label for label, _ in rows], labels["others"], labels["end"]]
-    names = [wrap(name, 26) for name in names]
+    names = [wrap(name) for name in names]
     values = [start, *[value for _, value in rows], others, end]
     measures = ["absolute", *["relative"] * (len(rows) + 1), "total"]
     text = [
@@ -117,19 +187,21 @@ def waterfall(
             connector={"line": {"color": "#888888"}},
         )
     )
-    fig.update_yaxes(autorange="reversed", automargin=True)
+    area, bar = _names_above_bars(fig, names)
+    fig.update_layout(waterfallgap=1 - bar)
     # Bars from 0 % to the highest point of the path, with room for the labels outside.
     path = [start]
     for value in [*[v for _, v in rows], others]:
         path.append(path[-1] + value)
     fig.update_xaxes(
-        title={"text": wrap(axis, 40), "font": {"size": 12}},
+        title={"text": wrap(axis), "font": {"size": 12}},
         automargin=True,
-        range=[0, 1.3 * max(path)],
+        range=[0, 1.35 * max(path)],
         ticksuffix=percent_suffix(lang),
     )
-    lines = sum(name.count("<br>") + 1 for name in names)
-    return _layout(fig, title, height=170 + 22 * lines, lang=lang)
+    fig = _layout(fig, title, height=area + 60 + 90, lang=lang)
+    fig.update_layout(margin={"b": 90})
+    return fig
 
 
 def _to_years(values: Sequence[float]) -> list[float]:
@@ -181,8 +253,8 @@ def distribution(
         marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}},
     )
     fig.update_layout(barmode="group", bargap=0.15)
-    fig.update_yaxes(title=wrap(y_axis, 30), ticksuffix=percent_suffix(lang))
-    fig.update_xaxes(title=wrap(x_axis, 40))
+    fig.update_yaxes(title=wrap(y_axis), ticksuffix=percent_suffix(lang))
+    fig.update_xaxes(title=wrap(x_axis, AXIS_CHARS))
     if marker_x is not None and not (isinstance(marker_x, float) and math.isnan(marker_x)):
         if population["categories"]:
             # A category axis has no numeric position: annotate the bar group instead.
@@ -195,11 +267,12 @@ def distribution(
                 font={"color": BLACK, "size": 13},
             )
         else:
+            low, high = (min(edges), max(edges)) if edges else (marker_x, marker_x)
             fig.add_vline(
                 x=marker_x,
                 line={"color": BLACK, "width": 3, "dash": "dash"},
                 annotation_text=names["client"],
-                annotation_position="top",
+                annotation_position=f"top {beside(marker_x, low, high)}",
             )
     return _layout(fig, title, height=380, lang=lang)
 
@@ -236,8 +309,8 @@ def scatter(
                 "line": {"color": "white", "width": 1},
             },
         )
-    fig.update_xaxes(title=wrap(x_label, 40))
-    fig.update_yaxes(title=wrap(y_label, 30))
+    fig.update_xaxes(title=wrap(x_label, AXIS_CHARS))
+    fig.update_yaxes(title=wrap(y_label))
     return _layout(fig, title, height=400, lang=lang)
 
 
@@ -265,9 +338,10 @@ def importance(
     directions = directions or {}
     names = []
     for label, _, direction in rows:
-        name = wrap(label, 26)
+        name = wrap(label)
         if direction in directions:
-            name += f"<br><i>({directions[direction][1]})</i>"
+            words = wrap(f"({directions[direction][1]})").split("<br>")
+            name += "".join(f"<br><i>{line}</i>" for line in words)
         names.append(name)
     fig = go.Figure()
     groups = [d for d in ("raises", "lowers", "mixed") if d in directions] + [None]
@@ -282,7 +356,7 @@ def importance(
             x=[100 * shares[i] for i in picked],
             y=[names[i] for i in picked],
             orientation="h",
-            name=directions[group][0] if group else "",
+            name=wrap(directions[group][0]) if group else "",
             showlegend=group is not None,
             marker=style,
             hoverinfo="skip",
@@ -290,24 +364,18 @@ def importance(
             textposition="outside",
             cliponaxis=False,
         )
-    # One row per factor, strongest first, whichever trace (direction) it is in.
-    fig.update_yaxes(
-        autorange="reversed", automargin=True, categoryorder="array", categoryarray=names
-    )
+    # One row per factor, strongest first, whichever trace (direction) it is in; rows
+    # evenly spaced, each as tall as the longest name needs.
+    area, bar = _names_above_bars(fig, names)
     fig.update_xaxes(
-        title=wrap(axis, 40),
-        ticksuffix=percent_suffix(lang),
-        range=[0, 125 * max(shares, default=1)],
+        title=wrap(axis), ticksuffix=percent_suffix(lang), range=[0, 130 * max(shares, default=1)]
     )
-    # Rows are evenly spaced: each as tall as the longest (wrapped) name needs, so two
-    # names never run into each other; the legend below the axis title.
-    lines = max((name.count("<br>") + 1 for name in names), default=1)
-    area = len(names) * (14 + 15 * lines)
-    fig.update_layout(barmode="overlay", bargap=0.25)
-    fig = _layout(fig, title, height=area + 60 + 140, lang=lang)
+    fig.update_layout(barmode="overlay", bargap=1 - bar)
+    fig = _layout(fig, title, height=area + 60 + 170, lang=lang)
+    # The legend (one entry per line: they are long) below the axis title.
     fig.update_layout(
-        margin={"b": 140},
-        legend={"orientation": "h", "x": 0, "y": -90 / area, "yanchor": "top"},
+        margin={"b": 170},
+        legend={"orientation": "v", "x": 0, "y": -70 / area, "yanchor": "top"},
     )
     return fig
 
@@ -357,21 +425,23 @@ def score_distribution(
             top = b["upper"]
             break
     top = min(1.0, max(top, 1.3 * threshold, 1.15 * probability))
-    fig.update_xaxes(title=wrap(x_label, 40), range=[0, 100 * top], ticksuffix=percent_suffix(lang))
-    fig.update_yaxes(title=wrap(y_label, 30))
+    fig.update_xaxes(
+        title=wrap(x_label, AXIS_CHARS), range=[0, 100 * top], ticksuffix=percent_suffix(lang)
+    )
+    fig.update_yaxes(title=wrap(y_label))
     # Both labels right of their lines, at two heights: they never cover each other.
     fig.add_vline(
         x=100 * threshold,
         line={"color": BLACK, "width": 3},
         annotation_text=names["threshold"],
-        annotation_position="top right",
+        annotation_position=f"top {beside(100 * threshold, 0, 100 * top)}",
         annotation_bgcolor="white",
     )
     fig.add_vline(
         x=100 * probability,
         line={"color": BLACK, "width": 3, "dash": "dash"},
         annotation_text=names["client"],
-        annotation_position="top right",
+        annotation_position=f"top {beside(100 * probability, 0, 100 * top)}",
         annotation_yshift=-22,
         annotation_bgcolor="white",
     )
