@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import make_classification
+from typer.testing import CliRunner
 
+from credit.cli import app as cli
 from serving_core.bundle import ScoringModel
 from tests.test_train_mlflow import MODEL, write_features
 from training import modeling, tuning
-from training.train import run_training
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -97,21 +98,31 @@ def test_nested_search_never_sees_the_rows_it_scores(monkeypatch: pytest.MonkeyP
 
 
 def test_tuned_training_records_each_folds_choice_and_serves_the_final_one(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`credit train --tune N --select` end to end on a tiny budget: each outer fold's chosen
-    settings and inputs in metrics.json and MLflow, the served model on the final choice."""
+    """`credit train --tune N --select` end to end on a tiny budget, through the CLI: each
+    outer fold's chosen settings and inputs in metrics.json and MLflow, the served model on
+    the final choice; `--if-stale` with the same options does not train again."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    metrics = run_training(
-        write_features(tmp_path / "features", seed=3, informative=True),
-        tmp_path / "artifacts",
-        tracking_uri=uri,
-        model_name=MODEL,
-        quick=True,
-        progress=False,
-        tune_trials=3,
-        select_features=True,
-    )
+    features = write_features(tmp_path / "features", seed=3, informative=True)
+    environment = {
+        "FEATURES_DIR": features,
+        "ARTIFACTS_DIR": tmp_path / "artifacts",
+        "MLFLOW_TRACKING_URI": uri,
+        "MODEL_NAME": MODEL,
+        "FEATURE_STORE_DIR": tmp_path / "feature_store",  # none: no feature service to add
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    command = ["train", "--quick", "--tune", "3", "--select"]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 0, result.output
+    assert "model v1 (champion)" in result.output
+    metrics = json.loads((tmp_path / "artifacts" / "metrics.json").read_text())
+    again = CliRunner().invoke(cli, [*command, "--if-stale"])
+    assert again.exit_code == 0 and "not retraining" in again.output, again.output
+    refused = CliRunner().invoke(cli, ["train", "--tune", "-1"])
+    assert refused.exit_code == 2 and "greater than or equal to 0" in refused.output
     record = metrics["tuning"]
     assert record["trials"] == 3 and record["select"] is True
     assert len(record["folds"]) == metrics["n_folds"] == 3
