@@ -143,6 +143,28 @@ def test_share_below_counts_whole_bins_and_part_of_the_clients() -> None:
     assert views.share_below([], 0.5) == 0.0
 
 
+def test_clients_whose_outcome_is_hidden_are_counted_and_drawn_grey() -> None:
+    """A side of the threshold too small to split by outcome comes as ``hidden``: counted in
+    the client's position and drawn as its own grey series, named in the text."""
+    bins = [
+        {"lower": 0.0, "upper": 0.1, "repaid": 80, "defaulted": 10, "hidden": 0},
+        {"lower": 0.1, "upper": 1.0, "repaid": 0, "defaulted": 0, "hidden": 10},
+    ]
+    assert [views.clients(b) for b in bins] == [90, 10]
+    assert views.share_below(bins, 0.1) == pytest.approx(0.9)
+    fig, alt = views.score_distribution("en", {"bins": bins}, 0.05, 0.1)
+    assert [trace.name for trace in fig.data] == ["Repaid", "Defaulted", "Outcome not shown"]
+    assert "The outcome of 10 clients (grey) is not shown" in alt
+    assert "100 clients" in alt
+    shown = [dict(b, hidden=0) for b in bins[:1]]
+    assert [
+        trace.name for trace in views.score_distribution("en", {"bins": shown}, 0.05, 0.1)[0].data
+    ] == [
+        "Repaid",
+        "Defaulted",
+    ]
+
+
 def test_factor_slider_spans_the_population_and_the_client_within_the_api() -> None:
     quantiles = {"0.01": -11_000.0, "0.99": -120.0}
     # Days before the application, shown in years; the client's 40 years widen the range,

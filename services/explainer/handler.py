@@ -23,7 +23,7 @@ from services.common.errors import InvalidArgument
 from services.common.features import FeatureSource
 from services.common.registry import VersionCache
 from services.explainer import reasons, reference
-from services.explainer.population import Neighbourhood, Population
+from services.explainer.population import HIDDEN, Neighbourhood, Population
 from services.explainer.reference import Direction, ScoreDistribution
 from serving_core import wording
 from serving_core.application import DERIVED, application_features, raw_columns
@@ -94,6 +94,7 @@ class Distribution:
     missing_rate: float
     repaid: list[int]
     defaulted: list[int]
+    hidden: list[int]  # per cell, clients whose outcome is not shown (too few to split)
     categories: list[str] = field(default_factory=list)
     bin_edges: list[float] = field(default_factory=list)
     quantiles: dict[str, float] = field(default_factory=dict)
@@ -164,12 +165,13 @@ class ExplainerHandler:
         )
         if spec["dtype"] == "category":
             counts = stats["counts"]
-            categories = sorted(set(counts.get("0", {})) | set(counts.get("1", {})))
+            categories = sorted(set().union(*(counts.get(k, {}) for k in ("0", "1", HIDDEN))))
             return Distribution(
                 **common,
                 categories=categories,
                 repaid=[int(counts.get("0", {}).get(c, 0)) for c in categories],
                 defaulted=[int(counts.get("1", {}).get(c, 0)) for c in categories],
+                hidden=[int(counts.get(HIDDEN, {}).get(c, 0)) for c in categories],
             )
         histogram = stats.get("histogram", {})
         return Distribution(
@@ -177,6 +179,7 @@ class ExplainerHandler:
             bin_edges=list(stats.get("bin_edges", [])),
             repaid=[int(v) for v in histogram.get("0", [])],
             defaulted=[int(v) for v in histogram.get("1", [])],
+            hidden=[int(v) for v in histogram.get(HIDDEN, [0] * len(histogram.get("0", [])))],
             quantiles={k: float(v) for k, v in stats.get("quantiles", {}).items() if v is not None},
         )
 

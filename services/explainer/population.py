@@ -89,12 +89,13 @@ class Population:
         if "counts" in stats:
             stats["counts"] = merge_categories(stats["counts"])
         elif "histogram" in stats:
-            edges, repaid, defaulted = merge_bins(
+            edges, repaid, defaulted, hidden = merge_bins(
                 list(stats.get("bin_edges", [])),
                 [int(v) for v in stats["histogram"].get("0", [])],
                 [int(v) for v in stats["histogram"].get("1", [])],
             )
-            stats["bin_edges"], stats["histogram"] = edges, {"0": repaid, "1": defaulted}
+            stats["bin_edges"] = edges
+            stats["histogram"] = {"0": repaid, "1": defaulted, HIDDEN: hidden}
         return stats
 
     def neighbours(
@@ -139,17 +140,20 @@ class Population:
 
 
 OTHER = "Other"
+HIDDEN = "hidden"  # beside "0" (repaid) and "1" (defaulted): clients counted, outcome not shown
 
 
 def merge_bins(
     edges: list[float], repaid: list[int], defaulted: list[int], minimum: int = MIN_CELL
-) -> tuple[list[float], list[int], list[int]]:
+) -> tuple[list[float], list[int], list[int], list[int]]:
     """Merge each non-empty bin holding fewer than ``minimum`` clients into an adjacent
     one (the smaller neighbour) until none is left; empty bins stay (they tell nothing).
-    Edges keep their meaning: the merged bin spans both."""
+    Edges keep their meaning: the merged bin spans both. Returns the edges, and per bin the
+    clients who repaid, who defaulted, and whose outcome is hidden: all of them, when even
+    the whole lot is under ``minimum`` (counted, never split by outcome)."""
     edges, repaid, defaulted = list(edges), list(repaid), list(defaulted)
     if len(edges) != len(repaid) + 1 or len(repaid) != len(defaulted):
-        return edges, repaid, defaulted
+        return edges, repaid, defaulted, [0] * len(repaid)
     while len(repaid) > 1:
         totals = [r + d for r, d in zip(repaid, defaulted, strict=True)]
         small = [i for i, t in enumerate(totals) if 0 < t < minimum]
@@ -167,15 +171,17 @@ def merge_bins(
         defaulted[low] += defaulted[high]
         del repaid[high], defaulted[high], edges[high]
     if len(repaid) == 1 and 0 < repaid[0] + defaulted[0] < minimum:
-        repaid, defaulted = [repaid[0] + defaulted[0]], [0]  # nothing can be shown safely
-    return edges, repaid, defaulted
+        return edges, [0], [0], [repaid[0] + defaulted[0]]  # no split can be shown safely
+    return edges, repaid, defaulted, [0] * len(repaid)
 
 
 def merge_categories(
     counts: dict[str, dict[str, int]], minimum: int = MIN_CELL
 ) -> dict[str, dict[str, int]]:
     """Categories with fewer than ``minimum`` clients pooled as "Other"; a pool still too
-    small takes in the smallest remaining category."""
+    small takes in the smallest remaining category. When even that leaves it under
+    ``minimum`` (the whole feature), its clients are counted under ``HIDDEN``, never split
+    by outcome."""
     repaid, defaulted = dict(counts.get("0", {})), dict(counts.get("1", {}))
     names = set(repaid) | set(defaulted)
     total = {c: int(repaid.get(c, 0)) + int(defaulted.get(c, 0)) for c in names}
@@ -188,7 +194,7 @@ def merge_categories(
     pooled_r = sum(int(repaid.pop(c, 0)) for c in small)
     pooled_d = sum(int(defaulted.pop(c, 0)) for c in small)
     if pooled_r + pooled_d < minimum:  # the whole feature is too small to split
-        pooled_r, pooled_d = pooled_r + pooled_d, 0
+        return {"0": repaid, "1": defaulted, HIDDEN: {OTHER: pooled_r + pooled_d}}
     repaid[OTHER] = repaid.get(OTHER, 0) + pooled_r
     defaulted[OTHER] = defaulted.get(OTHER, 0) + pooled_d
     return {"0": repaid, "1": defaulted}

@@ -49,6 +49,7 @@ class Bin:
     upper: float
     repaid: int
     defaulted: int
+    hidden: int = 0  # clients counted whose outcome is not shown (a side under min_cell)
 
 
 @dataclass(frozen=True)
@@ -121,15 +122,16 @@ def _bins(
             at_edge = p == edges[-1]
             repaid[-1] -= int((at_edge & ~defaulted).sum())
             bad[-1] -= int((at_edge & defaulted).sum())
-        merged_edges, repaid, bad = merge_bins(list(edges), repaid, bad, minimum)
+        merged_edges, repaid, bad, hidden = merge_bins(list(edges), repaid, bad, minimum)
         bins.extend(
             Bin(
                 lower=float(merged_edges[i]),
                 upper=float(merged_edges[i + 1]),
                 repaid=r,
                 defaulted=d,
+                hidden=h,
             )
-            for i, (r, d) in enumerate(zip(repaid, bad, strict=True))
+            for i, (r, d, h) in enumerate(zip(repaid, bad, hidden, strict=True))
         )
     return bins
 

@@ -186,6 +186,7 @@ def population(reply: explainer_pb2.PopulationResponse) -> schemas.Population:
         categories=list(reply.categories),
         repaid=list(reply.repaid),
         defaulted=list(reply.defaulted),
+        hidden=list(reply.hidden) or [0] * len(reply.repaid),  # an older explainer: none
         quantiles=dict(reply.quantiles),
     )
 
@@ -205,7 +206,13 @@ def score_distribution(
         out_of_fold=reply.out_of_fold,
         min_cell=reply.min_cell,
         bins=[
-            schemas.ScoreBin(lower=b.lower, upper=b.upper, repaid=b.repaid, defaulted=b.defaulted)
+            schemas.ScoreBin(
+                lower=b.lower,
+                upper=b.upper,
+                repaid=b.repaid,
+                defaulted=b.defaulted,
+                hidden=b.hidden,
+            )
             for b in reply.bins
         ],
     )

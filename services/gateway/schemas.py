@@ -469,6 +469,11 @@ class Population(BaseModel):
     categories: list[str]
     repaid: list[int]
     defaulted: list[int]
+    hidden: list[int] = Field(
+        description="Per bin or category, clients counted whose outcome is not shown: when "
+        "the whole feature holds fewer clients than a cell's minimum (20), they are never "
+        "split by outcome (their repaid and defaulted counts are 0)."
+    )
     quantiles: dict[str, float]
 
 
@@ -492,6 +497,11 @@ class ScoreBin(BaseModel):
     upper: float = Field(description="up to this one (excluded; included in the last bin)")
     repaid: int = Field(description="Clients of the bin who repaid")
     defaulted: int = Field(description="Clients of the bin who defaulted")
+    hidden: int = Field(
+        0,
+        description="Clients of the bin whose outcome is not shown: a whole side of the "
+        "threshold with fewer than `min_cell` clients is never split by outcome",
+    )
 
 
 class ScoreDistribution(BaseModel):
@@ -511,8 +521,20 @@ class ScoreDistribution(BaseModel):
                     "out_of_fold": True,
                     "min_cell": 20,
                     "bins": [
-                        {"lower": 0.0, "upper": 0.02, "repaid": 1234, "defaulted": 12},
-                        {"lower": 0.02, "upper": 0.04, "repaid": 987, "defaulted": 25},
+                        {
+                            "lower": 0.0,
+                            "upper": 0.02,
+                            "repaid": 1234,
+                            "defaulted": 12,
+                            "hidden": 0,
+                        },
+                        {
+                            "lower": 0.02,
+                            "upper": 0.04,
+                            "repaid": 987,
+                            "defaulted": 25,
+                            "hidden": 0,
+                        },
                     ],
                 }
             ]
@@ -521,7 +543,7 @@ class ScoreDistribution(BaseModel):
 
     model_version: str
     threshold: float = Field(description="Refused when probability >= threshold")
-    n: int = Field(description="Clients counted: the sum of every bin's counts")
+    n: int = Field(description="Clients counted: the sum of every bin's three counts")
     source: str = Field(description="Which clients and which probabilities, in plain words")
     out_of_fold: bool = Field(
         description="true: each probability comes from a cross-validation model not fitted "

@@ -19,7 +19,7 @@ from credit.heap import freeze_startup_objects
 from services.ui import charts, formats, page, views
 from services.ui.client import GatewayClient, GatewayError
 from services.ui.settings import UISettings
-from services.ui.texts import LANGS, METRIC_NAMES, category, error_text, percent, t
+from services.ui.texts import LANGS, METRIC_NAMES, category, error_text, percent, t, tn
 
 log = logging.getLogger(__name__)
 
@@ -669,6 +669,7 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             names = {
                 "repaid": t(code, "repaid"),
                 "defaulted": t(code, "defaulted"),
+                "hidden": t(code, "hidden"),
                 "client": t(code, "client"),
             }
             label = views.tidy(population["label"])
@@ -688,6 +689,9 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             else:
                 shown = views.value_text(value, state["units"].get(feature, ""), code)
                 alt = t(code, "dist_alt", label=label, n=n, value=shown)
+            hidden = sum(population.get("hidden") or [])
+            if hidden:
+                alt += " " + tn(code, "hidden_alt", hidden, n=formats.number(hidden, code))
             return {dist_plot: plot(fig), dist_alt: alt}
 
         def _scatter(state: dict[str, Any], fx: str, fy: str, code: str) -> dict[Any, Any]:

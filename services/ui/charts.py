@@ -16,6 +16,7 @@ from services.ui import formats
 
 BLUE, VERMILLION, ORANGE, SKY, BLACK = "#0072B2", "#D55E00", "#E69F00", "#56B4E9", "#000000"
 LIGHT_BLUE, LIGHT_ORANGE = "#D6E9F5", "#F9E1CC"
+GREY = "#999999"  # clients whose outcome is not shown (too few to split safely)
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 DAYS_PER_YEAR = 365.25
 
@@ -220,9 +221,11 @@ def distribution(
 ) -> go.Figure:
     """Share of each outcome group per bin (or category), client's value marked."""
     repaid, defaulted = population["repaid"], population["defaulted"]
+    hidden = population.get("hidden") or [0] * len(repaid)
     total_r, total_d = max(sum(repaid), 1), max(sum(defaulted), 1)
     share_r = [100 * c / total_r for c in repaid]
     share_d = [100 * c / total_d for c in defaulted]
+    share_h = [100 * c / max(sum(hidden), 1) for c in hidden]
     fig = go.Figure()
     marker_x: Any = client_value
     if population["categories"]:
@@ -252,6 +255,10 @@ def distribution(
         offsetgroup="d",
         marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}},
     )
+    if any(hidden):  # the whole feature too small to split by outcome: one group, grey
+        fig.add_bar(
+            x=x, y=share_h, name=names["hidden"], marker_color=GREY, width=width, offsetgroup="h"
+        )
     fig.update_layout(barmode="group", bargap=0.15)
     fig.update_yaxes(title=wrap(y_axis), ticksuffix=percent_suffix(lang))
     fig.update_xaxes(title=wrap(x_axis, AXIS_CHARS))
@@ -260,7 +267,7 @@ def distribution(
             # A category axis has no numeric position: annotate the bar group instead.
             fig.add_annotation(
                 x=marker_x,
-                y=max(share_r + share_d, default=0),
+                y=max(share_r + share_d + share_h, default=0),
                 text="▼ " + names["client"],
                 showarrow=False,
                 yshift=14,
@@ -414,13 +421,23 @@ def score_distribution(
         marker={"color": ORANGE, "pattern": {"shape": "/", "fgcolor": BLACK}},
         hoverinfo="skip",
     )
+    if any(b.get("hidden", 0) for b in bins):  # a side too small to split by outcome
+        fig.add_bar(
+            x=x,
+            y=[b.get("hidden", 0) / w for b, w in zip(bins, points, strict=True)],
+            width=width,
+            name=names["hidden"],
+            marker_color=GREY,
+            hoverinfo="skip",
+        )
     fig.update_layout(barmode="stack", bargap=0)
     # Up to where 95 % of the clients are (most probabilities sit far below 50 %: the few
     # above would squash the rest), and always past the threshold and the client.
-    total = sum(b["repaid"] + b["defaulted"] for b in bins) or 1
+    counts = [b["repaid"] + b["defaulted"] + b.get("hidden", 0) for b in bins]
+    total = sum(counts) or 1
     seen, top = 0, 1.0
-    for b in bins:
-        seen += b["repaid"] + b["defaulted"]
+    for b, count in zip(bins, counts, strict=True):
+        seen += count
         if seen >= 0.95 * total:
             top = b["upper"]
             break

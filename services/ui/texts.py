@@ -67,6 +67,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "feature_y": "Vertical axis",
         "repaid": "Repaid",
         "defaulted": "Defaulted",
+        "hidden": "Outcome not shown",
+        "hidden_alt_one": "The outcome of {n} client (grey) is not shown: too few clients "
+        "to show it without telling one client's outcome.",
+        "hidden_alt_other": "The outcome of {n} clients (grey) is not shown: too few clients "
+        "to show it without telling one client's outcome.",
         "client": "This client",
         "dist_title": "{label}: all clients by outcome",
         "dist_y": "Share of clients in the group",
@@ -223,6 +228,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "feature_y": "Axe vertical",
         "repaid": "Remboursé",
         "defaulted": "Défaut",
+        "hidden": "Issue non montrée",
+        "hidden_alt_one": "L'issue de {n} client (gris) n'est pas montrée : trop peu de "
+        "clients pour la montrer sans révéler celle d'un client.",
+        "hidden_alt_other": "L'issue de {n} clients (gris) n'est pas montrée : trop peu de "
+        "clients pour la montrer sans révéler celle d'un client.",
         "client": "Ce client",
         "dist_title": "{label} : tous les clients selon l'issue",
         "dist_y": "Part des clients du groupe",

@@ -492,16 +492,22 @@ def factor_edits(factors: list[dict[str, Any]], moved: list[float | None]) -> di
 
 
 # ---- score distribution, client search ----------------------------------------------------
+def clients(cell: dict[str, Any]) -> int:
+    """A score bin's clients: repaid, defaulted, and those whose outcome is not shown (a
+    side of the threshold too small to split by outcome)."""
+    return int(cell["repaid"] + cell["defaulted"] + cell.get("hidden", 0))
+
+
 def share_below(bins: list[dict[str, Any]], probability: float) -> float:
     """The share of the population whose probability of default is lower than
     ``probability``: the whole bins below it, and of the bin it falls in the part below it
     (spread evenly over the bin: the counts are all the gateway publishes)."""
-    total = sum(b["repaid"] + b["defaulted"] for b in bins)
+    total = sum(clients(b) for b in bins)
     if not total:
         return 0.0
     below = 0.0
     for b in bins:
-        count = b["repaid"] + b["defaulted"]
+        count = clients(b)
         if b["upper"] <= probability:
             below += count
         elif b["lower"] < probability:
@@ -519,6 +525,7 @@ def score_distribution(
     names = {
         "repaid": t(lang, "repaid"),
         "defaulted": t(lang, "defaulted"),
+        "hidden": t(lang, "hidden"),
         "threshold": t(lang, "scores_threshold", thr=thr),
         "client": t(lang, "scores_client", p=p),
     }
@@ -532,15 +539,16 @@ def score_distribution(
         t(lang, "scores_y"),
         lang,
     )
-    n = sum(b["repaid"] + b["defaulted"] for b in bins)
+    n = sum(clients(b) for b in bins)
     share = percent(share_below(bins, probability), lang, 0)
-    alt = " ".join(
-        [
-            t(lang, "scores_alt", n=formats.number(n, lang), thr=thr, p=p),
-            t(lang, "scores_position", share=share, p=p),
-        ]
-    )
-    return fig, alt
+    parts = [
+        t(lang, "scores_alt", n=formats.number(n, lang), thr=thr, p=p),
+        t(lang, "scores_position", share=share, p=p),
+    ]
+    hidden = sum(int(b.get("hidden", 0)) for b in bins)
+    if hidden:
+        parts.append(tn(lang, "hidden_alt", hidden, n=formats.number(hidden, lang)))
+    return fig, " ".join(parts)
 
 
 def importance(lang: str, rows: list[dict[str, Any]]) -> tuple[Any, str]:
