@@ -851,6 +851,22 @@ def test_focus_passing_through_the_recent_list_looks_nothing_up(
     playwright_sync.expect(recent).to_have_value("")  # emptied, ready for the next choice
 
 
+def test_the_last_look_up_asked_for_is_the_one_shown(
+    browser_page: tuple[Any, list[str]], stack: Any
+) -> None:
+    """A second look-up asked for while the first is still running is not dropped (Gradio's
+    default for a click): it runs after, and its client is the one on screen."""
+    page, _ = browser_page
+    first, second = stack.train_ids[6], stack.train_ids[7]
+    look_up(page, first)
+    look_up(page, second)  # well before the first answers (~0.5 s)
+    status_text(page, f"Client {second} loaded")
+    page.get_by_role("tab", name="Decision").click()
+    playwright_sync.expect(page.locator("#gauge-alt")).not_to_be_empty()
+    assert str(second) in (page.locator("#gauge .gtitle").text_content() or "")
+    assert page.locator("#client-id input").input_value() == str(second)
+
+
 def test_a_link_opens_a_client_after_sign_in(
     browser_page: tuple[Any, list[str]], stack: Any, ui: str
 ) -> None:

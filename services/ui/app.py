@@ -553,7 +553,9 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             updates.update(
                 {
                     ctx: state,
-                    client_box: gr.update(label=t(code, "client_id"), value=str(client_id)),
+                    # The label only: the field holds what the advisor typed, and a look-up
+                    # typed while this one ran must find its own number there, not ours.
+                    client_box: gr.update(label=t(code, "client_id")),
                     status: views.message(t(code, "loaded", client_id=client_id)),
                     gauge_plot: plot(gauge_fig),
                     gauge_alt: gauge_text,
@@ -990,8 +992,13 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             return views.suggestions(code, prefix, [int(c) for c in found])
 
         def on_open(code: str, wanted: str | None) -> dict[Any, Any]:
-            """``?client=100002`` in the address opens that client once signed in."""
-            return on_lookup(wanted, code) if wanted else {status: gr.skip()}
+            """``?client=100002`` in the address opens that client once signed in (and puts
+            its number in the field)."""
+            if not wanted:
+                return {status: gr.skip()}
+            out = on_lookup(wanted, code)
+            out[client_box] = gr.update(label=t(code, "client_id"), value=wanted)
+            return out
 
         compare_in = [ctx, feature_dd, fx_dd, fy_dd, lang]
         compare_out = [
@@ -1046,12 +1053,14 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
 
         # Every look-up, typed or chosen (suggestions, the recent list), is a click of the
         # look-up button or Enter in the field. Its comparison follows as a second step,
-        # so the decision shows without waiting for the charts.
+        # so the decision shows without waiting for the charts. "always_last": a look-up
+        # asked for while one runs is run after it (Gradio's default drops it, and the
+        # first client stayed on screen under the second one's number).
         comparisons = []
         for trigger in (lookup_btn.click, client_box.submit):
-            step = trigger(on_lookup, [client_box, lang], everything).then(
-                on_compare, compare_in, compare_out
-            )
+            step = trigger(
+                on_lookup, [client_box, lang], everything, trigger_mode="always_last"
+            ).then(on_compare, compare_in, compare_out)
             step.then(None, client_box, None, js=CLIENT_URL_JS)
             comparisons.append(step)
         # .change, not .input: Gradio's dropdown sends "input" again each time the focus
