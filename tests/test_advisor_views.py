@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from credit.v1 import explainer_pb2, explainer_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 from services.common import features as feature_source
 from services.explainer import reference
-from services.ui import views
+from services.ui import charts
 from services.ui.client import GatewayClient
 from serving_core.feature_store.client_index import SQLITE_TABLE, ClientIndex
 from serving_core.feature_store.completeness import VIEWS, MarkerStore
@@ -461,6 +461,6 @@ def test_the_dashboards_client_reads_both(
             assert client.search_clients("100")["clients"] == expected(ids, "100", 10)
             distribution = client.score_distribution()
             assert distribution["model_version"] == stack.model.model_version
-            assert distribution["n"] == sum(map(views.clients, distribution["bins"]))
+            assert distribution["n"] == sum(map(charts.clients, distribution["bins"]))
         finally:
             client.close()

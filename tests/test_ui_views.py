@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from services.ui import formats, page, texts, views
+from services.ui import charts, formats, page, texts, views
 
 
 def test_whatif_application_carries_the_edits_in_the_gateway_shape() -> None:
@@ -150,7 +150,7 @@ def test_clients_whose_outcome_is_hidden_are_counted_and_drawn_grey() -> None:
         {"lower": 0.0, "upper": 0.1, "repaid": 80, "defaulted": 10, "hidden": 0},
         {"lower": 0.1, "upper": 1.0, "repaid": 0, "defaulted": 0, "hidden": 10},
     ]
-    assert [views.clients(b) for b in bins] == [90, 10]
+    assert [charts.clients(b) for b in bins] == [90, 10]
     assert views.share_below(bins, 0.1) == pytest.approx(0.9)
     fig, alt = views.score_distribution("en", {"bins": bins}, 0.05, 0.1)
     assert [trace.name for trace in fig.data] == ["Repaid", "Defaulted", "Outcome not shown"]

@@ -19,7 +19,7 @@ from credit.heap import freeze_startup_objects
 from services.ui import charts, formats, page, views
 from services.ui.client import GatewayClient, GatewayError
 from services.ui.settings import UISettings
-from services.ui.texts import LANGS, METRIC_NAMES, category, error_text, percent, t, tn
+from services.ui.texts import LANGS, METRIC_NAMES, category, error_text, percent, t
 
 log = logging.getLogger(__name__)
 
@@ -691,10 +691,8 @@ def build(settings: UISettings, client: GatewayClient) -> gr.Blocks:
             else:
                 shown = views.value_text(value, state["units"].get(feature, ""), code)
                 alt = t(code, "dist_alt", label=label, n=n, value=shown)
-            hidden = sum(population.get("hidden") or [])
-            if hidden:
-                alt += " " + tn(code, "hidden_alt", hidden, n=formats.number(hidden, code))
-            return {dist_plot: plot(fig), dist_alt: alt}
+            hidden = views.hidden_note(code, sum(population.get("hidden") or []))
+            return {dist_plot: plot(fig), dist_alt: f"{alt} {hidden}".strip()}
 
         def _scatter(state: dict[str, Any], fx: str, fy: str, code: str) -> dict[Any, Any]:
             # The API gives the group's default rate and anonymous, outcome-free points:

@@ -30,6 +30,12 @@ TITLE_CHARS, LABEL_CHARS, AXIS_CHARS = 26, 30, 18
 LINE_PX, BAR_PX, GAP_PX = 17, 18, 14
 
 
+def clients(cell: dict[str, Any]) -> int:
+    """A score bin's clients: repaid, defaulted, and those whose outcome is not shown (a
+    side of the threshold too small to split by outcome)."""
+    return int(cell["repaid"] + cell["defaulted"] + cell.get("hidden", 0))
+
+
 def beside(x: float, low: float, high: float) -> str:
     """The side of a vertical line at ``x`` its label goes: towards the wider part of the
     axis, so the label never runs off the chart's edge."""
@@ -58,7 +64,8 @@ def separators(lang: str) -> str:
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, lang: str = "en") -> go.Figure:
-    """The common look; ``height`` is that of a one-line title, each more line adds to it."""
+    """The common look; ``height`` is the figure's with a 60 px top margin: a title of more
+    lines or a legend above the plot makes the margin, and the figure, taller."""
     title = wrap(title, TITLE_CHARS)
     # The legend, when there is one, between the title and the plot: below, it ran into a
     # wrapped x-axis title.
@@ -433,7 +440,7 @@ def score_distribution(
     fig.update_layout(barmode="stack", bargap=0)
     # Up to where 95 % of the clients are (most probabilities sit far below 50 %: the few
     # above would squash the rest), and always past the threshold and the client.
-    counts = [b["repaid"] + b["defaulted"] + b.get("hidden", 0) for b in bins]
+    counts = [clients(b) for b in bins]
     total = sum(counts) or 1
     seen, top = 0, 1.0
     for b, count in zip(bins, counts, strict=True):
@@ -446,7 +453,8 @@ def score_distribution(
         title=wrap(x_label, AXIS_CHARS), range=[0, 100 * top], ticksuffix=percent_suffix(lang)
     )
     fig.update_yaxes(title=wrap(y_label))
-    # Both labels right of their lines, at two heights: they never cover each other.
+    # Each label on the wider side of its line (never off the chart), at two heights: they
+    # never cover each other.
     fig.add_vline(
         x=100 * threshold,
         line={"color": BLACK, "width": 3},

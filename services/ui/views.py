@@ -492,22 +492,16 @@ def factor_edits(factors: list[dict[str, Any]], moved: list[float | None]) -> di
 
 
 # ---- score distribution, client search ----------------------------------------------------
-def clients(cell: dict[str, Any]) -> int:
-    """A score bin's clients: repaid, defaulted, and those whose outcome is not shown (a
-    side of the threshold too small to split by outcome)."""
-    return int(cell["repaid"] + cell["defaulted"] + cell.get("hidden", 0))
-
-
 def share_below(bins: list[dict[str, Any]], probability: float) -> float:
     """The share of the population whose probability of default is lower than
     ``probability``: the whole bins below it, and of the bin it falls in the part below it
     (spread evenly over the bin: the counts are all the gateway publishes)."""
-    total = sum(clients(b) for b in bins)
+    total = sum(charts.clients(b) for b in bins)
     if not total:
         return 0.0
     below = 0.0
     for b in bins:
-        count = clients(b)
+        count = charts.clients(b)
         if b["upper"] <= probability:
             below += count
         elif b["lower"] < probability:
@@ -539,16 +533,19 @@ def score_distribution(
         t(lang, "scores_y"),
         lang,
     )
-    n = sum(clients(b) for b in bins)
+    n = sum(charts.clients(b) for b in bins)
     share = percent(share_below(bins, probability), lang, 0)
     parts = [
         t(lang, "scores_alt", n=formats.number(n, lang), thr=thr, p=p),
         t(lang, "scores_position", share=share, p=p),
     ]
-    hidden = sum(int(b.get("hidden", 0)) for b in bins)
-    if hidden:
-        parts.append(tn(lang, "hidden_alt", hidden, n=formats.number(hidden, lang)))
-    return fig, " ".join(parts)
+    parts.append(hidden_note(lang, sum(int(b.get("hidden", 0)) for b in bins)))
+    return fig, " ".join(p for p in parts if p)
+
+
+def hidden_note(lang: str, count: int) -> str:
+    """The sentence naming the clients drawn grey (outcome not shown); "" when none."""
+    return tn(lang, "hidden_alt", count, n=formats.number(count, lang)) if count else ""
 
 
 def importance(lang: str, rows: list[dict[str, Any]]) -> tuple[Any, str]:
